@@ -1,0 +1,304 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+)
+
+// Version of the transfer protocol carried in the manifest.
+const Version = 1
+
+// Limits a receiver enforces on a manifest before showing it to the user.
+const (
+	MaxFiles       = 1 << 20
+	MaxPathLen     = 4096
+	MaxPathElemLen = 255
+	// MaxWindow bounds the credit a receiver may grant (chunks in flight).
+	MaxWindow = 1 << 16
+)
+
+// Control is a CONTROL frame message; T() is its "t" discriminator.
+type Control interface{ T() string }
+
+// File describes one file of a transfer. Path is '/'-separated and relative.
+type File struct {
+	Path  string `json:"path"`
+	Size  int64  `json:"size"`
+	Mtime int64  `json:"mtime,omitempty"` // Unix milliseconds, 0 if unknown
+}
+
+// Manifest is the sender's first message: what it offers.
+type Manifest struct {
+	Version   int    `json:"version"`
+	Agent     string `json:"agent,omitempty"`
+	ChunkSize int    `json:"chunkSize"`
+	TotalSize int64  `json:"totalSize"`
+	Files     []File `json:"files"`
+}
+
+// Chunks returns the number of chunks of a file of this size.
+func (m *Manifest) Chunks(size int64) uint32 {
+	return ChunkCount(size, m.ChunkSize)
+}
+
+// ChunkCount returns ceil(size/chunkSize).
+func ChunkCount(size int64, chunkSize int) uint32 {
+	return uint32((size + int64(chunkSize) - 1) / int64(chunkSize))
+}
+
+// Range is a half-open range [Start, End) of chunk indices.
+type Range [2]uint32
+
+// ResumeFile lists the chunks of one file the receiver already holds verified.
+type ResumeFile struct {
+	File int     `json:"file"`
+	Have []Range `json:"have"`
+}
+
+// Accept is the receiver's answer: it grants Window chunks of credit and may
+// list chunks it already has from an earlier, interrupted connection.
+type Accept struct {
+	Window int          `json:"window"`
+	Resume []ResumeFile `json:"resume,omitempty"`
+}
+
+// Decline refuses the offer.
+type Decline struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// Cancel stops the transfer from either side.
+type Cancel struct {
+	Reason string `json:"reason,omitempty"`
+}
+
+// EOF says every chunk of File has been sent at least once; Root is the
+// BLAKE3 root (hex) the receiver must arrive at.
+type EOF struct {
+	File int    `json:"file"`
+	Root string `json:"root"`
+}
+
+// Verified says File is complete on the receiver and its root matched.
+type Verified struct {
+	File int `json:"file"`
+}
+
+// Done says the sender has sent EOF for every file.
+type Done struct{}
+
+// Complete says the receiver holds every file, verified. The transfer is over.
+type Complete struct{}
+
+// Error reports a fatal protocol error; the connection is closed after it.
+type Error struct {
+	Code    string `json:"code"`
+	File    *int   `json:"file,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Error codes.
+const (
+	CodeRootMismatch = "root_mismatch"
+	CodeProtocol     = "protocol"
+	CodeIO           = "io"
+	CodeFileChanged  = "file_changed"
+	CodeTooLarge     = "too_large"
+)
+
+func (*Manifest) T() string { return "manifest" }
+func (*Accept) T() string   { return "accept" }
+func (*Decline) T() string  { return "decline" }
+func (*Cancel) T() string   { return "cancel" }
+func (*EOF) T() string      { return "eof" }
+func (*Verified) T() string { return "verified" }
+func (*Done) T() string     { return "done" }
+func (*Complete) T() string { return "complete" }
+func (*Error) T() string    { return "error" }
+
+func newControl(t string) Control {
+	switch t {
+	case "manifest":
+		return &Manifest{}
+	case "accept":
+		return &Accept{}
+	case "decline":
+		return &Decline{}
+	case "cancel":
+		return &Cancel{}
+	case "eof":
+		return &EOF{}
+	case "verified":
+		return &Verified{}
+	case "done":
+		return &Done{}
+	case "complete":
+		return &Complete{}
+	case "error":
+		return &Error{}
+	}
+	return nil
+}
+
+// EncodeControl returns the JSON of m with its "t" field first.
+func EncodeControl(m Control) ([]byte, error) {
+	js, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	b.WriteString(`{"t":`)
+	t, _ := json.Marshal(m.T())
+	b.Write(t)
+	if len(js) > 2 {
+		b.WriteByte(',')
+		b.Write(js[1:])
+	} else {
+		b.WriteByte('}')
+	}
+	return b.Bytes(), nil
+}
+
+func decodeControl(js []byte) (Control, error) {
+	var head struct {
+		T string `json:"t"`
+	}
+	if err := json.Unmarshal(js, &head); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrControl, err)
+	}
+	m := newControl(head.T)
+	if m == nil {
+		return nil, fmt.Errorf("%w: unknown type %q", ErrControl, head.T)
+	}
+	if err := json.Unmarshal(js, m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrControl, err)
+	}
+	if v, ok := m.(interface{ validate() error }); ok {
+		if err := v.validate(); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Manifest) validate() error {
+	if m.Version != Version {
+		return fmt.Errorf("%w: manifest version %d, want %d", ErrControl, m.Version, Version)
+	}
+	if m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize {
+		return fmt.Errorf("%w: chunk size %d out of range", ErrControl, m.ChunkSize)
+	}
+	if len(m.Files) == 0 || len(m.Files) > MaxFiles {
+		return fmt.Errorf("%w: %d files", ErrControl, len(m.Files))
+	}
+	var total int64
+	seen := make(map[string]struct{}, len(m.Files))
+	for i, f := range m.Files {
+		if err := ValidatePath(f.Path); err != nil {
+			return fmt.Errorf("file %d: %w", i, err)
+		}
+		key := strings.ToLower(f.Path) // case-insensitive file systems would merge these
+		if _, dup := seen[key]; dup {
+			return fmt.Errorf("%w: duplicate path %q", ErrControl, f.Path)
+		}
+		seen[key] = struct{}{}
+		// Chunk indices are u32 on the wire.
+		if f.Size < 0 || f.Size/int64(m.ChunkSize) >= math.MaxUint32 {
+			return fmt.Errorf("%w: file %d size %d out of range", ErrControl, i, f.Size)
+		}
+		if total+f.Size < total {
+			return fmt.Errorf("%w: total size overflows", ErrControl)
+		}
+		total += f.Size
+	}
+	// A file must not be both a file and a directory of another entry.
+	for _, f := range m.Files {
+		for p := f.Path; ; {
+			i := strings.LastIndexByte(p, '/')
+			if i < 0 {
+				break
+			}
+			p = p[:i]
+			if _, clash := seen[strings.ToLower(p)]; clash {
+				return fmt.Errorf("%w: %q is both a file and a folder", ErrControl, p)
+			}
+		}
+	}
+	if total != m.TotalSize {
+		return fmt.Errorf("%w: totalSize %d != sum of sizes %d", ErrControl, m.TotalSize, total)
+	}
+	return nil
+}
+
+func (a *Accept) validate() error {
+	if a.Window < 1 || a.Window > MaxWindow {
+		return fmt.Errorf("%w: window %d out of range", ErrControl, a.Window)
+	}
+	for _, r := range a.Resume {
+		if r.File < 0 {
+			return fmt.Errorf("%w: negative file index", ErrControl)
+		}
+		for _, h := range r.Have {
+			if h[0] >= h[1] {
+				return fmt.Errorf("%w: empty or inverted range", ErrControl)
+			}
+		}
+	}
+	return nil
+}
+
+func (e *EOF) validate() error {
+	if e.File < 0 || len(e.Root) != 2*HashLen {
+		return fmt.Errorf("%w: bad eof", ErrControl)
+	}
+	return nil
+}
+
+func (v *Verified) validate() error {
+	if v.File < 0 {
+		return fmt.Errorf("%w: bad file index", ErrControl)
+	}
+	return nil
+}
+
+// ValidatePath checks the platform-independent rules for a path in a
+// manifest: relative, '/'-separated, no empty, "." or ".." elements, no
+// backslashes, NUL or control characters. Receivers add their own
+// platform checks (device names, symlinks) on top.
+func ValidatePath(p string) error {
+	bad := func(why string) error { return fmt.Errorf("%w: unsafe path %q: %s", ErrControl, p, why) }
+	if p == "" {
+		return bad("empty")
+	}
+	if len(p) > MaxPathLen {
+		return bad("too long")
+	}
+	if !utf8.ValidString(p) {
+		return bad("not UTF-8")
+	}
+	if p[0] == '/' {
+		return bad("absolute")
+	}
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || r == '\\' {
+			return bad("control character or backslash")
+		}
+	}
+	for _, el := range strings.Split(p, "/") {
+		switch {
+		case el == "":
+			return bad("empty element")
+		case el == "." || el == "..":
+			return bad("dot element")
+		case len(el) > MaxPathElemLen:
+			return bad("element too long")
+		case len(el) >= 2 && el[1] == ':':
+			return bad("drive letter")
+		}
+	}
+	return nil
+}
