@@ -1,9 +1,29 @@
 module github.com/ferrydev/ferry
 
-go 1.26
+go 1.26.0
 
 // Pinned to versions the module proxy here resolves: pion/webrtc v4.2.21+ and some
 // pion/transport v5 releases are refused, so webrtc stays at v4.2.20 and turn at v4.1.4.
 require github.com/zeebo/blake3 v0.2.4
 
-require github.com/klauspost/cpuid/v2 v2.0.12 // indirect
+require (
+	github.com/chromedp/chromedp v0.23.0
+	github.com/coder/websocket v1.8.15
+	github.com/pion/logging v0.2.4
+	github.com/pion/turn/v4 v4.1.4
+	golang.org/x/time v0.16.0
+)
+
+require (
+	github.com/chromedp/cdproto v0.159.0 // indirect
+	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/klauspost/cpuid/v2 v2.0.12 // indirect
+	github.com/pion/dtls/v3 v3.0.7 // indirect
+	github.com/pion/randutil v0.1.0 // indirect
+	github.com/pion/stun/v3 v3.0.1 // indirect
+	github.com/pion/transport/v3 v3.0.8 // indirect
+	github.com/pion/transport/v4 v4.0.1 // indirect
+	github.com/wlynxg/anet v0.0.5 // indirect
+	golang.org/x/crypto v0.32.0 // indirect
+	golang.org/x/sys v0.30.0 // indirect
+)

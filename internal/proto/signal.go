@@ -93,6 +93,13 @@ const (
 	MsgJoined  = "joined"
 	MsgResumed = "resumed"
 	MsgPaired  = "paired"
+	// MsgICE answers a client's MsgICE with fresh ICE servers.
+)
+
+// Peer features announced in the sealed info message.
+const (
+	FeatureResume       = "resume"
+	FeatureZeroChecksum = "zero-checksum"
 )
 
 // ICEServer is an RTCIceServer as the browser takes it.
@@ -115,14 +122,17 @@ type Signal struct {
 	Candidate     *string `json:"candidate,omitempty"`
 	SDPMid        *string `json:"sdpMid,omitempty"`
 	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
+	// sdp, cand, restart: connection generation
+	Gen int `json:"gen,omitempty"`
 	// bye
 	Reason string `json:"reason,omitempty"`
 }
 
 // Signal types.
 const (
-	SigInfo = "info"
-	SigSDP  = "sdp"
-	SigCand = "cand"
-	SigBye  = "bye"
+	SigInfo    = "info"
+	SigSDP     = "sdp"
+	SigCand    = "cand"
+	SigRestart = "restart"
+	SigBye     = "bye"
 )

@@ -1,0 +1,50 @@
+# ferry — build and test. `make test` is what CI runs (.ci/run).
+GO      ?= go
+# Two cores: keep package-level parallelism low so browser and network tests
+# are not starved.
+GOTEST  ?= $(GO) test -p 2 -timeout 25m
+
+.PHONY: all build test deps web web-check web-test vet unit fuzz bench clean
+
+all: build
+
+build: web
+	$(GO) build -o bin/ferry ./cmd/ferry
+
+deps:
+	scripts/deps.sh
+
+# Rebuild the embedded browser bundle (web/dist) from web/src.
+web:
+	cd web && npm ci --no-audit --no-fund --silent && npm run --silent build
+
+# The committed bundle must be exactly what the sources build to.
+web-check: web
+	git diff --exit-code --stat -- web/dist || { echo "web/dist is stale: run 'make web' and commit it" >&2; exit 1; }
+	test -z "$$(git status --porcelain -- web/dist)" || { echo "web/dist has uncommitted files: run 'make web' and commit them" >&2; git status --porcelain -- web/dist; exit 1; }
+
+web-test: web
+	cd web && npm test --silent
+
+vet:
+	$(GO) vet ./...
+	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed" >&2; exit 1; }
+
+# Unit, fuzz seed corpora, end-to-end (browsers, NAT lab) — everything.
+test: deps web-check web-test vet
+	$(GOTEST) ./...
+
+# Short coverage-guided fuzzing of every decoder (not part of `test`).
+FUZZTIME ?= 20s
+fuzz:
+	@for p in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+			echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+		done; \
+	done
+
+bench: build
+	bin/ferry bench
+
+clean:
+	rm -rf bin

@@ -1,0 +1,42 @@
+package clientip_test
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/ferrydev/ferry/internal/clientip"
+)
+
+func TestClientIP(t *testing.T) {
+	r, err := clientip.New([]string{"10.0.0.0/8", "192.168.1.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, remote, xff, want string
+	}{
+		{"direct", "203.0.113.5:1234", "", "203.0.113.5"},
+		{"untrusted peer ignores header", "203.0.113.5:1234", "1.2.3.4", "203.0.113.5"},
+		{"trusted proxy", "10.1.2.3:80", "198.51.100.7", "198.51.100.7"},
+		{"spoofed left part", "10.1.2.3:80", "6.6.6.6, 198.51.100.7", "198.51.100.7"},
+		{"chain of proxies", "10.1.2.3:80", "198.51.100.7, 10.9.9.9", "198.51.100.7"},
+		{"single trusted address", "192.168.1.1:80", "198.51.100.8", "198.51.100.8"},
+		{"garbage hop", "10.1.2.3:80", "198.51.100.7, garbage", "10.1.2.3"},
+		{"only proxies", "10.1.2.3:80", "10.0.0.1", "10.0.0.1"},
+		{"v4-mapped", "[::ffff:203.0.113.9]:1", "", "203.0.113.9"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &http.Request{RemoteAddr: tc.remote, Header: http.Header{}}
+			if tc.xff != "" {
+				req.Header.Set("X-Forwarded-For", tc.xff)
+			}
+			if got := r.ClientIP(req).String(); got != tc.want {
+				t.Fatalf("ClientIP = %s, want %s", got, tc.want)
+			}
+		})
+	}
+	if _, err := clientip.New([]string{"not-an-ip"}); err == nil {
+		t.Fatal("bad CIDR accepted")
+	}
+}

@@ -1,0 +1,37 @@
+package signaling
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Event kinds passed to Config.Observe.
+const (
+	EventCreated  = "created"  // a sender created a ticket
+	EventJoined   = "joined"   // a receiver consumed a ticket
+	EventPaired   = "paired"   // both peers connected; Latency is join-to-pair
+	EventResumed  = "resumed"  // a peer reconnected to a resume session
+	EventRejected = "rejected" // create/join refused; Reason says why
+	EventExpired  = "expired"  // a ticket expired unused
+	EventWrongKey = "wrong_key"
+	EventCanceled = "canceled"
+	EventReport   = "report"  // a peer's end-of-transfer report
+	EventRelayed  = "relayed" // one signaling message relayed; Latency is in-server time
+)
+
+// Event is something metrics and the audit log may want to know. It never
+// carries secrets, keys, SDP or file contents; Names only if a peer sent them.
+type Event struct {
+	Kind     string
+	TicketID string
+	Role     string
+	IP       netip.Addr
+	Reason   string
+	Latency  time.Duration
+	// Report fields.
+	Path    string
+	Bytes   int64
+	Outcome string
+	Files   int
+	Names   []string
+}

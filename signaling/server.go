@@ -1,0 +1,743 @@
+// Package signaling is ferry's rendezvous server: it pairs two peers by
+// ticket id (or resume session id) over WebSockets and relays their opaque,
+// end-to-end sealed frames. It never sees the ticket secret, SDP or ICE
+// candidates in clear. The protocol is in docs/PROTOCOL.md §2.
+package signaling
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/ratelimit"
+	"github.com/ferrydev/ferry/internal/ticket"
+)
+
+// Limits per WebSocket pairing, generous for trickle ICE and a few
+// reconnection generations, tight enough that the server is no free relay.
+const (
+	maxRelayMessages = 512
+	maxRelayBytes    = 1 << 20
+	inboxSize        = maxRelayMessages + 64
+	firstMsgTimeout  = 30 * time.Second
+	pingInterval     = 20 * time.Second
+	pingTimeout      = 10 * time.Second
+	writeTimeout     = 10 * time.Second
+	slotTTL          = 90 * time.Second
+	slotRefresh      = 30 * time.Second
+)
+
+// Roles as they appear in messages and slots.
+const (
+	RoleSender   = "S"
+	RoleReceiver = "R"
+)
+
+// Config configures a Server. Store, Instance and TicketTTL are required.
+type Config struct {
+	Store Store
+	// Instance names this server among several sharing a Store.
+	Instance string
+	// TicketTTL is how long a ticket waits for its receiver, and how long a
+	// resume session outlives its last connection.
+	TicketTTL time.Duration
+	// MaxBytes is the transfer size policy passed to clients (0 = none).
+	MaxBytes int64
+	Now      func() time.Time
+	Logger   *slog.Logger
+	// ClientIP resolves the client address (trusted proxies); RemoteAddr if nil.
+	ClientIP func(*http.Request) netip.Addr
+	// CreateLimit and JoinLimit rate-limit per client address; nil = unlimited.
+	CreateLimit, JoinLimit *ratelimit.Limiter
+	// MayCreate applies policy to ticket creation (allowed networks,
+	// sign-in); it returns nil or an error wrapping ErrForbidden.
+	MayCreate func(r *http.Request, ip netip.Addr) error
+	// ICE returns ICE servers with fresh credentials for one peer.
+	ICE func(r *http.Request, ticketID, role string) []proto.ICEServer
+	// Observe receives events for metrics and the audit log.
+	Observe func(Event)
+}
+
+// Server is the signaling service. Mount it as an http.Handler and run it.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+
+	mu    sync.Mutex
+	conns map[string]*conn
+	ctx   context.Context // set by Run: ends every connection on shutdown
+	ready chan struct{}
+}
+
+// New returns a Server; call Run before serving requests.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Instance == "" || cfg.TicketTTL <= 0 {
+		return nil, errors.New("signaling: Store, Instance and TicketTTL are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ClientIP == nil {
+		cfg.ClientIP = func(r *http.Request) netip.Addr {
+			ap, _ := netip.ParseAddrPort(r.RemoteAddr)
+			return ap.Addr().Unmap()
+		}
+	}
+	if cfg.ICE == nil {
+		cfg.ICE = func(*http.Request, string, string) []proto.ICEServer { return nil }
+	}
+	if cfg.Observe == nil {
+		cfg.Observe = func(Event) {}
+	}
+	return &Server{cfg: cfg, log: cfg.Logger, conns: make(map[string]*conn), ready: make(chan struct{})}, nil
+}
+
+// Run delivers messages from other instances (and this one) to local
+// connections until ctx ends; then it closes every connection.
+func (s *Server) Run(ctx context.Context) error {
+	msgs, err := s.cfg.Store.Subscribe(ctx, s.cfg.Instance)
+	if err != nil {
+		return fmt.Errorf("signaling: subscribe: %w", err)
+	}
+	s.mu.Lock()
+	s.ctx = ctx
+	s.mu.Unlock()
+	close(s.ready)
+	gc := time.NewTicker(time.Minute)
+	defer gc.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.closeAll(ErrShutdown)
+			return nil
+		case m := <-msgs:
+			s.dispatch(m)
+		case <-gc.C:
+			if g, ok := s.cfg.Store.(interface{ GC() }); ok {
+				g.GC()
+			}
+			s.cfg.CreateLimit.Prune()
+			s.cfg.JoinLimit.Prune()
+		}
+	}
+}
+
+// Ready is closed once Run is delivering messages.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Conns returns the number of open signaling connections on this instance.
+func (s *Server) Conns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+func (s *Server) closeAll(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.conns {
+		c.fail(err)
+	}
+}
+
+// envelope is a message between connections, possibly across instances.
+type envelope struct {
+	Kind   string `json:"k"`
+	From   string `json:"f"`
+	To     string `json:"t"`
+	Data   []byte `json:"d,omitempty"`
+	Reason string `json:"r,omitempty"`
+	// Sent is when a data envelope entered the server, for relay latency.
+	Sent int64 `json:"s,omitempty"`
+}
+
+const (
+	envArrived  = "arrived"
+	envPaired   = "paired"
+	envData     = "data"
+	envGone     = "gone"
+	envAbort    = "abort"
+	envReplaced = "replaced"
+)
+
+func instanceOf(connID string) string {
+	for i := len(connID) - 1; i >= 0; i-- {
+		if connID[i] == '/' {
+			return connID[:i]
+		}
+	}
+	return ""
+}
+
+func (s *Server) send(ctx context.Context, e envelope) {
+	b, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	if err := s.cfg.Store.Publish(ctx, instanceOf(e.To), b); err != nil {
+		s.log.Warn("signaling: publish failed", "err", err)
+	}
+}
+
+func (s *Server) dispatch(m []byte) {
+	var e envelope
+	if err := json.Unmarshal(m, &e); err != nil {
+		s.log.Warn("signaling: bad envelope", "err", err)
+		return
+	}
+	s.mu.Lock()
+	c := s.conns[e.To]
+	s.mu.Unlock()
+	if c == nil {
+		return // that connection is gone; its peer learns from its "gone"
+	}
+	select {
+	case c.inbox <- e:
+	default:
+		c.fail(ErrLimit)
+	}
+}
+
+func newConnID(instance string) string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return instance + "/" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// conn is one client WebSocket.
+type conn struct {
+	s      *Server
+	id     string
+	ws     *websocket.Conn
+	r      *http.Request
+	ip     netip.Addr
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	inbox  chan envelope
+
+	// Set once the first message is handled; read-only afterwards.
+	role     string
+	key      string // rendezvous: "t:<ticket id>" or "s:<session id>"
+	ticketID string
+	session  string // resume session id, when key is a session
+	started  time.Time
+
+	mu          sync.Mutex
+	peer        string // paired peer connection id
+	contacted   []string
+	sessionSent bool
+	relayed     int
+	relayBytes  int
+	closeErr    error
+}
+
+func (c *conn) fail(err error) { c.cancel(err) }
+
+// ServeHTTP upgrades to a WebSocket and runs one client connection.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.ready:
+	default:
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{proto.Subprotocol}})
+	if err != nil {
+		return // Accept has written the HTTP error
+	}
+	ws.SetReadLimit(2 * proto.MaxSignalMessage) // we enforce the real limit to give our own close code
+	s.mu.Lock()
+	base := s.ctx
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancelCause(base)
+	c := &conn{
+		s: s, id: newConnID(s.cfg.Instance), ws: ws, r: r, ip: s.cfg.ClientIP(r),
+		ctx: ctx, cancel: cancel, inbox: make(chan envelope, inboxSize),
+	}
+	s.mu.Lock()
+	s.conns[c.id] = c
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c.id)
+		s.mu.Unlock()
+	}()
+
+	err = c.run()
+	c.cleanup(err)
+	if errors.Is(err, errClientClosed) {
+		ws.CloseNow()
+		return
+	}
+	code, reason := closeFor(err)
+	if err == nil || errors.Is(err, errDone) {
+		code, reason = websocket.StatusNormalClosure, ""
+	}
+	_ = ws.Close(code, reason)
+}
+
+var (
+	errClientClosed = errors.New("client closed")
+	errDone         = errors.New("done")
+)
+
+func (c *conn) run() error {
+	if c.ws.Subprotocol() != proto.Subprotocol {
+		return ErrVersion
+	}
+	first, err := c.readFirst()
+	if err != nil {
+		return err
+	}
+	if err := c.start(first); err != nil {
+		return err
+	}
+	go c.readLoop()
+	ping := time.NewTicker(pingInterval)
+	defer ping.Stop()
+	refresh := time.NewTicker(slotRefresh)
+	defer refresh.Stop()
+	// An unpaired connection waits at most a ticket lifetime for its peer
+	// (a waiting sender lives exactly as long as its ticket).
+	waitT := time.NewTimer(c.s.cfg.TicketTTL)
+	defer waitT.Stop()
+	wait := waitT.C
+	for {
+		select {
+		case <-c.ctx.Done():
+			return context.Cause(c.ctx)
+		case e := <-c.inbox:
+			if err := c.handleEnvelope(e); err != nil {
+				return err
+			}
+		case <-ping.C:
+			pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
+			err := c.ws.Ping(pctx)
+			cancel()
+			if err != nil {
+				return errClientClosed
+			}
+		case <-refresh.C:
+			held, err := c.s.cfg.Store.RefreshSlot(c.ctx, c.key, c.role, c.id, slotTTL)
+			if err == nil && !held {
+				return ErrReplaced
+			}
+			if c.session != "" {
+				_ = c.s.cfg.Store.TouchSession(c.ctx, c.session, c.s.cfg.TicketTTL)
+			}
+		case <-wait:
+			if c.role == RoleSender && c.session == "" {
+				return ErrExpired
+			}
+			return ErrTimeout
+		}
+		c.mu.Lock()
+		paired := c.peer != ""
+		c.mu.Unlock()
+		if paired {
+			wait = nil
+		}
+	}
+}
+
+func (c *conn) readFirst() (proto.ClientMessage, error) {
+	ctx, cancel := context.WithTimeout(c.ctx, firstMsgTimeout)
+	defer cancel()
+	typ, data, err := c.ws.Read(ctx)
+	if err != nil {
+		if c.ctx.Err() != nil {
+			return proto.ClientMessage{}, context.Cause(c.ctx)
+		}
+		if ctx.Err() != nil {
+			return proto.ClientMessage{}, ErrTimeout
+		}
+		return proto.ClientMessage{}, errClientClosed
+	}
+	if len(data) > proto.MaxSignalMessage {
+		return proto.ClientMessage{}, ErrTooLarge
+	}
+	if typ != websocket.MessageText {
+		return proto.ClientMessage{}, ErrProtocol
+	}
+	var m proto.ClientMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return proto.ClientMessage{}, ErrProtocol
+	}
+	return m, nil
+}
+
+func (c *conn) writeJSON(m proto.ServerMessage) error {
+	b, _ := json.Marshal(m)
+	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+		return errClientClosed
+	}
+	return nil
+}
+
+func (c *conn) start(m proto.ClientMessage) error {
+	c.started = c.s.cfg.Now()
+	switch m.Type {
+	case proto.MsgCreate:
+		return c.create()
+	case proto.MsgJoin:
+		return c.join(m.ID)
+	case proto.MsgResume:
+		return c.resume(m.Session, m.Role)
+	}
+	return ErrProtocol
+}
+
+func (c *conn) observe(e Event) {
+	e.IP = c.ip
+	if e.TicketID == "" {
+		e.TicketID = c.ticketID
+	}
+	if e.Role == "" {
+		e.Role = c.role
+	}
+	c.s.cfg.Observe(e)
+}
+
+func (c *conn) create() error {
+	s := c.s
+	if s.cfg.MayCreate != nil {
+		if err := s.cfg.MayCreate(c.r, c.ip); err != nil {
+			c.observe(Event{Kind: EventRejected, Reason: "policy"})
+			return err
+		}
+	}
+	if !s.cfg.CreateLimit.Allow(c.ip) {
+		c.observe(Event{Kind: EventRejected, Reason: "rate"})
+		return ErrRateLimited
+	}
+	now := s.cfg.Now()
+	t := Ticket{Created: now, Expires: now.Add(s.cfg.TicketTTL), CreatorIP: c.ip.String()}
+	for range 5 {
+		t.ID = ticket.NewID()
+		err := s.cfg.Store.CreateTicket(c.ctx, t)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrExists) {
+			s.log.Error("signaling: create ticket", "err", err)
+			return ErrInternal
+		}
+		t.ID = ""
+	}
+	if t.ID == "" {
+		return ErrInternal
+	}
+	c.role, c.key, c.ticketID = RoleSender, "t:"+t.ID, t.ID
+	if _, err := s.cfg.Store.ClaimSlot(c.ctx, c.key, c.role, c.id, slotTTL); err != nil {
+		return ErrInternal
+	}
+	c.observe(Event{Kind: EventCreated})
+	return c.writeJSON(proto.ServerMessage{
+		Type: proto.MsgCreated, ID: t.ID, Expires: t.Expires.Unix(),
+		ICEServers: s.cfg.ICE(c.r, t.ID, c.role), MaxBytes: s.cfg.MaxBytes,
+	})
+}
+
+func (c *conn) join(id string) error {
+	s := c.s
+	if ticket.ValidateID(id) != nil {
+		return ErrNotFound
+	}
+	if !s.cfg.JoinLimit.Allow(c.ip) {
+		c.observe(Event{Kind: EventRejected, TicketID: id, Role: RoleReceiver, Reason: "rate"})
+		return ErrRateLimited
+	}
+	c.role, c.key, c.ticketID = RoleReceiver, "t:"+id, id
+	if _, err := s.cfg.Store.ConsumeTicket(c.ctx, id, s.cfg.Now()); err != nil {
+		c.observe(Event{Kind: EventRejected, Reason: reasonOf(err)})
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrExpired) || errors.Is(err, ErrUsed) {
+			return err
+		}
+		s.log.Error("signaling: consume ticket", "err", err)
+		return ErrInternal
+	}
+	c.observe(Event{Kind: EventJoined})
+	if _, err := s.cfg.Store.ClaimSlot(c.ctx, c.key, c.role, c.id, slotTTL); err != nil {
+		return ErrInternal
+	}
+	if err := c.writeJSON(proto.ServerMessage{
+		Type: proto.MsgJoined, ICEServers: s.cfg.ICE(c.r, id, c.role), MaxBytes: s.cfg.MaxBytes,
+	}); err != nil {
+		return err
+	}
+	return c.announce()
+}
+
+func (c *conn) resume(sid, role string) error {
+	s := c.s
+	if len(sid) != 22 || (role != RoleSender && role != RoleReceiver) {
+		return ErrProtocol
+	}
+	if !s.cfg.JoinLimit.Allow(c.ip) {
+		return ErrRateLimited
+	}
+	sess, err := s.cfg.Store.GetSession(c.ctx, sid)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return err
+		}
+		return ErrInternal
+	}
+	c.role, c.key, c.ticketID, c.session = role, "s:"+sid, sess.TicketID, sid
+	_ = s.cfg.Store.TouchSession(c.ctx, sid, s.cfg.TicketTTL)
+	prev, err := s.cfg.Store.ClaimSlot(c.ctx, c.key, c.role, c.id, slotTTL)
+	if err != nil {
+		return ErrInternal
+	}
+	if prev != "" && prev != c.id {
+		s.send(c.ctx, envelope{Kind: envReplaced, From: c.id, To: prev})
+	}
+	c.observe(Event{Kind: EventResumed})
+	if err := c.writeJSON(proto.ServerMessage{Type: proto.MsgResumed, ICEServers: s.cfg.ICE(c.r, sess.TicketID, c.role)}); err != nil {
+		return err
+	}
+	return c.announce()
+}
+
+// announce tells the other role's current holder, if any, that we are here.
+// If it is not there yet, it will find us in our slot when it arrives.
+func (c *conn) announce() error {
+	other := RoleReceiver
+	if c.role == RoleReceiver {
+		other = RoleSender
+	}
+	p, err := c.s.cfg.Store.Slot(c.ctx, c.key, other)
+	if err != nil {
+		return ErrInternal
+	}
+	if p == "" {
+		if c.session == "" {
+			// A receiver of a ticket whose sender already left.
+			return ErrPeerGone
+		}
+		return nil
+	}
+	c.mu.Lock()
+	c.contacted = append(c.contacted, p)
+	c.mu.Unlock()
+	c.s.send(c.ctx, envelope{Kind: envArrived, From: c.id, To: p})
+	return nil
+}
+
+func (c *conn) pairWith(peer string) (newly bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch c.peer {
+	case peer:
+		return false, nil
+	case "":
+		c.peer = peer
+		return true, nil
+	}
+	// Our peer was replaced by a newer connection: this pairing is stale.
+	return false, ErrPeerGone
+}
+
+func (c *conn) handleEnvelope(e envelope) error {
+	switch e.Kind {
+	case envArrived, envPaired:
+		newly, err := c.pairWith(e.From)
+		if err != nil || !newly {
+			return err
+		}
+		if e.Kind == envArrived {
+			c.mu.Lock()
+			c.contacted = append(c.contacted, e.From)
+			c.mu.Unlock()
+			c.s.send(c.ctx, envelope{Kind: envPaired, From: c.id, To: e.From})
+		}
+		if c.role == RoleReceiver {
+			c.observe(Event{Kind: EventPaired, Latency: c.s.cfg.Now().Sub(c.started)})
+		}
+		return c.writeJSON(proto.ServerMessage{Type: proto.MsgPaired})
+	case envData:
+		if c.peerIs(e.From) {
+			ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+			defer cancel()
+			if err := c.ws.Write(ctx, websocket.MessageBinary, e.Data); err != nil {
+				return errClientClosed
+			}
+			if e.Sent != 0 {
+				c.observe(Event{Kind: EventRelayed, Latency: time.Since(time.Unix(0, e.Sent))})
+			}
+		}
+	case envGone:
+		if c.peerIs(e.From) {
+			return ErrPeerGone
+		}
+	case envAbort:
+		if c.peerIs(e.From) {
+			if e.Reason == proto.AbortWrongKey {
+				return ErrWrongKey
+			}
+			return ErrCanceled
+		}
+	case envReplaced:
+		return ErrReplaced
+	}
+	return nil
+}
+
+func (c *conn) peerIs(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.peer != "" && c.peer == id
+}
+
+func (c *conn) readLoop() {
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.fail(errClientClosed)
+			}
+			return
+		}
+		if len(data) > proto.MaxSignalMessage {
+			c.fail(ErrTooLarge)
+			return
+		}
+		if err := c.handleClient(typ, data); err != nil {
+			c.fail(err)
+			return
+		}
+	}
+}
+
+func (c *conn) handleClient(typ websocket.MessageType, data []byte) error {
+	c.mu.Lock()
+	peer := c.peer
+	c.mu.Unlock()
+	if typ == websocket.MessageBinary {
+		if peer == "" {
+			return ErrProtocol
+		}
+		c.mu.Lock()
+		c.relayed++
+		c.relayBytes += len(data)
+		over := c.relayed > maxRelayMessages || c.relayBytes > maxRelayBytes
+		c.mu.Unlock()
+		if over {
+			return ErrLimit
+		}
+		c.s.send(c.ctx, envelope{Kind: envData, From: c.id, To: peer, Data: data, Sent: time.Now().UnixNano()})
+		return nil
+	}
+	var m proto.ClientMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return ErrProtocol
+	}
+	switch m.Type {
+	case proto.MsgSession:
+		return c.registerSession(m.Session, peer)
+	case proto.MsgAbort:
+		if peer == "" {
+			return ErrProtocol
+		}
+		c.s.send(c.ctx, envelope{Kind: envAbort, From: c.id, To: peer, Reason: m.Reason})
+		if c.session != "" {
+			_ = c.s.cfg.Store.DeleteSession(c.ctx, c.session)
+		}
+		if m.Reason == proto.AbortWrongKey {
+			c.observe(Event{Kind: EventWrongKey})
+			return ErrWrongKey
+		}
+		c.observe(Event{Kind: EventCanceled})
+		return errDone
+	case proto.MsgReport:
+		c.observe(Event{
+			Kind: EventReport, Path: m.Path, Bytes: m.Bytes, Outcome: m.Outcome,
+			Files: m.Files, Names: m.Names,
+		})
+		return nil
+	case proto.MsgICE:
+		return c.writeJSON(proto.ServerMessage{Type: proto.MsgICE, ICEServers: c.s.cfg.ICE(c.r, c.ticketID, c.role)})
+	}
+	return ErrProtocol
+}
+
+func (c *conn) registerSession(sid, peer string) error {
+	c.mu.Lock()
+	already := c.sessionSent
+	c.sessionSent = true
+	c.mu.Unlock()
+	if c.role != RoleSender || peer == "" || already || c.session != "" || len(sid) != 22 {
+		return ErrProtocol
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(sid); err != nil {
+		return ErrProtocol
+	}
+	err := c.s.cfg.Store.PutSession(c.ctx, Session{ID: sid, TicketID: c.ticketID}, c.s.cfg.TicketTTL)
+	if err != nil && !errors.Is(err, ErrExists) {
+		return ErrInternal
+	}
+	return c.writeJSON(proto.ServerMessage{Type: proto.MsgSession})
+}
+
+// cleanup releases what the connection held and tells whoever it talked to.
+func (c *conn) cleanup(cause error) {
+	if c.key == "" {
+		return
+	}
+	// The connection context is done; use a fresh one for the store.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st := c.s.cfg.Store
+	_ = st.ReleaseSlot(ctx, c.key, c.role, c.id)
+	c.mu.Lock()
+	peer, contacted := c.peer, c.contacted
+	c.mu.Unlock()
+	if c.role == RoleSender && c.session == "" && peer == "" {
+		// An unconsumed ticket dies with its sender.
+		_ = st.DeleteTicket(ctx, c.ticketID)
+		if errors.Is(cause, ErrExpired) {
+			c.observe(Event{Kind: EventExpired})
+		}
+	}
+	if c.session != "" && !errors.Is(cause, ErrWrongKey) {
+		_ = st.TouchSession(ctx, c.session, c.s.cfg.TicketTTL)
+	}
+	seen := map[string]bool{}
+	for _, p := range append(contacted, peer) {
+		if p == "" || seen[p] {
+			continue
+		}
+		seen[p] = true
+		c.s.send(ctx, envelope{Kind: envGone, From: c.id, To: p})
+	}
+	if !errors.Is(cause, errClientClosed) && !errors.Is(cause, errDone) {
+		c.s.log.Debug("signaling: connection closed", "role", c.role, "err", cause)
+	}
+}
+
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return "unknown"
+	case errors.Is(err, ErrExpired):
+		return "expired"
+	case errors.Is(err, ErrUsed):
+		return "used"
+	}
+	return "error"
+}
