@@ -153,6 +153,11 @@ func (s *Server) RelayedBytes() int64 { return s.relayed.Load() }
 // DroppedBytes is the total dropped by the bandwidth cap.
 func (s *Server) DroppedBytes() int64 { return s.dropped.Load() }
 
+// Close releases the listeners of a server that will not Run.
+func (s *Server) Close() error {
+	return errors.Join(s.udp.Close(), s.tcp.Close())
+}
+
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
 	var base pionturn.RelayAddressGenerator

@@ -1,0 +1,23 @@
+package main
+
+import (
+	"context"
+
+	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/server"
+)
+
+func runServe(ctx context.Context, args []string, io stdio) error {
+	cfg := config.DefaultServe()
+	fs := newFlagSet("serve", "[flags]", io)
+	cfg.Flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log := newLogger(io.err, cfg.LogLevel, cfg.LogFormat)
+	srv, err := server.New(cfg, server.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx)
+}

@@ -1,0 +1,147 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"time"
+)
+
+// Serve is the configuration of `ferry serve`.
+type Serve struct {
+	Addr      string
+	PublicURL string
+	TLSCert   string
+	TLSKey    string
+	TicketTTL time.Duration
+
+	CreateLimit    int
+	JoinLimit      int
+	TrustedProxies List
+
+	LogLevel  string
+	LogFormat string
+
+	TURN TURN
+}
+
+// TURN configures the bundled relay, or points clients at external ones.
+type TURN struct {
+	Listen        string
+	Host          string
+	RelayIP       string
+	RelayBind     string
+	Ports         PortRange
+	Secret        string
+	CredentialTTL time.Duration
+	AllowPrivate  bool
+	Quota         int
+	Bandwidth     Bytes
+}
+
+// DefaultServe returns the embedded defaults.
+func DefaultServe() Serve {
+	return Serve{
+		Addr:        ":8080",
+		TicketTTL:   time.Hour,
+		CreateLimit: 30,
+		JoinLimit:   60,
+		LogLevel:    "info",
+		LogFormat:   "text",
+		TURN: TURN{
+			Listen:        ":3478",
+			RelayBind:     "0.0.0.0",
+			CredentialTTL: 12 * time.Hour,
+			Quota:         10,
+		},
+	}
+}
+
+// Flags registers c's fields on fs with c's current values as defaults.
+func (c *Serve) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.Addr, "addr", c.Addr, "HTTP listen address for the web page and signaling")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "external base URL of this server, e.g. https://ferry.example.org (default: taken from each request)")
+	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM); serve HTTPS when set with --tls-key")
+	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
+	fs.DurationVar(&c.TicketTTL, "ticket-ttl", c.TicketTTL, "how long a link stays valid while waiting for its receiver")
+	fs.IntVar(&c.CreateLimit, "create-limit", c.CreateLimit, "links one client address may create per minute (0: unlimited)")
+	fs.IntVar(&c.JoinLimit, "join-limit", c.JoinLimit, "links one client address may open per minute (0: unlimited)")
+	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+
+	t := &c.TURN
+	fs.StringVar(&t.Listen, "turn-listen", t.Listen, "bundled TURN/STUN listen address, UDP and TCP (empty: no bundled TURN)")
+	fs.StringVar(&t.Host, "turn-host", t.Host, "host name or IP clients use to reach TURN (default: the host of --public-url or of the request)")
+	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
+	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
+	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
+	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret (default: random at start-up)")
+	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "lifetime of the TURN credentials handed out per link")
+	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses (tests, LAN-only installs)")
+	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
+	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
+}
+
+// Validate checks the configuration as a whole.
+func (c *Serve) Validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)) }
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("--addr %q: %v", c.Addr, err)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			bad("--public-url %q must be an http(s) URL like https://ferry.example.org", c.PublicURL)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("--tls-cert and --tls-key go together")
+	}
+	if err := positive("ticket-ttl", c.TicketTTL); err != nil {
+		errs = append(errs, err)
+	}
+	if c.CreateLimit < 0 || c.JoinLimit < 0 {
+		bad("rate limits must not be negative")
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			if _, err := netip.ParseAddr(p); err != nil {
+				bad("--trusted-proxies: %q is not a CIDR or address", p)
+			}
+		}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("--log-level %q", c.LogLevel)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("--log-format %q", c.LogFormat)
+	}
+	t := c.TURN
+	if t.Listen != "" {
+		if _, _, err := net.SplitHostPort(t.Listen); err != nil {
+			bad("--turn-listen %q: %v", t.Listen, err)
+		}
+		if t.RelayIP != "" {
+			if _, err := netip.ParseAddr(t.RelayIP); err != nil {
+				bad("--turn-relay-ip %q is not an IP address", t.RelayIP)
+			}
+		}
+		if _, err := netip.ParseAddr(t.RelayBind); err != nil {
+			bad("--turn-relay-bind %q is not an IP address", t.RelayBind)
+		}
+		if err := positive("turn-credential-ttl", t.CredentialTTL); err != nil {
+			errs = append(errs, err)
+		}
+		if t.Quota < 0 {
+			bad("--turn-quota must not be negative")
+		}
+	}
+	return errors.Join(errs...)
+}

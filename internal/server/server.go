@@ -1,0 +1,293 @@
+// Package server composes `ferry serve`: the web client, signaling and the
+// bundled TURN relay in one process.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/clientip"
+	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/ratelimit"
+	"github.com/ferrydev/ferry/signaling"
+	"github.com/ferrydev/ferry/turn"
+	"github.com/ferrydev/ferry/web"
+)
+
+// Options are what a test or embedding program may inject; the zero value
+// is what `ferry serve` uses.
+type Options struct {
+	Logger *slog.Logger
+	Now    func() time.Time
+	// Store replaces the in-memory ticket store.
+	Store signaling.Store
+}
+
+// Server is a configured, bound `ferry serve`.
+type Server struct {
+	cfg  config.Serve
+	log  *slog.Logger
+	now  func() time.Time
+	base *url.URL // from --public-url, or nil
+
+	http      *http.Server
+	httpLn    net.Listener
+	sig       *signaling.Server
+	turn      *turn.Server
+	turnHost  string
+	secret    string
+	relayIP   net.IP
+	resolveIP *clientip.Resolver
+}
+
+// New validates cfg and binds every listener, so addresses are known
+// before Run.
+func New(cfg config.Serve, o Options) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: o.Logger, now: o.Now}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if cfg.PublicURL != "" {
+		s.base, _ = url.Parse(strings.TrimSuffix(cfg.PublicURL, "/"))
+	}
+	var err error
+	if s.resolveIP, err = clientip.New(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
+	store := o.Store
+	if store == nil {
+		store = signaling.NewMemoryStore(s.now)
+	}
+	s.sig, err = signaling.New(signaling.Config{
+		Store:       store,
+		Instance:    randomID(),
+		TicketTTL:   cfg.TicketTTL,
+		Now:         s.now,
+		Logger:      s.log,
+		ClientIP:    s.resolveIP.ClientIP,
+		CreateLimit: perMinute(cfg.CreateLimit, s.now),
+		JoinLimit:   perMinute(cfg.JoinLimit, s.now),
+		ICE:         s.iceServers,
+		Observe:     s.observe,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TURN.Listen != "" {
+		if err := s.setupTURN(); err != nil {
+			return nil, err
+		}
+	}
+	s.httpLn, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		if s.turn != nil {
+			s.turn.Close()
+		}
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	s.http = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func perMinute(n int, now func() time.Time) *ratelimit.Limiter {
+	if n <= 0 {
+		return nil
+	}
+	return ratelimit.New(time.Minute/time.Duration(n), n, now)
+}
+
+func randomID() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (s *Server) setupTURN() error {
+	t := s.cfg.TURN
+	s.secret = t.Secret
+	if s.secret == "" {
+		s.secret = randomID() + randomID()
+	}
+	s.relayIP = relayIP(t.RelayIP, t.RelayBind)
+	s.turnHost = t.Host
+	if s.turnHost == "" && s.base != nil {
+		s.turnHost = s.base.Hostname()
+	}
+	ts, err := turn.New(turn.Config{
+		ListenAddr:     t.Listen,
+		RelayIP:        s.relayIP,
+		RelayBind:      t.RelayBind,
+		MinPort:        t.Ports.Min,
+		MaxPort:        t.Ports.Max,
+		Secret:         s.secret,
+		AllowPrivate:   t.AllowPrivate,
+		QuotaPerTicket: t.Quota,
+		Bandwidth:      int64(t.Bandwidth),
+		Now:            s.now,
+		Logger:         s.log,
+		Observe:        s.observeTURN,
+	})
+	if err != nil {
+		return err
+	}
+	s.turn = ts
+	return nil
+}
+
+// relayIP picks the address relays advertise: the configured one, else the
+// bind address if specific, else the source address of the default route
+// (found without sending anything), else loopback.
+func relayIP(configured, bind string) net.IP {
+	if configured != "" {
+		return net.ParseIP(configured)
+	}
+	if a, err := netip.ParseAddr(bind); err == nil && !a.IsUnspecified() {
+		return net.IP(a.AsSlice())
+	}
+	if c, err := net.Dial("udp4", "192.0.2.1:9"); err == nil {
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).IP
+	}
+	return net.IPv4(127, 0, 0, 1)
+}
+
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET "+proto.SignalPath, s.sig)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.Handle("/", web.Handler())
+	return mux
+}
+
+// URL returns a base URL that reaches this server from this machine.
+func (s *Server) URL() *url.URL {
+	a := s.httpLn.Addr().(*net.TCPAddr)
+	host := a.IP.String()
+	if a.IP.IsUnspecified() {
+		host = "localhost"
+	}
+	scheme := "http"
+	if s.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	return &url.URL{Scheme: scheme, Host: net.JoinHostPort(host, fmt.Sprint(a.Port))}
+}
+
+// TURNPort is the bundled relay's port, 0 without one.
+func (s *Server) TURNPort() int {
+	if s.turn == nil {
+		return 0
+	}
+	return s.turn.Port()
+}
+
+// TURNSecret is the shared secret of the bundled relay.
+func (s *Server) TURNSecret() string { return s.secret }
+
+// Signaling exposes the signaling service (connection counts in tests).
+func (s *Server) Signaling() *signaling.Server { return s.sig }
+
+// Relay exposes the bundled relay, nil without one.
+func (s *Server) Relay() *turn.Server { return s.turn }
+
+// iceServers hands one peer of a ticket the bundled relay with fresh
+// credentials. The host is whatever name the client used to reach us,
+// unless configured, since that is the name known to work for it.
+func (s *Server) iceServers(r *http.Request, ticketID, role string) []proto.ICEServer {
+	if s.turn == nil {
+		return nil
+	}
+	host := s.turnHost
+	if host == "" {
+		host = r.Host
+		if h, _, err := net.SplitHostPort(r.Host); err == nil {
+			host = h
+		}
+		host = strings.Trim(host, "[]")
+	}
+	if host == "localhost" {
+		host = "127.0.0.1" // avoid ::1 when the relay only speaks IPv4
+	}
+	stun, turnURLs := turn.URLs(host, s.turn.Port())
+	user, pass := turn.Credentials(s.secret, ticketID, s.cfg.TURN.CredentialTTL, s.now())
+	return turn.ICEServers(stun, turnURLs, user, pass)
+}
+
+func (s *Server) observe(e signaling.Event) {
+	if e.Kind == signaling.EventRelayed {
+		return
+	}
+	s.log.Debug("signaling event", "kind", e.Kind, "ticket", e.TicketID, "role", e.Role, "reason", e.Reason)
+}
+
+func (s *Server) observeTURN(e turn.Event) {
+	s.log.Debug("turn event", "kind", e.Kind, "ticket", e.TicketID, "bytes", e.Bytes)
+}
+
+// Run serves until ctx ends, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	run := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+				cancel()
+			}
+		}()
+	}
+	run("signaling", func() error { return s.sig.Run(ctx) })
+	if s.turn != nil {
+		run("turn", func() error { return s.turn.Run(ctx) })
+	}
+	run("http", func() error {
+		var err error
+		if s.cfg.TLSCert != "" {
+			err = s.http.ServeTLS(s.httpLn, s.cfg.TLSCert, s.cfg.TLSKey)
+		} else {
+			err = s.http.Serve(s.httpLn)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return err
+	})
+	s.log.Info("ferry serving", "url", s.URL().String(), "turn_port", s.TURNPort(), "relay_ip", s.relayIP)
+	<-ctx.Done()
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	_ = s.http.Shutdown(sctx)
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
