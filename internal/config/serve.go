@@ -89,7 +89,9 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 // Validate checks the configuration as a whole.
 func (c *Serve) Validate() error {
 	var errs []error
-	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)) }
+	bad := func(format string, a ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...))
+	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		bad("--addr %q: %v", c.Addr, err)
 	}
