@@ -1,0 +1,68 @@
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"runtime"
+	"strings"
+
+	"github.com/ferrydev/ferry/internal/proto"
+)
+
+// ErrUnsafePath reports a path the receiver refuses to write.
+var ErrUnsafePath = errors.New("unsafe path")
+
+// Windows device names are refused on every platform: a folder received on
+// Linux is often copied to Windows later.
+var deviceNames = map[string]bool{
+	"CON": true, "PRN": true, "AUX": true, "NUL": true, "CONIN$": true, "CONOUT$": true,
+	"COM1": true, "COM2": true, "COM3": true, "COM4": true, "COM5": true, "COM6": true, "COM7": true, "COM8": true, "COM9": true,
+	"LPT1": true, "LPT2": true, "LPT3": true, "LPT4": true, "LPT5": true, "LPT6": true, "LPT7": true, "LPT8": true, "LPT9": true,
+}
+
+// CheckPath applies the manifest rules plus platform rules to a path the
+// sender proposed.
+func CheckPath(p string) error {
+	if err := proto.ValidatePath(p); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnsafePath, err)
+	}
+	for _, el := range strings.Split(p, "/") {
+		base := strings.ToUpper(el)
+		if i := strings.IndexByte(base, '.'); i >= 0 {
+			base = base[:i]
+		}
+		if deviceNames[strings.TrimRight(base, " ")] {
+			return fmt.Errorf("%w: %q contains the device name %q", ErrUnsafePath, p, el)
+		}
+		if runtime.GOOS == "windows" {
+			if strings.ContainsAny(el, `<>:"|?*`) || strings.HasSuffix(el, ".") || strings.HasSuffix(el, " ") {
+				return fmt.Errorf("%w: %q is not a valid Windows file name", ErrUnsafePath, p)
+			}
+		}
+	}
+	return nil
+}
+
+// checkNoSymlinks refuses to write through a symlink that already exists
+// in the target folder: os.Root would stop it escaping the folder, but a
+// link inside the folder is still not what the sender meant.
+func checkNoSymlinks(root *os.Root, p string) error {
+	dir := ""
+	for _, el := range strings.Split(p, "/") {
+		dir = path.Join(dir, el)
+		fi, err := root.Lstat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%w: %q: %s is a symbolic link", ErrUnsafePath, p, dir)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,94 @@
+// Package transfer implements ferry's transfer protocol (docs/PROTOCOL.md §4)
+// over any message connection: the sender reads, hashes and sends chunks
+// within the receiver's credit; the receiver verifies every chunk before
+// writing it, re-requests bad ones, checks each file's root, records
+// durable progress so an interrupted transfer resumes from verified chunks.
+package transfer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/proto"
+)
+
+// Conn is one message-oriented, reliable, ordered connection (a data
+// channel). Recv's result is valid until the next Recv.
+type Conn interface {
+	Send(msg []byte) error
+	Recv() ([]byte, error)
+	// MaxMessage is the largest message the peer accepts.
+	MaxMessage() int
+	Close() error
+}
+
+// Errors. ErrConnLost means the connection broke and the transfer may
+// continue on a new one; the others end the transfer.
+var (
+	ErrConnLost     = errors.New("connection lost")
+	ErrCanceled     = errors.New("the other side canceled the transfer")
+	ErrDeclined     = errors.New("the receiver declined the transfer")
+	ErrRootMismatch = errors.New("verification failed: the received file does not match what was sent")
+	ErrFileChanged  = errors.New("a file changed on disk while it was being sent")
+	ErrExists       = errors.New("file already exists (use --force to overwrite)")
+	ErrProtocol     = errors.New("transfer protocol error")
+	ErrTooLarge     = errors.New("transfer is larger than allowed")
+)
+
+// PeerError is an error the other side reported.
+type PeerError struct {
+	Code, Message string
+}
+
+func (e *PeerError) Error() string {
+	if e.Message != "" {
+		return fmt.Sprintf("the other side reported an error (%s): %s", e.Code, e.Message)
+	}
+	return fmt.Sprintf("the other side reported an error (%s)", e.Code)
+}
+
+func (e *PeerError) Unwrap() error {
+	switch e.Code {
+	case proto.CodeRootMismatch:
+		return ErrRootMismatch
+	case proto.CodeFileChanged:
+		return ErrFileChanged
+	case proto.CodeTooLarge:
+		return ErrTooLarge
+	}
+	return ErrProtocol
+}
+
+// Progress is a snapshot for progress displays.
+type Progress struct {
+	Total     int64 // bytes in the transfer
+	Done      int64 // bytes verified/committed by the receiver (including resumed ones)
+	Resumed   int64 // bytes skipped because the receiver already had them
+	Files     int
+	FilesDone int
+	Time      time.Time
+}
+
+func lost(err error) error { return fmt.Errorf("%w: %v", ErrConnLost, err) }
+
+func protoErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, a...))
+}
+
+// chunkLen is the length of chunk i of a file.
+func chunkLen(size int64, chunkSize int, i uint32) int {
+	off := int64(i) * int64(chunkSize)
+	return int(min(int64(chunkSize), size-off))
+}
+
+func sendControl(c Conn, m proto.Control) error {
+	b, err := proto.MarshalControl(m)
+	if err != nil {
+		return err
+	}
+	if err := c.Send(b); err != nil {
+		return lost(err)
+	}
+	return nil
+}
