@@ -29,6 +29,8 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "[flags]", "run the web page, signaling and the bundled TURN relay", runServe},
+		{"send", "[flags] PATH...", "send files and folders; prints a link and QR code", runSend},
+		{"receive", "[flags] [LINK]", "receive from a link (argument, $FERRY_LINK or stdin)", runReceive},
 		{"version", "", "print the version", func(_ context.Context, _ []string, io stdio) error {
 			fmt.Fprintln(io.out, "ferry", version)
 			return nil
@@ -78,6 +80,12 @@ func run(ctx context.Context, args []string, io stdio) int {
 	fmt.Fprintf(io.err, "ferry: unknown command %q\n\n", args[0])
 	usage(io.err)
 	return 2
+}
+
+// flagSet is the part of *flag.FlagSet commands register on.
+type flagSet interface {
+	StringVar(p *string, name, value, usage string)
+	BoolVar(p *bool, name string, value bool, usage string)
 }
 
 // newFlagSet returns a flag set whose --help lists flags with their

@@ -1,0 +1,75 @@
+// Package peer is ferry's native peer: it runs the signaling session
+// (create/join/resume, key confirmation, sealed SDP and ICE), builds pion
+// WebRTC connections generation by generation, and drives the transfer
+// engine over them, reconnecting when a connection breaks.
+package peer
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/webrtc/v4"
+)
+
+// Agent is what the Go peer announces in its manifest and info message.
+const Agent = "ferry-go/0.1.0"
+
+// Options tune the WebRTC side.
+type Options struct {
+	// RelayOnly restricts ICE to relay candidates (the peers never learn
+	// each other's addresses).
+	RelayOnly bool
+	// ReceiveBuffer is the SCTP receive buffer (0: 8 MiB).
+	ReceiveBuffer uint32
+	// MaxMessage is the largest message we accept (0: 2 MiB); Go peers
+	// send chunks up to MaxChunk.
+	MaxMessage uint32
+	// MaxChunk bounds chunks to another Go peer (0: transfer.DefaultMaxChunk).
+	MaxChunk int
+	// NoZeroChecksum disables SCTP zero checksums (they are negotiated, and
+	// DTLS already authenticates every packet).
+	NoZeroChecksum bool
+	// IncludeLoopback gathers loopback host candidates (tests on one host
+	// without another interface).
+	IncludeLoopback bool
+	// ICETimeouts override pion's (0: 3 s disconnected, 15 s failed, 1 s keepalive).
+	Disconnected, Failed, KeepAlive time.Duration
+}
+
+func (o Options) maxMessage() uint32 {
+	if o.MaxMessage == 0 {
+		return 2 << 20
+	}
+	return o.MaxMessage
+}
+
+func newAPI(o Options, log *slog.Logger) *webrtc.API {
+	var se webrtc.SettingEngine
+	// Detached channels with blocking writes give backpressure without
+	// polling bufferedAmount, and skip a copy per message.
+	se.DetachDataChannels()
+	se.EnableDataChannelBlockWrite(true)
+	buf := o.ReceiveBuffer
+	if buf == 0 {
+		buf = 8 << 20
+	}
+	se.SetSCTPMaxReceiveBufferSize(buf)
+	se.SetSCTPMaxMessageSize(o.maxMessage())
+	se.EnableSCTPZeroChecksum(!o.NoZeroChecksum)
+	// Recover quickly from a lost path: retransmit at least every 2 s.
+	se.SetSCTPRTOMax(2 * time.Second)
+	d, f, k := o.Disconnected, o.Failed, o.KeepAlive
+	if d == 0 {
+		d, f, k = 3*time.Second, 15*time.Second, time.Second
+	}
+	se.SetICETimeouts(d, f, k)
+	se.SetIncludeLoopbackCandidate(o.IncludeLoopback)
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	if log.Enabled(nil, slog.LevelDebug-4) {
+		lf.DefaultLogLevel = logging.LogLevelDebug
+	}
+	se.LoggerFactory = lf
+	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
+}

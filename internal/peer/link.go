@@ -1,0 +1,288 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+)
+
+// Link errors.
+var (
+	errLinkFailed = errors.New("peer connection failed")
+	errLinkClosed = errors.New("peer connection closed")
+)
+
+const (
+	// channelLabel is the transfer data channel (PROTOCOL §3.4).
+	channelLabel = "ferry"
+	// disconnectGrace is how long ICE may stay "disconnected" before the
+	// link is given up and a new generation is built.
+	disconnectGrace = 4 * time.Second
+	// browserMaxMessage caps messages to peers that are not ferry Go peers.
+	browserMaxMessage = proto.BrowserMaxMessage
+)
+
+// link is one connection generation: a PeerConnection and its data channel.
+type link struct {
+	gen  int
+	pc   *webrtc.PeerConnection
+	log  *slog.Logger
+	big  bool // the peer takes large messages (a Go peer)
+	opts Options
+
+	mu          sync.Mutex
+	remoteSet   bool
+	pending     []webrtc.ICECandidateInit
+	raw         datachannel.ReadWriteCloser
+	dc          *webrtc.DataChannel
+	disconnectT *time.Timer
+
+	open     chan struct{}
+	openOnce sync.Once
+	dead     chan struct{}
+	deadOnce sync.Once
+	deadErr  error
+}
+
+func newLink(api *webrtc.API, gen int, o Options, ice []proto.ICEServer, big bool, log *slog.Logger,
+	onCandidate func(proto.Signal)) (*link, error) {
+	cfg := webrtc.Configuration{ICEServers: toPion(ice)}
+	if o.RelayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := api.NewPeerConnection(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("new peer connection: %w", err)
+	}
+	l := &link{gen: gen, pc: pc, log: log, big: big, opts: o, open: make(chan struct{}), dead: make(chan struct{})}
+	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
+		empty := ""
+		if c == nil {
+			onCandidate(proto.Signal{T: proto.SigCand, Candidate: &empty, Gen: gen})
+			return
+		}
+		j := c.ToJSON()
+		onCandidate(proto.Signal{T: proto.SigCand, Candidate: &j.Candidate, SDPMid: j.SDPMid, SDPMLineIndex: j.SDPMLineIndex, Gen: gen})
+	})
+	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
+		switch s {
+		case webrtc.PeerConnectionStateFailed:
+			l.fail(errLinkFailed)
+		case webrtc.PeerConnectionStateClosed:
+			l.fail(errLinkClosed)
+		}
+	})
+	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		switch s {
+		case webrtc.ICEConnectionStateDisconnected:
+			if l.disconnectT == nil {
+				l.disconnectT = time.AfterFunc(disconnectGrace, func() {
+					l.fail(fmt.Errorf("%w: no traffic for %s", errLinkFailed, disconnectGrace))
+				})
+			}
+		case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
+			if l.disconnectT != nil {
+				l.disconnectT.Stop()
+				l.disconnectT = nil
+			}
+		}
+	})
+	return l, nil
+}
+
+func toPion(servers []proto.ICEServer) []webrtc.ICEServer {
+	out := make([]webrtc.ICEServer, 0, len(servers))
+	for _, s := range servers {
+		out = append(out, webrtc.ICEServer{URLs: s.URLs, Username: s.Username, Credential: s.Credential})
+	}
+	return out
+}
+
+// offer creates the data channel and the offer (sender side).
+func (l *link) offer() (string, error) {
+	ordered := true
+	dc, err := l.pc.CreateDataChannel(channelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		return "", err
+	}
+	l.watch(dc)
+	offer, err := l.pc.CreateOffer(nil)
+	if err != nil {
+		return "", err
+	}
+	if err := l.pc.SetLocalDescription(offer); err != nil {
+		return "", err
+	}
+	return offer.SDP, nil
+}
+
+// answer applies an offer and returns the answer (receiver side).
+func (l *link) answer(sdp string) (string, error) {
+	l.pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() == channelLabel {
+			l.watch(dc)
+		}
+	})
+	if err := l.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
+		return "", err
+	}
+	ans, err := l.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	if err := l.pc.SetLocalDescription(ans); err != nil {
+		return "", err
+	}
+	return ans.SDP, nil
+}
+
+// setAnswer applies the receiver's answer (sender side).
+func (l *link) setAnswer(sdp string) error {
+	return l.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+}
+
+func (l *link) setRemote(d webrtc.SessionDescription) error {
+	if err := l.pc.SetRemoteDescription(d); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.remoteSet = true
+	pending := l.pending
+	l.pending = nil
+	l.mu.Unlock()
+	for _, c := range pending {
+		if err := l.pc.AddICECandidate(c); err != nil {
+			l.log.Debug("remote candidate refused", "err", err)
+		}
+	}
+	return nil
+}
+
+// addCandidate adds a trickled remote candidate, queueing it until the
+// remote description is known.
+func (l *link) addCandidate(s proto.Signal) {
+	if s.Candidate == nil {
+		return
+	}
+	c := webrtc.ICECandidateInit{Candidate: *s.Candidate, SDPMid: s.SDPMid, SDPMLineIndex: s.SDPMLineIndex}
+	l.mu.Lock()
+	if !l.remoteSet {
+		l.pending = append(l.pending, c)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	if err := l.pc.AddICECandidate(c); err != nil {
+		l.log.Debug("remote candidate refused", "err", err)
+	}
+}
+
+func (l *link) watch(dc *webrtc.DataChannel) {
+	dc.OnOpen(func() {
+		raw, err := dc.Detach()
+		if err != nil {
+			l.fail(err)
+			return
+		}
+		l.mu.Lock()
+		l.raw, l.dc = raw, dc
+		l.mu.Unlock()
+		l.openOnce.Do(func() { close(l.open) })
+	})
+	dc.OnClose(func() { l.fail(errLinkClosed) })
+}
+
+// wait blocks until the data channel is open, the link dies, or ctx ends.
+func (l *link) wait(ctx context.Context) error {
+	select {
+	case <-l.open:
+		return nil
+	case <-l.dead:
+		return l.deadErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (l *link) fail(err error) {
+	l.deadOnce.Do(func() {
+		l.deadErr = err
+		close(l.dead)
+		l.log.Debug("link down", "gen", l.gen, "err", err)
+		// Unblock readers and writers of the detached channel.
+		go l.pc.Close()
+	})
+}
+
+// close tears the link down for good.
+func (l *link) close() {
+	l.fail(errLinkClosed)
+}
+
+// path reports whether the selected candidate pair goes through a relay.
+func (l *link) path() string {
+	sctp := l.pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+		return ""
+	}
+	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
+		return ""
+	}
+	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+		return proto.PathRelay
+	}
+	return proto.PathDirect
+}
+
+// conn returns the open data channel as a transfer.Conn.
+func (l *link) conn() *dcConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	max := browserMaxMessage
+	if caps := l.pc.SCTP().GetCapabilities(); l.big && caps.MaxMessageSize > 0 {
+		max = int(min(caps.MaxMessageSize, l.opts.maxMessage()))
+	}
+	return &dcConn{l: l, rw: l.raw, max: max, buf: make([]byte, l.opts.maxMessage())}
+}
+
+// dcConn adapts a detached data channel to transfer.Conn.
+type dcConn struct {
+	l   *link
+	rw  datachannel.ReadWriteCloser
+	max int
+	buf []byte
+}
+
+func (c *dcConn) Send(b []byte) error {
+	_, err := c.rw.Write(b)
+	if err != nil {
+		c.l.fail(err)
+	}
+	return err
+}
+
+func (c *dcConn) Recv() ([]byte, error) {
+	n, err := c.rw.Read(c.buf)
+	if err != nil {
+		c.l.fail(err)
+		return nil, err
+	}
+	return c.buf[:n], nil
+}
+
+func (c *dcConn) MaxMessage() int { return c.max }
+
+func (c *dcConn) Close() error {
+	c.l.fail(errLinkClosed)
+	return nil
+}

@@ -1,0 +1,179 @@
+package peer_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/ticket"
+	"github.com/ferrydev/ferry/internal/transfer"
+)
+
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	cfg := config.DefaultServe()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.TURN.Listen = "127.0.0.1:0"
+	cfg.TURN.RelayBind = "127.0.0.1"
+	srv, err := server.New(cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	return srv
+}
+
+func randomFile(t *testing.T, dir, name string, size int) transfer.SourceFile {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	b := make([]byte, size)
+	rand.Read(b)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return transfer.SourceFile{Path: name, Local: p, Size: int64(size), Mtime: time.Now().Truncate(time.Millisecond)}
+}
+
+func fileSum(t *testing.T, p string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
+}
+
+type transferResult struct {
+	send, recv       *peer.Result
+	sendErr, recvErr error
+	phraseS, phraseR []string
+}
+
+// transferGoGo runs a Go sender and a Go receiver through srv.
+func transferGoGo(t *testing.T, srv *server.Server, files []transfer.SourceFile, out string, o peer.Options) transferResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var res transferResult
+	links := make(chan string, 1)
+	var mu sync.Mutex
+	scfg := &peer.Config{Server: srv.URL(), Options: o, Events: peer.Events{
+		Link:   func(l string, _ time.Time) { links <- l },
+		Phrase: func(w []string) { mu.Lock(); res.phraseS = w; mu.Unlock() },
+	}}
+	rcfg := &peer.Config{Server: srv.URL(), Options: o, Events: peer.Events{
+		Phrase: func(w []string) { mu.Lock(); res.phraseR = w; mu.Unlock() },
+	}}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		var link string
+		select {
+		case link = <-links:
+		case <-ctx.Done():
+			res.recvErr = ctx.Err()
+			return
+		}
+		base, tk, err := ticket.ParseLink(link)
+		if err != nil {
+			res.recvErr = err
+			return
+		}
+		res.recv, res.recvErr = peer.Receive(ctx, rcfg, base, tk, peer.ReceiveOptions{Dir: out})
+	}()
+	res.send, res.sendErr = peer.Send(ctx, scfg, files, peer.SendOptions{})
+	if res.sendErr != nil {
+		cancel()
+	}
+	wg.Wait()
+	return res
+}
+
+func TestGoToGoDirect(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "a.bin", 3<<20+17), randomFile(t, src, "b.bin", 1000)}
+	out := t.TempDir()
+	res := transferGoGo(t, srv, files, out, peer.Options{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	for _, f := range files {
+		if fileSum(t, f.Local) != fileSum(t, filepath.Join(out, f.Path)) {
+			t.Fatalf("%s differs", f.Path)
+		}
+	}
+	if res.send.Path != "direct" || res.recv.Path != "direct" {
+		t.Fatalf("paths %q/%q, want direct", res.send.Path, res.recv.Path)
+	}
+	if len(res.phraseS) != 4 || res.phraseS[0] != res.phraseR[0] || res.phraseS[3] != res.phraseR[3] {
+		t.Fatalf("phrases %v / %v", res.phraseS, res.phraseR)
+	}
+	if _, err := os.Stat(filepath.Join(out, peer.StateFile("x"))); err == nil {
+		t.Fatal("state file left")
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 2 {
+		t.Fatalf("out dir has %d entries, want the 2 files only", len(ents))
+	}
+}
+
+func TestGoToGoRelay(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "r.bin", 2<<20)}
+	out := t.TempDir()
+	res := transferGoGo(t, srv, files, out, peer.Options{RelayOnly: true})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, "r.bin")) {
+		t.Fatal("file differs")
+	}
+	if res.send.Path != "relay" || res.recv.Path != "relay" {
+		t.Fatalf("paths %q/%q, want relay", res.send.Path, res.recv.Path)
+	}
+	if srv.Relay().RelayedBytes() < 2<<20 {
+		t.Fatalf("relay carried only %d bytes", srv.Relay().RelayedBytes())
+	}
+}
+
+func TestReceiveSpentLink(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "x", 10)}
+	res := transferGoGo(t, srv, files, t.TempDir(), peer.Options{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	_ = res
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	base := srv.URL()
+	tk, _ := ticket.New("AAAAAAAAAAAA")
+	_, err := peer.Receive(ctx, &peer.Config{Server: base}, base, tk, peer.ReceiveOptions{Dir: t.TempDir()})
+	if err == nil {
+		t.Fatal("unknown ticket accepted")
+	}
+	var _ = errors.Is
+	var _ *url.URL
+}
