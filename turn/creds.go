@@ -58,3 +58,17 @@ func ICEServers(stun, turn []string, username, password string) []proto.ICEServe
 	}
 	return out
 }
+
+// ExternalICEServers splits configured URLs into a STUN entry and a TURN
+// entry carrying the credentials.
+func ExternalICEServers(urls []string, username, password string) []proto.ICEServer {
+	var stun, turn []string
+	for _, u := range urls {
+		if strings.HasPrefix(u, "stun:") {
+			stun = append(stun, u)
+		} else {
+			turn = append(turn, u)
+		}
+	}
+	return ICEServers(stun, turn, username, password)
+}

@@ -31,6 +31,7 @@ func commands() []command {
 		{"serve", "[flags]", "run the web page, signaling and the bundled TURN relay", runServe},
 		{"send", "[flags] PATH...", "send files and folders; prints a link and QR code", runSend},
 		{"receive", "[flags] [LINK]", "receive from a link (argument, $FERRY_LINK or stdin)", runReceive},
+		{"turn", "[flags]", "run a standalone TURN relay for ferry servers sharing its secret", runTurn},
 		{"version", "", "print the version", func(_ context.Context, _ []string, io stdio) error {
 			fmt.Fprintln(io.out, "ferry", version)
 			return nil
@@ -86,6 +87,7 @@ func run(ctx context.Context, args []string, io stdio) int {
 type flagSet interface {
 	StringVar(p *string, name, value, usage string)
 	BoolVar(p *bool, name string, value bool, usage string)
+	Var(value flag.Value, name, usage string)
 }
 
 // newFlagSet returns a flag set whose --help lists flags with their

@@ -38,20 +38,17 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	if err != nil {
 		return explainLinkError(err)
 	}
-	cfg := pf.config(io, base)
+	cfg, err := pf.config(io, base)
+	if err != nil {
+		return err
+	}
+	js := newJSONOut(io.out, pf.json)
 	cfg.Events = peer.Events{
-		Phrase: func(w []string) {
-			fmt.Fprintf(io.err, "Verification phrase: %s  (the sender sees the same words)\n", strings.Join(w, " "))
-		},
-		Connected: func(path string, gen int) {
-			if gen > 1 {
-				fmt.Fprintf(io.err, "Reconnected (%s).\n", path)
-			} else {
-				fmt.Fprintf(io.err, "Connected peer to peer (%s).\n", path)
-			}
-		},
-		Reconnecting: func(err error) { fmt.Fprintf(io.err, "\nConnection lost; reconnecting…\n") },
+		Phrase:       phraseEvent(io, js, "sender"),
+		Connected:    connectedEvent(io, js),
+		Reconnecting: reconnectingEvent(io, js),
 		Manifest: func(m *proto.Manifest) {
+			js.emit("manifest", map[string]any{"files": len(m.Files), "bytes": m.TotalSize})
 			fmt.Fprintf(io.err, "Receiving %s, %s, into %s:\n", plural(len(m.Files), "file"), termui.Bytes(m.TotalSize), out)
 			for i, f := range m.Files {
 				if i == 10 {
@@ -64,12 +61,8 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	}
 	bar := termui.NewProgress(io.err, "receiving")
 	start := time.Now()
-	res, err := peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Progress: bar.Update})
-	if err != nil {
-		return err
-	}
-	summary(io, "Received", res, time.Since(start))
-	return nil
+	res, err := peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Progress: js.progress(bar.Update)})
+	return finish(io, js, "Received", res, err, time.Since(start))
 }
 
 // readLink takes the link from the argument, else $FERRY_LINK, else the

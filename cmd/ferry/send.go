@@ -2,37 +2,54 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/termui"
 	"github.com/ferrydev/ferry/internal/transfer"
+	"github.com/ferrydev/ferry/turn"
 )
 
 const defaultServer = "http://localhost:8080"
 
 // peerFlags are the flags send and receive share.
 type peerFlags struct {
-	server    string
-	relayOnly bool
-	logLevel  string
+	server     string
+	relayOnly  bool
+	logLevel   string
+	turnURLs   config.List
+	turnSecret string
+	json       bool
 }
 
 func (p *peerFlags) register(fs flagSet) {
 	fs.StringVar(&p.server, "server", defaultServer, "ferry server to use (send only; receive takes it from the link)")
 	fs.BoolVar(&p.relayOnly, "relay-only", false, "only connect through the TURN relay, so the other side never learns your IP address")
 	fs.StringVar(&p.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	fs.Var(&p.turnURLs, "turn", "use these TURN/STUN URLs (comma-separated, e.g. turn:turn.example.org:3478) instead of the ferry server's")
+	fs.StringVar(&p.turnSecret, "turn-secret", "", "TURN REST shared secret of the --turn servers")
+	fs.BoolVar(&p.json, "json", false, "print machine-readable events as JSON lines on stdout")
 }
 
-func (p *peerFlags) config(io stdio, server *url.URL) *peer.Config {
-	return &peer.Config{
+func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
+	cfg := &peer.Config{
 		Server:  server,
 		Options: peer.Options{RelayOnly: p.relayOnly},
 		Logger:  newLogger(io.err, p.logLevel, "text"),
 	}
+	if len(p.turnURLs) > 0 {
+		if p.turnSecret == "" {
+			return nil, errors.New("--turn needs --turn-secret (the TURN server's shared secret)")
+		}
+		user, pass := turn.Credentials(p.turnSecret, "ferry-cli", 12*time.Hour, time.Now())
+		cfg.ICEServers = turn.ExternalICEServers(p.turnURLs, user, pass)
+	}
+	return cfg, nil
 }
 
 func parseServer(s string) (*url.URL, error) {
@@ -70,12 +87,19 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 		total += f.Size
 	}
 	tty := termui.IsTerminal(io.err)
-	cfg := pf.config(io, server)
+	cfg, err := pf.config(io, server)
+	if err != nil {
+		return err
+	}
+	js := newJSONOut(io.out, pf.json)
 	cfg.Events = peer.Events{
 		Link: func(link string, expires time.Time) {
+			js.emit("link", map[string]any{"link": link, "expires": expires.Unix()})
 			fmt.Fprintf(io.err, "Sending %s in %s.\n\nOn the other device, open this link (valid until %s):\n\n", termui.Bytes(total), plural(len(files), "file"), expires.Format("15:04"))
-			fmt.Fprintln(io.out, link) // stdout carries only the link, for scripts
-			if !termui.IsTerminal(io.out) {
+			if !pf.json {
+				fmt.Fprintln(io.out, link) // stdout carries only the link, for scripts
+			}
+			if pf.json || !termui.IsTerminal(io.out) {
 				fmt.Fprintf(io.err, "  %s\n", link)
 			}
 			if tty {
@@ -84,26 +108,56 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 			}
 			fmt.Fprintf(io.err, "\nor receive it with:  FERRY_LINK='%s' ferry receive\n\nWaiting for the receiver…\n", link)
 		},
-		Paired: func() { fmt.Fprintln(io.err, "The receiver opened the link.") },
-		Phrase: func(w []string) {
-			fmt.Fprintf(io.err, "Verification phrase: %s  (the receiver sees the same words)\n", strings.Join(w, " "))
+		Paired: func() {
+			js.emit("paired", nil)
+			fmt.Fprintln(io.err, "The receiver opened the link.")
 		},
-		Connected: func(path string, gen int) {
-			if gen > 1 {
-				fmt.Fprintf(io.err, "Reconnected (%s).\n", path)
-			} else {
-				fmt.Fprintf(io.err, "Connected peer to peer (%s).\n", path)
-			}
-		},
-		Reconnecting: func(err error) { fmt.Fprintf(io.err, "\nConnection lost; reconnecting…\n") },
+		Phrase:       phraseEvent(io, js, "receiver"),
+		Connected:    connectedEvent(io, js),
+		Reconnecting: reconnectingEvent(io, js),
 	}
 	bar := termui.NewProgress(io.err, "sending")
 	start := time.Now()
-	res, err := peer.Send(ctx, cfg, files, peer.SendOptions{Progress: bar.Update})
+	res, err := peer.Send(ctx, cfg, files, peer.SendOptions{Progress: js.progress(bar.Update)})
+	return finish(io, js, "Sent", res, err, time.Since(start))
+}
+
+func phraseEvent(io stdio, js *jsonOut, other string) func([]string) {
+	return func(w []string) {
+		js.emit("phrase", map[string]any{"words": w})
+		fmt.Fprintf(io.err, "Verification phrase: %s  (the %s sees the same words)\n", strings.Join(w, " "), other)
+	}
+}
+
+func connectedEvent(io stdio, js *jsonOut) func(string, int) {
+	return func(path string, gen int) {
+		js.emit("connected", map[string]any{"path": path, "generation": gen})
+		if gen > 1 {
+			fmt.Fprintf(io.err, "Reconnected (%s).\n", path)
+		} else {
+			fmt.Fprintf(io.err, "Connected peer to peer (%s).\n", path)
+		}
+	}
+}
+
+func reconnectingEvent(io stdio, js *jsonOut) func(error) {
+	return func(err error) {
+		js.emit("reconnecting", map[string]any{"reason": err.Error()})
+		fmt.Fprintf(io.err, "\nConnection lost; reconnecting…\n")
+	}
+}
+
+// finish prints the outcome for people and, with --json, for programs.
+func finish(io stdio, js *jsonOut, verb string, res *peer.Result, err error, d time.Duration) error {
 	if err != nil {
+		js.emit("error", map[string]any{"message": err.Error()})
 		return err
 	}
-	summary(io, "Sent", res, time.Since(start))
+	js.emit("done", map[string]any{
+		"path": res.Path, "bytes": res.Bytes, "sent": res.Sent, "files": res.Files,
+		"generations": res.Generations, "roots": res.Roots, "seconds": d.Seconds(),
+	})
+	summary(io, verb, res, d)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,8 @@ type TURN struct {
 	AllowPrivate  bool
 	Quota         int
 	Bandwidth     Bytes
+	// URLs are external TURN/STUN servers sharing Secret (TURN REST).
+	URLs List
 }
 
 // DefaultServe returns the embedded defaults.
@@ -84,6 +87,40 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses (tests, LAN-only installs)")
 	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
 	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
+	fs.Var(&t.URLs, "turn-url", "comma-separated external TURN/STUN URLs (turn:host:3478?transport=udp,…) that accept --turn-secret; handed to clients with fresh credentials")
+}
+
+// TURNFlags registers the flags of a standalone relay (`ferry turn`),
+// named as in `ferry serve` so one set of FERRY_TURN_* variables serves both.
+func (t *TURN) TURNFlags(fs *flag.FlagSet) {
+	fs.StringVar(&t.Listen, "turn-listen", t.Listen, "TURN/STUN listen address, UDP and TCP")
+	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
+	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
+	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
+	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required)")
+	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses")
+	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
+	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
+}
+
+// ValidateStandalone checks a standalone relay's configuration.
+func (t *TURN) ValidateStandalone() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(t.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("%w: --turn-listen %q: %v", ErrInvalid, t.Listen, err))
+	}
+	if t.Secret == "" {
+		errs = append(errs, fmt.Errorf("%w: --turn-secret is required: ferry servers hand out credentials made with it", ErrInvalid))
+	}
+	if t.RelayIP != "" {
+		if _, err := netip.ParseAddr(t.RelayIP); err != nil {
+			errs = append(errs, fmt.Errorf("%w: --turn-relay-ip %q is not an IP address", ErrInvalid, t.RelayIP))
+		}
+	}
+	if _, err := netip.ParseAddr(t.RelayBind); err != nil {
+		errs = append(errs, fmt.Errorf("%w: --turn-relay-bind %q is not an IP address", ErrInvalid, t.RelayBind))
+	}
+	return errors.Join(errs...)
 }
 
 // Validate checks the configuration as a whole.
@@ -126,6 +163,14 @@ func (c *Serve) Validate() error {
 		bad("--log-format %q", c.LogFormat)
 	}
 	t := c.TURN
+	for _, u := range t.URLs {
+		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") && !strings.HasPrefix(u, "stun:") {
+			bad("--turn-url %q must start with turn:, turns: or stun:", u)
+		}
+	}
+	if len(t.URLs) > 0 && t.Secret == "" {
+		bad("--turn-url needs --turn-secret, the external servers' shared secret")
+	}
 	if t.Listen != "" {
 		if _, _, err := net.SplitHostPort(t.Listen); err != nil {
 			bad("--turn-listen %q: %v", t.Listen, err)

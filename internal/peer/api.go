@@ -6,6 +6,8 @@ package peer
 
 import (
 	"log/slog"
+
+	"github.com/ferrydev/ferry/internal/proto"
 	"time"
 
 	"github.com/pion/logging"
@@ -17,6 +19,9 @@ const Agent = "ferry-go/0.1.0"
 
 // Options tune the WebRTC side.
 type Options struct {
+	// ICEServers, if set, replace the STUN/TURN servers the ferry server
+	// hands out (e.g. an external coturn).
+	ICEServers []proto.ICEServer
 	// RelayOnly restricts ICE to relay candidates (the peers never learn
 	// each other's addresses).
 	RelayOnly bool
@@ -65,6 +70,10 @@ func newAPI(o Options, log *slog.Logger) *webrtc.API {
 	}
 	se.SetICETimeouts(d, f, k)
 	se.SetIncludeLoopbackCandidate(o.IncludeLoopback)
+	if o.RelayOnly {
+		// Only relay pairs exist: nothing better is worth waiting for.
+		se.SetRelayAcceptanceMinWait(0)
+	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError
 	if log.Enabled(nil, slog.LevelDebug-4) {

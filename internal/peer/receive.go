@@ -116,6 +116,7 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			case <-time.After(5 * time.Second):
 			case <-ctx.Done():
 			}
+			res.Roots = recv.Roots()
 			removeState(o.Dir, tk.ID)
 			s.report(res.Path, res.Bytes, proto.OutcomeCompleted, res.Files)
 			return res, nil

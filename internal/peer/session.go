@@ -225,6 +225,9 @@ func (s *session) newLink(gen int) (*link, error) {
 	s.mu.Lock()
 	ice := s.ice
 	s.mu.Unlock()
+	if len(s.cfg.ICEServers) > 0 {
+		ice = s.cfg.ICEServers
+	}
 	l, err := newLink(s.api, gen, s.cfg.Options, ice, s.peerIsGo(), s.log, s.signal)
 	if err != nil {
 		return nil, err

@@ -91,6 +91,7 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.secret = cfg.TURN.Secret
 	if cfg.TURN.Listen != "" {
 		if err := s.setupTURN(); err != nil {
 			return nil, err
@@ -127,11 +128,10 @@ func randomID() string {
 
 func (s *Server) setupTURN() error {
 	t := s.cfg.TURN
-	s.secret = t.Secret
 	if s.secret == "" {
 		s.secret = randomID() + randomID()
 	}
-	s.relayIP = relayIP(t.RelayIP, t.RelayBind)
+	s.relayIP = RelayIP(t.RelayIP, t.RelayBind)
 	s.turnHost = t.Host
 	if s.turnHost == "" && s.base != nil {
 		s.turnHost = s.base.Hostname()
@@ -157,10 +157,10 @@ func (s *Server) setupTURN() error {
 	return nil
 }
 
-// relayIP picks the address relays advertise: the configured one, else the
+// RelayIP picks the address relays advertise: the configured one, else the
 // bind address if specific, else the source address of the default route
 // (found without sending anything), else loopback.
-func relayIP(configured, bind string) net.IP {
+func RelayIP(configured, bind string) net.IP {
 	if configured != "" {
 		return net.ParseIP(configured)
 	}
@@ -220,8 +220,13 @@ func (s *Server) Relay() *turn.Server { return s.turn }
 // credentials. The host is whatever name the client used to reach us,
 // unless configured, since that is the name known to work for it.
 func (s *Server) iceServers(r *http.Request, ticketID, role string) []proto.ICEServer {
+	var out []proto.ICEServer
+	if len(s.cfg.TURN.URLs) > 0 {
+		user, pass := turn.Credentials(s.secret, ticketID, s.cfg.TURN.CredentialTTL, s.now())
+		out = append(out, turn.ExternalICEServers(s.cfg.TURN.URLs, user, pass)...)
+	}
 	if s.turn == nil {
-		return nil
+		return out
 	}
 	host := s.turnHost
 	if host == "" {
@@ -236,7 +241,7 @@ func (s *Server) iceServers(r *http.Request, ticketID, role string) []proto.ICES
 	}
 	stun, turnURLs := turn.URLs(host, s.turn.Port())
 	user, pass := turn.Credentials(s.secret, ticketID, s.cfg.TURN.CredentialTTL, s.now())
-	return turn.ICEServers(stun, turnURLs, user, pass)
+	return append(out, turn.ICEServers(stun, turnURLs, user, pass)...)
 }
 
 func (s *Server) observe(e signaling.Event) {

@@ -69,6 +69,17 @@ type rfile struct {
 // Manifest returns the manifest once the first connection delivered it.
 func (r *Receiver) Manifest() *proto.Manifest { return r.man }
 
+// Roots returns the verified files' BLAKE3 roots (hex), in manifest order.
+func (r *Receiver) Roots() []string {
+	var out []string
+	for _, f := range r.files {
+		if f.done {
+			out = append(out, f.root)
+		}
+	}
+	return out
+}
+
 // Complete reports whether every file was received and verified.
 func (r *Receiver) Complete() bool { return r.complete }
 
