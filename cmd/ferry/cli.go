@@ -31,6 +31,7 @@ func commands() []command {
 		{"serve", "[flags]", "run the web page, signaling and the bundled TURN relay", runServe},
 		{"send", "[flags] PATH...", "send files and folders; prints a link and QR code", runSend},
 		{"receive", "[flags] [LINK]", "receive from a link (argument, $FERRY_LINK or stdin)", runReceive},
+		{"bench", "[flags]", "measure a transfer between two processes on loopback", runBench},
 		{"turn", "[flags]", "run a standalone TURN relay for ferry servers sharing its secret", runTurn},
 		{"version", "", "print the version", func(_ context.Context, _ []string, io stdio) error {
 			fmt.Fprintln(io.out, "ferry", version)
@@ -89,6 +90,8 @@ type flagSet interface {
 	BoolVar(p *bool, name string, value bool, usage string)
 	Var(value flag.Value, name, usage string)
 }
+
+var _ flagSet = (*flag.FlagSet)(nil)
 
 // newFlagSet returns a flag set whose --help lists flags with their
 // environment variables.

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/sigclient"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
@@ -62,13 +62,14 @@ func fileSum(t *testing.T, p string) [32]byte {
 }
 
 type transferResult struct {
+	link             string
 	send, recv       *peer.Result
 	sendErr, recvErr error
 	phraseS, phraseR []string
 }
 
 // transferGoGo runs a Go sender and a Go receiver through srv.
-func transferGoGo(t *testing.T, srv *server.Server, files []transfer.SourceFile, out string, o peer.Options) transferResult {
+func transferGoGo(t *testing.T, srv *server.Server, files []transfer.SourceFile, out string, o peer.Options, so peer.SendOptions) transferResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -93,6 +94,7 @@ func transferGoGo(t *testing.T, srv *server.Server, files []transfer.SourceFile,
 			res.recvErr = ctx.Err()
 			return
 		}
+		res.link = link
 		base, tk, err := ticket.ParseLink(link)
 		if err != nil {
 			res.recvErr = err
@@ -100,7 +102,7 @@ func transferGoGo(t *testing.T, srv *server.Server, files []transfer.SourceFile,
 		}
 		res.recv, res.recvErr = peer.Receive(ctx, rcfg, base, tk, peer.ReceiveOptions{Dir: out})
 	}()
-	res.send, res.sendErr = peer.Send(ctx, scfg, files, peer.SendOptions{})
+	res.send, res.sendErr = peer.Send(ctx, scfg, files, so)
 	if res.sendErr != nil {
 		cancel()
 	}
@@ -113,7 +115,7 @@ func TestGoToGoDirect(t *testing.T) {
 	src := t.TempDir()
 	files := []transfer.SourceFile{randomFile(t, src, "a.bin", 3<<20+17), randomFile(t, src, "b.bin", 1000)}
 	out := t.TempDir()
-	res := transferGoGo(t, srv, files, out, peer.Options{})
+	res := transferGoGo(t, srv, files, out, peer.Options{}, peer.SendOptions{})
 	if res.sendErr != nil || res.recvErr != nil {
 		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
 	}
@@ -142,7 +144,7 @@ func TestGoToGoRelay(t *testing.T) {
 	src := t.TempDir()
 	files := []transfer.SourceFile{randomFile(t, src, "r.bin", 2<<20)}
 	out := t.TempDir()
-	res := transferGoGo(t, srv, files, out, peer.Options{RelayOnly: true})
+	res := transferGoGo(t, srv, files, out, peer.Options{RelayOnly: true}, peer.SendOptions{})
 	if res.sendErr != nil || res.recvErr != nil {
 		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
 	}
@@ -161,19 +163,50 @@ func TestReceiveSpentLink(t *testing.T) {
 	srv := startServer(t)
 	src := t.TempDir()
 	files := []transfer.SourceFile{randomFile(t, src, "x", 10)}
-	res := transferGoGo(t, srv, files, t.TempDir(), peer.Options{})
+	res := transferGoGo(t, srv, files, t.TempDir(), peer.Options{}, peer.SendOptions{})
 	if res.sendErr != nil || res.recvErr != nil {
 		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
 	}
-	_ = res
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	base := srv.URL()
-	tk, _ := ticket.New("AAAAAAAAAAAA")
-	_, err := peer.Receive(ctx, &peer.Config{Server: base}, base, tk, peer.ReceiveOptions{Dir: t.TempDir()})
-	if err == nil {
-		t.Fatal("unknown ticket accepted")
+	base, tk, err := ticket.ParseLink(res.link)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var _ = errors.Is
-	var _ *url.URL
+	// A fresh folder has no resume state: the spent ticket is refused.
+	_, err = peer.Receive(ctx, &peer.Config{Server: base}, base, tk, peer.ReceiveOptions{Dir: t.TempDir()})
+	if !errors.Is(err, sigclient.ErrUsed) {
+		t.Fatalf("reusing a link: %v", err)
+	}
+	tk.ID = "AAAAAAAAAAAA"
+	_, err = peer.Receive(ctx, &peer.Config{Server: base}, base, tk, peer.ReceiveOptions{Dir: t.TempDir()})
+	if !errors.Is(err, sigclient.ErrUnknown) {
+		t.Fatalf("unknown link: %v", err)
+	}
+}
+
+func TestGoToGoCorruptChunk(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "c.bin", 5<<20)}
+	out := t.TempDir()
+	var mu sync.Mutex
+	hit := 0
+	res := transferGoGo(t, srv, files, out, peer.Options{}, peer.SendOptions{Mangle: func(file int, index uint32, data []byte) {
+		if index == 2 {
+			mu.Lock()
+			hit++
+			mu.Unlock()
+			data[0] ^= 0x55
+		}
+	}})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, "c.bin")) {
+		t.Fatal("file differs")
+	}
+	if hit != 1 || res.send.Sent <= files[0].Size {
+		t.Fatalf("corrupted %d chunks, sent %d of %d bytes: the bad chunk was not re-fetched", hit, res.send.Sent, files[0].Size)
+	}
 }

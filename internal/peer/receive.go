@@ -56,6 +56,7 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 	if f := cfg.Events.Phrase; f != nil && s.phrase != nil {
 		f(s.phrase)
 	}
+	s.keepSignaling()
 
 	confirm := func(m *proto.Manifest) error {
 		if f := cfg.Events.Manifest; f != nil {
@@ -108,11 +109,21 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			res.Bytes, res.Files = m.TotalSize, len(m.Files)
 		}
 		if err == nil {
+			s.stopSignaling()
 			// Keep the channel up until the sender has our "complete" and
-			// closes, or says goodbye.
+			// closes, or says goodbye. Detached channels report the close
+			// only to a reader, so keep reading.
+			c := l.conn()
+			go func() {
+				for {
+					if _, err := c.Recv(); err != nil {
+						return
+					}
+				}
+			}()
 			select {
 			case <-l.dead:
-			case <-s.byes:
+			case <-s.bye:
 			case <-time.After(5 * time.Second):
 			case <-ctx.Done():
 			}
@@ -128,6 +139,9 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			}
 			if !resumable(err) {
 				removeState(o.Dir, tk.ID)
+			}
+			if !errors.Is(err, transfer.ErrCanceled) && !errors.Is(err, errPeerDone) {
+				s.signal(proto.Signal{T: proto.SigBye, Reason: byeFor(err)})
 			}
 			s.report(res.Path, res.Bytes, outcomeOf(err), res.Files)
 			return res, err
@@ -200,11 +214,11 @@ func (s *session) connectReceiver(ctx context.Context, gen int) (*link, error) {
 			return l, nil
 		case <-deadOf(l):
 			return nil, l.deadErr
-		case reason := <-s.byes:
+		case <-s.bye:
 			if l != nil {
 				l.close()
 			}
-			return nil, byeErr(reason)
+			return nil, s.byeErr()
 		case <-down:
 			if l != nil {
 				l.close()

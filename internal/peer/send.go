@@ -103,6 +103,7 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 		return nil, err
 	}
 	s.established(sig, keys, nil)
+	s.keepSignaling()
 
 	maxChunk := cfg.MaxChunk
 	sender := &transfer.Sender{Files: files, MaxChunk: maxChunk, Agent: Agent, Progress: o.Progress, Mangle: o.Mangle}
@@ -145,10 +146,11 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 		err = s.watch(ctx, l, func(ctx context.Context) error { return sender.Run(ctx, l.conn()) })
 		res.Sent = sender.SentBytes()
 		if err == nil {
+			s.stopSignaling()
 			for i := range files {
 				res.Roots = append(res.Roots, sender.Root(i))
 			}
-			s.signal(proto.Signal{T: proto.SigBye, Reason: "done"})
+			s.signal(proto.Signal{T: proto.SigBye, Reason: byeDone})
 			s.report(res.Path, total, proto.OutcomeCompleted, len(files))
 			return res, nil
 		}
@@ -157,6 +159,7 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 				s.cancel()
 				return res, ctx.Err()
 			}
+			s.signal(proto.Signal{T: proto.SigBye, Reason: byeFor(err)})
 			s.report(res.Path, res.Sent, outcomeOf(err), len(files))
 			return res, err
 		}
@@ -174,7 +177,7 @@ func (s *session) reconnecting(err error) {
 
 // cancel tells the other side we are leaving for good.
 func (s *session) cancel() {
-	s.signal(proto.Signal{T: proto.SigBye, Reason: "canceled"})
+	s.signal(proto.Signal{T: proto.SigBye, Reason: byeCanceled})
 	sig, _ := s.signaling()
 	if sig != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -217,9 +220,9 @@ func (s *session) connectSender(ctx context.Context, gen int) (*link, error) {
 			return l, nil
 		case <-l.dead:
 			return nil, l.deadErr
-		case reason := <-s.byes:
+		case <-s.bye:
 			l.close()
-			return nil, byeErr(reason)
+			return nil, s.byeErr()
 		case <-s.restarts:
 			// The receiver lost an older generation; this one is on its way.
 		case <-down:
@@ -235,11 +238,38 @@ func (s *session) connectSender(ctx context.Context, gen int) (*link, error) {
 	}
 }
 
+// errPeerDone is the bye of a peer that finished successfully.
+var errPeerDone = errors.New("the other side finished")
+
+// Bye reasons (PROTOCOL §3.3).
+const (
+	byeDone     = "done"
+	byeCanceled = "canceled"
+	byeDeclined = "declined"
+	byeError    = "error"
+)
+
 func byeErr(reason string) error {
-	if reason == "canceled" {
+	switch reason {
+	case byeCanceled:
 		return transfer.ErrCanceled
+	case byeDone:
+		return errPeerDone
+	case byeDeclined:
+		return transfer.ErrDeclined
 	}
 	return fmt.Errorf("%w (%s)", ErrPeerLeft, reason)
+}
+
+// byeFor is the bye reason that tells the peer about a fatal err.
+func byeFor(err error) string {
+	switch {
+	case errors.Is(err, transfer.ErrDeclined), errors.Is(err, transfer.ErrExists), errors.Is(err, transfer.ErrTooLarge):
+		return byeDeclined
+	case errors.Is(err, transfer.ErrCanceled), errors.Is(err, context.Canceled):
+		return byeCanceled
+	}
+	return byeError
 }
 
 // watch runs f on link l, ending it early when the peer asks for a new
@@ -257,12 +287,11 @@ func (s *session) watch(ctx context.Context, l *link, f func(context.Context) er
 					l.fail(errors.New("the other side asked to reconnect"))
 					return
 				}
-			case reason := <-s.byes:
-				if reason == "done" {
-					continue // the transfer's own completion decides
+			case <-s.bye:
+				if err := s.byeErr(); !errors.Is(err, errPeerDone) {
+					cancel(err)
 				}
-				cancel(byeErr(reason))
-				return
+				return // "done": the transfer's own completion decides
 			case <-done:
 				return
 			}

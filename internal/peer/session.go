@@ -82,7 +82,15 @@ type session struct {
 
 	offers   chan proto.Signal // receiver: offers of new generations
 	restarts chan int          // sender: the receiver asks for a new generation
-	byes     chan string       // the peer left for good
+	// bye is closed when the peer says it is leaving for good; byeReason says why.
+	bye       chan struct{}
+	byeReason string
+
+	// changed is closed (and replaced) whenever signaling comes up or is
+	// given up; lost is why it was given up.
+	changed chan struct{}
+	lost    error
+	keeper  context.CancelFunc
 }
 
 func newSession(cfg *Config, role handshake.Role) *session {
@@ -92,8 +100,50 @@ func newSession(cfg *Config, role handshake.Role) *session {
 		early:    map[int][]proto.Signal{},
 		offers:   make(chan proto.Signal, 4),
 		restarts: make(chan int, 4),
-		byes:     make(chan string, 1),
+		bye:      make(chan struct{}),
+		changed:  make(chan struct{}),
 	}
+}
+
+// notifyLocked wakes everyone waiting in ensureSignaling.
+func (s *session) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// keepSignaling reconnects signaling in the background whenever it drops,
+// so that a peer that comes back (a restarted receiver, a network that
+// recovers) finds us there without waiting for ICE timeouts.
+func (s *session) keepSignaling() {
+	s.mu.Lock()
+	if s.keeper != nil {
+		s.mu.Unlock()
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.keeper = cancel
+	s.mu.Unlock()
+	go func() {
+		for {
+			_, down := s.signaling()
+			select {
+			case <-down:
+			case <-ctx.Done():
+				return
+			case <-s.bye:
+				return // the peer is gone for good: nobody to reconnect to
+			}
+			if err := s.resume(ctx); err != nil {
+				s.mu.Lock()
+				if ctx.Err() == nil {
+					s.lost = err
+				}
+				s.notifyLocked()
+				s.mu.Unlock()
+				return
+			}
+		}
+	}()
 }
 
 // established records a confirmed signaling connection and starts routing
@@ -110,6 +160,7 @@ func (s *session) established(sig *sigclient.Conn, keys *handshake.Keys, ice []p
 	if len(ice) > 0 {
 		s.ice = ice
 	}
+	s.notifyLocked()
 	s.mu.Unlock()
 	go s.pump(sig, down)
 	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum}
@@ -144,7 +195,7 @@ func (s *session) pump(sig *sigclient.Conn, down chan struct{}) {
 		if err != nil {
 			s.log.Debug("signaling ended", "err", err)
 			if errors.Is(err, sigclient.ErrCanceled) {
-				s.bye("canceled")
+				s.gotBye(byeCanceled)
 			}
 			return
 		}
@@ -152,11 +203,21 @@ func (s *session) pump(sig *sigclient.Conn, down chan struct{}) {
 	}
 }
 
-func (s *session) bye(reason string) {
+func (s *session) gotBye(reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	select {
-	case s.byes <- reason:
+	case <-s.bye:
 	default:
+		s.byeReason = reason
+		close(s.bye)
 	}
+}
+
+func (s *session) byeErr() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return byeErr(s.byeReason)
 }
 
 func (s *session) route(m proto.Signal) {
@@ -200,7 +261,7 @@ func (s *session) route(m proto.Signal) {
 			}
 		}
 	case proto.SigBye:
-		s.bye(m.Reason)
+		s.gotBye(m.Reason)
 	}
 }
 
@@ -300,14 +361,35 @@ func (s *session) resumeOnce(ctx context.Context, role string) error {
 	return nil
 }
 
-// ensureSignaling resumes signaling if the current connection is down.
+// stopSignaling ends the keeper: the transfer is over.
+func (s *session) stopSignaling() {
+	s.mu.Lock()
+	keeper := s.keeper
+	s.mu.Unlock()
+	if keeper != nil {
+		keeper()
+	}
+}
+
+// ensureSignaling waits until signaling is up (the keeper reconnects it).
 func (s *session) ensureSignaling(ctx context.Context) error {
-	_, down := s.signaling()
-	select {
-	case <-down:
-		return s.resume(ctx)
-	default:
-		return nil
+	for {
+		s.mu.Lock()
+		down, lost, changed := s.sigDown, s.lost, s.changed
+		s.mu.Unlock()
+		select {
+		case <-down:
+		default:
+			return nil
+		}
+		if lost != nil {
+			return lost
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -325,9 +407,12 @@ func (s *session) report(path string, bytes int64, outcome string, files int) {
 // close ends the session's connections.
 func (s *session) close() {
 	s.mu.Lock()
-	l, sig := s.cur, s.sig
+	l, sig, keeper := s.cur, s.sig, s.keeper
 	s.cur = nil
 	s.mu.Unlock()
+	if keeper != nil {
+		keeper()
+	}
 	if l != nil {
 		l.close()
 	}

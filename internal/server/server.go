@@ -289,9 +289,15 @@ func (s *Server) Run(ctx context.Context) error {
 	})
 	s.log.Info("ferry serving", "url", s.URL().String(), "turn_port", s.TURNPort(), "relay_ip", s.relayIP)
 	<-ctx.Done()
-	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// WebSockets are hijacked and closed by signaling; what remains are
+	// plain requests. http.Server waits up to 5 s for connections that sent
+	// nothing yet (often a peer reconnecting), so give a short grace and
+	// then close.
+	sctx, scancel := context.WithTimeout(context.Background(), time.Second)
 	defer scancel()
-	_ = s.http.Shutdown(sctx)
+	if err := s.http.Shutdown(sctx); err != nil {
+		_ = s.http.Close()
+	}
 	wg.Wait()
 	close(errc)
 	return <-errc

@@ -79,6 +79,9 @@ type Conn struct {
 	err error
 
 	keys *handshake.Keys
+	// sendMu makes sealing and writing one step: the peer accepts sealed
+	// frames only in counter order.
+	sendMu sync.Mutex
 }
 
 // SignalURL returns the WebSocket URL for a server base URL.
@@ -323,6 +326,8 @@ func (c *Conn) SendSignal(ctx context.Context, s proto.Signal) error {
 	if err != nil {
 		return err
 	}
+	c.sendMu.Lock()
+	defer c.sendMu.Unlock()
 	f, err := c.keys.Seal(js)
 	if err != nil {
 		return err

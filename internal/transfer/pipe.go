@@ -49,12 +49,23 @@ func (p *pipeEnd) Send(b []byte) error {
 	}
 }
 
+// Recv delivers what was sent before a Close first, like a graceful close.
 func (p *pipeEnd) Recv() ([]byte, error) {
 	select {
 	case b := <-p.in:
 		return b, nil
+	default:
+	}
+	select {
+	case b := <-p.in:
+		return b, nil
 	case <-p.sh.done:
-		return nil, ErrPipeClosed
+		select {
+		case b := <-p.in:
+			return b, nil
+		default:
+			return nil, ErrPipeClosed
+		}
 	}
 }
 
