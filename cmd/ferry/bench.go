@@ -187,7 +187,7 @@ func benchOnce(ctx context.Context, self, server, file, out string, peerArgs []s
 	}
 	go io.Copy(io.Discard, sendOut)
 
-	recv := exec.CommandContext(ctx, self, append(append([]string{"receive", "--out", out}, peerArgs...))...)
+	recv := exec.CommandContext(ctx, self, append([]string{"receive", "--out", out}, peerArgs...)...)
 	recv.Env = append(os.Environ(), "FERRY_LINK="+link)
 	recvOut, err := recv.StdoutPipe()
 	if err != nil {

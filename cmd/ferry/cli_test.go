@@ -1,0 +1,268 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/transfer"
+)
+
+// ferryBin is the ferry binary built once for the CLI tests.
+var ferryBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ferry-cli-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ferryBin = filepath.Join(dir, "ferry")
+	if out, err := exec.Command("go", "build", "-o", ferryBin, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building ferry: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func startServer(t *testing.T) *server.Server {
+	t.Helper()
+	cfg := config.DefaultServe()
+	cfg.Addr, cfg.TURN.Listen, cfg.TURN.RelayBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
+	srv, err := server.New(cfg, server.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return srv
+}
+
+// writeFile writes size pseudo-random bytes (fast, not secret) to path.
+func writeFile(t *testing.T, path string, size int64) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := rand.NewChaCha8([32]byte{byte(size), 1, 2, 3})
+	if _, err := io.CopyN(f, r, size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func sha(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+type jsonEvent struct {
+	Event       string   `json:"event"`
+	Link        string   `json:"link"`
+	Path        string   `json:"path"`
+	Done        int64    `json:"done"`
+	Total       int64    `json:"total"`
+	Bytes       int64    `json:"bytes"`
+	Sent        int64    `json:"sent"`
+	Generations int      `json:"generations"`
+	Message     string   `json:"message"`
+	Roots       []string `json:"roots"`
+}
+
+// proc is a ferry process whose --json events are read as they come.
+type proc struct {
+	cmd    *exec.Cmd
+	events chan jsonEvent
+	stderr *strings.Builder
+}
+
+func startFerry(t *testing.T, ctx context.Context, env []string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, ferryBin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, events: make(chan jsonEvent, 1024), stderr: &strings.Builder{}}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill() // by pid; a no-op once it exited
+		cmd.Wait()
+	})
+	go func() {
+		defer close(p.events)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			var e jsonEvent
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				p.events <- e
+			}
+		}
+	}()
+	return p
+}
+
+// next returns the next event of one of the kinds, failing on "error".
+func (p *proc) next(t *testing.T, ctx context.Context, kinds ...string) jsonEvent {
+	t.Helper()
+	for {
+		select {
+		case e, ok := <-p.events:
+			if !ok {
+				t.Fatalf("ferry %v exited before %v; stderr:\n%s", p.cmd.Args[1], kinds, p.stderr)
+			}
+			if e.Event == "error" {
+				t.Fatalf("ferry %v failed: %s; stderr:\n%s", p.cmd.Args[1], e.Message, p.stderr)
+			}
+			for _, k := range kinds {
+				if e.Event == k {
+					return e
+				}
+			}
+		case <-ctx.Done():
+			t.Fatalf("timed out waiting for %v from ferry %v; stderr:\n%s", kinds, p.cmd.Args[1], p.stderr)
+		}
+	}
+}
+
+func TestSendReceiveCLI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := startServer(t)
+	src := t.TempDir()
+	os.MkdirAll(filepath.Join(src, "album", "2024"), 0o755)
+	writeFile(t, filepath.Join(src, "album", "2024", "a.jpg"), 3<<20)
+	writeFile(t, filepath.Join(src, "album", "b.txt"), 10)
+	writeFile(t, filepath.Join(src, "single.bin"), 1<<20+3)
+	out := t.TempDir()
+	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(),
+		filepath.Join(src, "album"), filepath.Join(src, "single.bin"))
+	link := send.next(t, ctx, "link").Link
+	recv := startFerry(t, ctx, []string{"FERRY_LINK=" + link}, "receive", "--json", "--out", out)
+	rdone := recv.next(t, ctx, "done")
+	sdone := send.next(t, ctx, "done")
+	for _, f := range []string{"album/2024/a.jpg", "album/b.txt", "single.bin"} {
+		if sha(t, filepath.Join(src, f)) != sha(t, filepath.Join(out, f)) {
+			t.Fatalf("%s differs", f)
+		}
+	}
+	if rdone.Path != "direct" || sdone.Path != "direct" || len(rdone.Roots) != 3 || rdone.Roots[0] != sdone.Roots[0] {
+		t.Fatalf("done events: receiver %+v, sender %+v", rdone, sdone)
+	}
+	if err := recv.cmd.Wait(); err != nil {
+		t.Fatalf("receiver exit: %v\n%s", err, recv.stderr)
+	}
+
+	// The same link again, into the same folder: nothing to resume, the
+	// ticket is spent, the files are there: a clear error, nothing touched.
+	again := exec.CommandContext(ctx, ferryBin, "receive", "--out", out)
+	again.Env = append(os.Environ(), "FERRY_LINK="+link)
+	msg, err := again.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "already used") {
+		t.Fatalf("second receive: %v\n%s", err, msg)
+	}
+}
+
+func TestReceiveBadLinks(t *testing.T) {
+	for _, c := range []struct{ link, want string }{
+		{"http://localhost:1/r#AAECAwQFBgcI.AAECAwQFBgcICQoLDA", "incomplete"},
+		{"http://localhost:1/r#garbage", "damaged"},
+		{"ftp://x/y", "not a ferry link"},
+	} {
+		cmd := exec.Command(ferryBin, "receive", "--out", t.TempDir())
+		cmd.Env = append(os.Environ(), "FERRY_LINK="+c.link)
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s: %v %s", c.link, err, out)
+		}
+	}
+}
+
+// TestReceiverKilledResumes kills the receiver (SIGKILL) at about half of a
+// 500 MiB transfer; running the same command again must finish the file
+// from the verified chunks it recorded.
+func TestReceiverKilledResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv := startServer(t)
+	const size = 500 << 20
+	src := filepath.Join(t.TempDir(), "big.bin")
+	writeFile(t, src, size)
+	out := t.TempDir()
+	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+	link := send.next(t, ctx, "link").Link
+	env := []string{"FERRY_LINK=" + link}
+
+	recv := startFerry(t, ctx, env, "receive", "--json", "--out", out)
+	for {
+		e := recv.next(t, ctx, "progress", "done")
+		if e.Event == "done" {
+			t.Fatal("the transfer finished before the receiver could be killed")
+		}
+		if e.Done >= size/2 {
+			break
+		}
+	}
+	if err := recv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	recv.cmd.Wait()
+	if _, err := os.Stat(filepath.Join(out, "big.bin"+transfer.PartSuffix+transfer.ProgressSuffix)); err != nil {
+		t.Fatalf("no progress log after the kill: %v", err)
+	}
+	matches, _ := filepath.Glob(filepath.Join(out, peer.StateFile("*")))
+	if len(matches) != 1 {
+		t.Fatalf("resume state files: %v", matches)
+	}
+
+	recv2 := startFerry(t, ctx, env, "receive", "--json", "--out", out)
+	rdone := recv2.next(t, ctx, "done")
+	sdone := send.next(t, ctx, "done")
+	if sha(t, src) != sha(t, filepath.Join(out, "big.bin")) {
+		t.Fatal("resumed file differs")
+	}
+	extra := sdone.Sent - size
+	t.Logf("sender put %d MiB on the wire for a %d MiB file (%.0f%% extra), %d connections",
+		sdone.Sent>>20, size>>20, 100*float64(extra)/size, sdone.Generations)
+	if extra >= size*6/10 {
+		t.Fatalf("resending %d bytes (>= 60%% of the file): the resume did not use verified chunks", extra)
+	}
+	if sdone.Generations < 2 || rdone.Bytes != size {
+		t.Fatalf("sender done %+v, receiver done %+v", sdone, rdone)
+	}
+	if left, _ := filepath.Glob(filepath.Join(out, ".ferry-*")); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
