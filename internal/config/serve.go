@@ -26,6 +26,9 @@ type Serve struct {
 	LogLevel  string
 	LogFormat string
 
+	// Redis, if set, shares tickets and relays signaling between instances.
+	Redis string
+
 	TURN TURN
 }
 
@@ -75,6 +78,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
+	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL (redis://host:6379/0) to share tickets between several ferry instances (default: in memory)")
 
 	t := &c.TURN
 	fs.StringVar(&t.Listen, "turn-listen", t.Listen, "bundled TURN/STUN listen address, UDP and TCP (empty: no bundled TURN)")
@@ -136,6 +140,11 @@ func (c *Serve) Validate() error {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
 			bad("--public-url %q must be an http(s) URL like https://ferry.example.org", c.PublicURL)
+		}
+	}
+	if c.Redis != "" {
+		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
+			bad("--redis %q must be a redis://, rediss:// or unix:// URL", c.Redis)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -50,6 +50,8 @@ type Server struct {
 	secret    string
 	relayIP   net.IP
 	resolveIP *clientip.Resolver
+	// closers run when Run ends (e.g. the Redis client).
+	closers []func() error
 }
 
 // New validates cfg and binds every listener, so addresses are known
@@ -73,6 +75,14 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		return nil, err
 	}
 	store := o.Store
+	if store == nil && cfg.Redis != "" {
+		rs, err := signaling.NewRedisStore(context.Background(), cfg.Redis)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, rs.Close)
+		store = rs
+	}
 	if store == nil {
 		store = signaling.NewMemoryStore(s.now)
 	}
@@ -299,6 +309,9 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.http.Close()
 	}
 	wg.Wait()
+	for _, c := range s.closers {
+		_ = c()
+	}
 	close(errc)
 	return <-errc
 }
