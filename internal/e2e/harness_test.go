@@ -1,0 +1,221 @@
+package e2e_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+	"github.com/ferrydev/ferry/internal/browsertest"
+	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/server"
+)
+
+// clock is a settable clock for the server (ticket expiry without sleeping).
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// startServer runs `ferry serve` in-process on loopback with its bundled
+// TURN relay and returns its base URL.
+func startServer(t testing.TB, ctx context.Context, now func() time.Time) (*server.Server, string) {
+	t.Helper()
+	cfg := config.DefaultServe()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.TURN.Listen = "127.0.0.1:0"
+	cfg.TURN.RelayBind = "127.0.0.1"
+	srv, err := server.New(cfg, server.Options{Now: now})
+	if err != nil {
+		t.Fatalf("server.New: %v", err)
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(sctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server: %v", err)
+		}
+	})
+	select {
+	case <-srv.Signaling().Ready():
+	case err := <-done:
+		t.Fatalf("server stopped: %v", err)
+	case <-ctx.Done():
+		t.Fatal("server did not start")
+	}
+	return srv, srv.URL().String()
+}
+
+// newBrowser starts a headless Chromium whose console is copied to the
+// test log (prefixed with name) while the test runs.
+func newBrowser(t testing.TB, ctx context.Context, name string) context.Context {
+	t.Helper()
+	b := browsertest.New(t, ctx, browsertest.Options{})
+	var mu sync.Mutex
+	ended := false
+	t.Cleanup(func() {
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+	})
+	msgs := chromedp.Console(b)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			if !ended {
+				t.Logf("[%s console.%s] %s", name, m.Type, m)
+			}
+			mu.Unlock()
+		}
+	}()
+	return b
+}
+
+// randomFile writes size random bytes to dir/name and returns the path
+// and its SHA-256.
+func randomFile(t testing.TB, dir, name string, size int64) (string, string) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.Reader, size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p, hex.EncodeToString(h.Sum(nil))
+}
+
+func fileSHA256(t testing.TB, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// onNewDocument runs js in every document the tab loads from now on.
+func onNewDocument(t testing.TB, b context.Context, js string) {
+	t.Helper()
+	if _, err := chromedp.Call(b, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js}); err != nil {
+		t.Fatalf("add script: %v", err)
+	}
+}
+
+// Stubs that choose the receive path. OPFS stands in for the file the save
+// dialog would return; without both pickers the page must stream through
+// its service worker.
+const (
+	stubSavePickerOPFS = `window.showSaveFilePicker = async (o) => {
+  const root = await navigator.storage.getDirectory();
+  return root.getFileHandle(o.suggestedName, { create: true });
+};`
+	noFSAccess = `for (const o of [window, Window.prototype]) {
+  try { delete o.showSaveFilePicker; delete o.showDirectoryPicker; } catch (e) {}
+}`
+)
+
+// waitState polls the page's data-state until it is one of states and
+// returns it (the page sets it on every step; no sleeping).
+func waitState(b context.Context, states ...string) (string, error) {
+	js := fmt.Sprintf(`(() => { const s = document.body && document.body.dataset.state; return %s.includes(s) ? s : null; })()`, jsArray(states))
+	return chromedp.Run(b, chromedp.Poll[string](js, chromedp.WithPollingInterval(50*time.Millisecond)))
+}
+
+func jsArray(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = fmt.Sprintf("%q", s)
+	}
+	return "[" + strings.Join(q, ",") + "]"
+}
+
+func text(b context.Context, id string) string {
+	s, _ := chromedp.Run(b, chromedp.Evaluate[string](fmt.Sprintf(`(document.getElementById(%q) || {}).textContent || ""`, id)))
+	return s
+}
+
+// sendFiles opens the send page, picks files and returns the link.
+func sendFiles(t testing.TB, b context.Context, url string, files ...string) string {
+	t.Helper()
+	if err := chromedp.Do(b, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open send page: %v", err)
+	}
+	if err := chromedp.Do(b, chromedp.SetUploadFiles(chromedp.ID("file-input"), files)); err != nil {
+		t.Fatalf("pick files: %v", err)
+	}
+	link, err := chromedp.Run(b, chromedp.Poll[string](
+		`(() => { const v = document.getElementById("link").value; if (v) return v; const e = document.getElementById("error"); if (!e.hidden) throw new Error(e.textContent); return null; })()`,
+		chromedp.WithPollingInterval(50*time.Millisecond)))
+	if err != nil {
+		t.Fatalf("no link on the send page: %v (status %q)", err, text(b, "status"))
+	}
+	return link
+}
+
+// setDownloads makes downloads of this browser land in dir, with events.
+func setDownloads(t testing.TB, b context.Context, dir string) {
+	t.Helper()
+	yes := true
+	if _, err := chromedp.CallBrowser(b, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir, EventsEnabled: &yes,
+	}); err != nil {
+		t.Fatalf("set download behavior: %v", err)
+	}
+}
+
+// opfsSHA256 hashes a file in the page's origin-private file system.
+func opfsSHA256(t testing.TB, b context.Context, name string) string {
+	t.Helper()
+	js := fmt.Sprintf(`(async () => {
+  const root = await navigator.storage.getDirectory();
+  const f = await (await root.getFileHandle(%q)).getFile();
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", await f.arrayBuffer()));
+  return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
+})()`, name)
+	got, err := chromedp.Run(b, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("hash received file in OPFS: %v", err)
+	}
+	return got
+}

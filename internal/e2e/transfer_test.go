@@ -1,0 +1,118 @@
+package e2e_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/chromedp"
+)
+
+type transferCase struct {
+	size     int64
+	relay    bool   // sender in relay-only mode
+	sink     string // "opfs" (File System Access) or "download" (service worker)
+	corrupt  string // JS list of chunks the sender corrupts once, e.g. `[{file:0,index:3}]`
+	wantPath string
+}
+
+// runTransfer sends one random file from one browser to another through a
+// real server and checks the received bytes by SHA-256.
+func runTransfer(t *testing.T, tc transferCase) (mbps float64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	_, base := startServer(t, ctx, nil)
+	dir := t.TempDir()
+	src, want := randomFile(t, dir, "random.bin", tc.size)
+
+	sb := newBrowser(t, ctx, "sender")
+	rb := newBrowser(t, ctx, "receiver")
+	dl := t.TempDir()
+	switch tc.sink {
+	case "opfs":
+		onNewDocument(t, rb, stubSavePickerOPFS)
+	case "download":
+		onNewDocument(t, rb, noFSAccess)
+		setDownloads(t, rb, dl)
+	}
+	if tc.corrupt != "" {
+		onNewDocument(t, sb, `window.ferryTest = { corrupt: `+tc.corrupt+` };`)
+	}
+	url := base + "/"
+	if tc.relay {
+		url += "?relay=1"
+	}
+	link := sendFiles(t, sb, url, src)
+	t.Logf("link %s", link)
+
+	downloads := chromedp.BrowserEvents(rb, browser.DownloadProgress)
+	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
+		t.Fatalf("open link: %v", err)
+	}
+	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
+		t.Fatalf("receiver state %q (%v): %s", st, err, text(rb, "error"))
+	}
+	offer := text(rb, "offer-list")
+	if want := "random.bin"; !contains(offer, want) {
+		t.Fatalf("offer %q does not list %q", offer, want)
+	}
+	start := time.Now()
+	if err := chromedp.Do(rb, chromedp.Click(chromedp.ID("accept"))); err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	st, err := waitState(rb, "done", "error", "canceled")
+	if err != nil || st != "done" {
+		t.Fatalf("receiver ended in %q (%v): %s", st, err, text(rb, "error"))
+	}
+	elapsed := time.Since(start)
+	if st, err := waitState(sb, "done", "error", "canceled"); err != nil || st != "done" {
+		t.Fatalf("sender ended in %q (%v): %s", st, err, text(sb, "error"))
+	}
+	var got string
+	switch tc.sink {
+	case "opfs":
+		got = opfsSHA256(t, rb, "random.bin")
+	case "download":
+		for ev, err := range downloads {
+			if err != nil {
+				t.Fatalf("waiting for the download: %v", err)
+			}
+			if ev.State == browser.DownloadProgressStateCompleted {
+				break
+			}
+			if ev.State == browser.DownloadProgressStateCanceled {
+				t.Fatal("the browser canceled the download")
+			}
+		}
+		got = fileSHA256(t, filepath.Join(dl, "random.bin"))
+	}
+	if got != want {
+		t.Fatalf("received file sha256 %s, sent %s", got, want)
+	}
+	for name, b := range map[string]context.Context{"sender": sb, "receiver": rb} {
+		path, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById("path").dataset.path || ""`))
+		if tc.wantPath != "" && path != tc.wantPath {
+			t.Errorf("%s shows path %q, want %q", name, path, tc.wantPath)
+		}
+	}
+	mbps = float64(tc.size) / 1e6 / elapsed.Seconds()
+	t.Logf("%d bytes in %s: %.1f MB/s", tc.size, elapsed.Round(time.Millisecond), mbps)
+	return mbps
+}
+
+func contains(s, sub string) bool { return len(s) >= len(sub) && (s == sub || indexOf(s, sub) >= 0) }
+
+func indexOf(s, sub string) int {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestDirectFileSystemAccess(t *testing.T) {
+	runTransfer(t, transferCase{size: 50 << 20, sink: "opfs", wantPath: "direct"})
+}

@@ -1,0 +1,91 @@
+// Signaling messages between a client and the server (PROTOCOL.md §2) and
+// the sealed peer-to-peer signals (§3.3).
+
+export const subprotocol = "ferry.v1";
+export const signalPath = "/api/v1/signal";
+export const agent = "ferry-web/0.1.0";
+export const features = ["resume"];
+
+export interface IceServer {
+  urls: string[] | string;
+  username?: string;
+  credential?: string;
+}
+
+export interface ServerMessage {
+  type: string;
+  id?: string;
+  expires?: number;
+  iceServers?: IceServer[];
+  maxBytes?: number;
+}
+
+export type Role = "S" | "R";
+
+export interface Signal {
+  t: "info" | "sdp" | "cand" | "restart" | "bye";
+  agent?: string;
+  features?: string[];
+  type?: "offer" | "answer";
+  sdp?: string;
+  candidate?: string;
+  sdpMid?: string | null;
+  sdpMLineIndex?: number | null;
+  gen?: number;
+  reason?: string;
+}
+
+export const close = {
+  protocol: 4000,
+  version: 4001,
+  tooLarge: 4002,
+  rateLimited: 4003,
+  notFound: 4004,
+  expired: 4005,
+  used: 4006,
+  wrongKey: 4007,
+  peerGone: 4008,
+  forbidden: 4009,
+  timeout: 4010,
+  canceled: 4011,
+  shutdown: 4012,
+  limit: 4013,
+  replaced: 4014,
+} as const;
+
+// closeMessage is what a person is told when the server closes the
+// signaling connection with code (PROTOCOL.md §2.6).
+export function closeMessage(code: number): string {
+  switch (code) {
+    case close.protocol:
+    case close.tooLarge:
+      return "Something went wrong between this page and the server. Reload the page and try again.";
+    case close.version:
+      return "This page is out of date. Reload it to get the current version.";
+    case close.rateLimited:
+      return "Too many attempts from your network. Wait a minute and try again.";
+    case close.notFound:
+      return "This link is wrong or was never valid (or the server restarted). Ask the sender for a new link.";
+    case close.expired:
+      return "This link has expired. Ask the sender for a new one.";
+    case close.used:
+      return "This link was already opened by someone. Links work only once: ask the sender for a new one.";
+    case close.wrongKey:
+      return "The link's secret is wrong, so the link has been closed for safety. Ask the sender for a new link.";
+    case close.peerGone:
+      return "The other side disconnected.";
+    case close.forbidden:
+      return "The server does not allow this from your network (or a sign-in is needed).";
+    case close.timeout:
+      return "Timed out waiting for the other side.";
+    case close.canceled:
+      return "The other side canceled the transfer.";
+    case close.shutdown:
+      return "The server is restarting. Try again in a moment.";
+    case close.limit:
+      return "A server limit for this transfer was reached. Start a new transfer.";
+    case close.replaced:
+      return "This transfer was taken over by another tab or device.";
+  }
+  return "The connection to the server was lost.";
+}

@@ -1,0 +1,214 @@
+// ReceiveFlow is the whole receiving side: join, handshake, answering each
+// connection generation, the transfer, and resuming after losses.
+import { Inbox } from "../net/inbox";
+import { Link } from "../net/link";
+import { Session, waitPaired } from "../net/session";
+import { SignalingConn } from "../net/signaling";
+import type { Manifest } from "../protocol/control";
+import { encodeControl } from "../protocol/frames";
+import { agent, features, type Signal } from "../protocol/signal";
+import type { Ticket } from "../protocol/ticket";
+import { ConnLost, FerryError, canceledByPeer, canceledByUs, internal } from "./errors";
+import type { Progress } from "./progress";
+import { Receiver, type Sink } from "./receiver";
+import { backoff, connectTimeout, reconnectFor, until } from "./timing";
+import { WorkerClient } from "./worker_client";
+
+export interface ReceiveEvents {
+  paired(): void;
+  phrase(words: string[]): void;
+  connected(path: string, gen: number): void;
+  reconnecting(): void;
+  // manifest asks the person; it resolves with where to save, or null.
+  manifest(m: Manifest): Promise<Sink | null>;
+  progress(p: Progress): void;
+}
+
+export class ReceiveFlow {
+  readonly session: Session;
+  readonly worker = new WorkerClient();
+  private receiver: Receiver | null = null;
+  link: Link | null = null;
+  private offers = new Inbox<Signal>();
+  private early = new Map<number, Signal[]>();
+  private stop: ((e: FerryError) => void) | null = null;
+  private stopped: Promise<FerryError>;
+  private canceled = false;
+  private path = "";
+  private senderBye: Promise<void>;
+  private byeSeen!: () => void;
+
+  constructor(
+    private base: string,
+    private ticket: Ticket,
+    private relayOnly: () => boolean,
+    private ev: ReceiveEvents,
+  ) {
+    this.session = new Session("R", base);
+    this.stopped = new Promise((r) => (this.stop = r));
+    this.senderBye = new Promise((r) => (this.byeSeen = r));
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.transfer();
+      const man = this.receiver!.man!;
+      // Report first, then say goodbye on the same connection, so the
+      // report is in before the sender closes.
+      this.report("completed", man.totalSize, man.files.length);
+      void this.session.signal({ t: "bye", reason: "done" });
+      await until(Promise.race([this.senderBye, this.link?.dead ?? Promise.resolve()]), 5000);
+    } catch (e) {
+      const err = internal(e);
+      if (this.receiver?.man && !this.receiver.complete) this.receiver.abort();
+      const man = this.receiver?.man;
+      if (man) this.report(err.outcome, this.receiver!.doneBytes, man.files.length);
+      throw err;
+    } finally {
+      this.close();
+    }
+  }
+
+  private async transfer(): Promise<void> {
+    const s = this.session;
+    const sig = await SignalingConn.open(this.base);
+    s.sig = sig;
+    sig.send({ type: "join", id: this.ticket.id });
+    const joined = await this.race(sig.expect("joined"));
+    await this.race(waitPaired(sig));
+    this.ev.paired();
+    const keys = await this.race(s.handshake(sig, this.ticket.secret, this.ticket.id));
+    this.ev.phrase(keys.phrase);
+    s.onSignal = (m) => this.onSignal(m);
+    s.onDown = (err) => {
+      if (err.code === 4007 || err.code === 4011 || err.code === 4014) this.stop?.(err.code === 4011 ? canceledByPeer() : err);
+    };
+    s.attach(sig, keys, joined.iceServers);
+    void s.signal({ t: "info", agent, features });
+    this.receiver = new Receiver(this.worker, (m) => this.ev.manifest(m), joined.maxBytes ?? 0);
+
+    let gen = 0;
+    let lostAt = 0;
+    for (;;) {
+      if (lostAt && performance.now() - lostAt > reconnectFor) {
+        throw new FerryError("The connection to the other side was lost and could not be restored.");
+      }
+      if (!s.connected) {
+        try {
+          await this.race(s.reconnect());
+          void s.signal({ t: "restart", gen: 0 });
+        } catch (e) {
+          if (e instanceof FerryError && (e.code === 4004 || e.code === 4007 || e.code === 4011)) throw e;
+          if (this.canceled) throw e;
+          lostAt ||= performance.now();
+          await this.race(backoff(lostAt));
+          continue;
+        }
+      }
+      let link: Link;
+      let dc: RTCDataChannel;
+      try {
+        [link, dc] = await this.race(this.nextLink(gen));
+      } catch (e) {
+        if (!(e instanceof ConnLost)) throw e;
+        lostAt ||= performance.now();
+        this.ev.reconnecting();
+        void s.signal({ t: "restart", gen });
+        continue;
+      }
+      gen = link.gen;
+      this.path = await link.path();
+      this.ev.connected(this.path, gen);
+      lostAt = 0;
+      try {
+        await this.race(this.receiver.run(dc, link.dead, this.ev.progress));
+        return;
+      } catch (e) {
+        link.fail("transfer interrupted");
+        if (!(e instanceof ConnLost)) throw e;
+        lostAt = performance.now();
+        this.ev.reconnecting();
+        if (s.connected) void s.signal({ t: "restart", gen });
+      }
+    }
+  }
+
+  // nextLink answers the sender's offers newer than gen until one
+  // generation's data channel opens.
+  private async nextLink(gen: number): Promise<[Link, RTCDataChannel]> {
+    const deadline = performance.now() + connectTimeout;
+    let link: Link | null = null;
+    let offer: Promise<Signal> = this.offers.next();
+    for (;;) {
+      const left = deadline - performance.now();
+      const r = await Promise.race([
+        offer.then((o) => ({ o })),
+        link ? link.open.then((dc) => ({ dc })) : new Promise<never>(() => {}),
+        link ? link.dead.then((d) => ({ d })) : new Promise<never>(() => {}),
+        new Promise<{ timeout: true }>((res) => setTimeout(() => res({ timeout: true }), Math.max(0, left))),
+      ]);
+      if ("dc" in r && link) return [link, r.dc];
+      if ("d" in r || "timeout" in r) {
+        link?.fail("not connected");
+        throw new ConnLost("no connection in time");
+      }
+      if ("o" in r) {
+        offer = this.offers.next();
+        const o = r.o;
+        if ((o.gen ?? 0) <= (link?.gen ?? gen)) continue; // stale
+        link?.fail("superseded");
+        link = new Link(o.gen!, this.session.iceServers, this.relayOnly(), (m) => void this.session.signal(m));
+        this.link = link;
+        const cands = this.early.get(o.gen!) ?? [];
+        for (const g of [...this.early.keys()]) if (g <= o.gen!) this.early.delete(g);
+        await link.answer(o.sdp ?? "");
+        for (const c of cands) link.addCandidate(c);
+      }
+    }
+  }
+
+  private onSignal(m: Signal): void {
+    const l = this.link;
+    switch (m.t) {
+      case "sdp":
+        if (m.type === "offer") this.offers.push(m);
+        return;
+      case "cand":
+        if (l && m.gen === l.gen) {
+          l.addCandidate(m);
+        } else if ((m.gen ?? 0) > (l?.gen ?? 0)) {
+          // Candidates can overtake nothing, but may arrive while the
+          // offer is still being answered.
+          const list = this.early.get(m.gen ?? 0) ?? [];
+          if (this.early.size < 8 && list.length < 64) this.early.set(m.gen ?? 0, [...list, m]);
+        }
+        return;
+      case "bye":
+        if (m.reason === "canceled") this.stop?.(canceledByPeer());
+        else this.byeSeen();
+        return;
+    }
+  }
+
+  private race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.stopped.then((e) => Promise.reject(e))]);
+  }
+
+  cancel(): void {
+    this.canceled = true;
+    const dc = this.link?.dc;
+    if (dc?.readyState === "open") dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
+    void this.session.signal({ t: "bye", reason: "canceled" });
+    this.session.send({ type: "abort", reason: "canceled" });
+    this.stop?.(canceledByUs());
+  }
+
+  private report(outcome: string, bytes: number, files: number): void {
+    this.session.send({ type: "report", path: this.path || "direct", bytes, outcome, files });
+  }
+
+  private close(): void {
+    this.link?.fail("closed");
+    this.session.close();
+  }
+}

@@ -1,0 +1,322 @@
+// Receiver runs the receiving side of the transfer protocol (PROTOCOL.md
+// §4): every chunk is checked against its BLAKE3 hash in the worker before
+// it is written; bad copies are re-requested; each file's root is checked
+// before the file is kept. State outlives connections, so a new generation
+// resumes from the chunks already committed.
+import { chunkCount, chunkLen, checkManifest, maxWindow, sameManifest, type Manifest, type Range } from "../protocol/control";
+import { chunkHeaderLen, encodeAck, encodeControl, encodeNack, frameChunk, frameControl, parseChunkHeader, parseControl } from "../protocol/frames";
+import { Inbox } from "../net/inbox";
+import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "./errors";
+import type { Progress } from "./progress";
+import type { SinkSpec, FromWorker } from "./worker_api";
+import type { WorkerClient } from "./worker_client";
+
+const maxBadCopies = 8;
+const inFlightBytes = 16 << 20;
+
+// Sink is where the person chose to save; beforeFile prepares what a file
+// needs before its first chunk (a download, for the streaming sink).
+export interface Sink {
+  spec: SinkSpec;
+  beforeFile(file: number): void;
+  finished(file: number, blob?: Blob): void;
+}
+
+interface RFile {
+  n: number;
+  size: number;
+  state: Uint8Array; // 0 missing, 1 at the worker, 2 committed
+  count: number; // committed chunks
+  root: string;
+  finishing: boolean;
+  done: boolean;
+  started: boolean;
+  bad: Map<number, number>;
+}
+
+type Ev =
+  | { kind: "dc"; b: Uint8Array }
+  | { kind: "committed"; file: number; n: number; bytes: number }
+  | { kind: "bad"; file: number; index: number }
+  | { kind: "finished"; file: number; ok: boolean }
+  | { kind: "io"; message: string };
+
+export class Receiver {
+  man: Manifest | null = null;
+  private files: RFile[] = [];
+  private sink: Sink | null = null;
+  private events: Inbox<Ev> | null = null;
+  private ready: ((err?: string) => void) | null = null;
+  doneBytes = 0;
+  complete = false;
+
+  constructor(
+    private worker: WorkerClient,
+    // decide shows the manifest; it returns the chosen sink, or null to decline.
+    private decide: (m: Manifest) => Promise<Sink | null>,
+    private maxBytes = 0,
+  ) {
+    worker.onEvent = (m) => this.onWorker(m);
+  }
+
+  get filesDone(): number {
+    return this.files.filter((f) => f.done).length;
+  }
+
+  private onWorker(m: FromWorker): void {
+    const push = (e: Ev) => this.events?.push(e);
+    switch (m.t) {
+      case "rx-ready":
+        this.ready?.(m.error);
+        return;
+      case "committed": {
+        const f = this.files[m.file]!;
+        for (const i of m.indices) f.state[i] = 2;
+        f.count += m.indices.length;
+        this.doneBytes += m.bytes;
+        push({ kind: "committed", file: m.file, n: m.indices.length, bytes: m.bytes });
+        return;
+      }
+      case "bad":
+        this.files[m.file]!.state[m.index] = 0;
+        push({ kind: "bad", file: m.file, index: m.index });
+        return;
+      case "finished": {
+        const f = this.files[m.file]!;
+        f.finishing = false;
+        if (m.ok) {
+          f.done = true;
+          this.sink?.finished(m.file, m.blob);
+        }
+        push({ kind: "finished", file: m.file, ok: m.ok });
+        return;
+      }
+      case "rx-error":
+        console.error("ferry: worker:", m.message);
+        push({ kind: "io", message: m.message });
+        return;
+    }
+  }
+
+  // resumeRanges lists the committed chunks per file (accept.resume).
+  private resumeRanges(): { file: number; have: Range[] }[] {
+    const out: { file: number; have: Range[] }[] = [];
+    this.files.forEach((f, i) => {
+      const have: Range[] = [];
+      let start = -1;
+      for (let k = 0; k <= f.n; k++) {
+        const c = k < f.n && f.state[k] === 2;
+        if (c && start < 0) start = k;
+        if (!c && start >= 0) {
+          have.push([start, k]);
+          start = -1;
+        }
+      }
+      if (have.length > 0) out.push({ file: i, have });
+    });
+    return out;
+  }
+
+  // run receives on one open data channel until every file is verified.
+  async run(dc: RTCDataChannel, dead: Promise<ConnLost>, progress: (p: Progress) => void): Promise<void> {
+    const ev = new Inbox<Ev>();
+    this.events = ev;
+    dc.onmessage = (e) => ev.push({ kind: "dc", b: new Uint8Array(e.data as ArrayBuffer) });
+    void dead.then((e) => ev.fail(e));
+    try {
+      await this.serve(dc, ev, progress);
+    } finally {
+      if (this.events === ev) this.events = null;
+    }
+  }
+
+  private async serve(dc: RTCDataChannel, ev: Inbox<Ev>, progress: (p: Progress) => void): Promise<void> {
+    const send = (b: Uint8Array) => {
+      try {
+        dc.send(b as Uint8Array<ArrayBuffer>);
+      } catch {
+        throw new ConnLost("send failed");
+      }
+    };
+    const fail = (code: string, err: FerryError): FerryError => {
+      try {
+        send(encodeControl({ t: "error", code }));
+      } catch {
+        /* gone anyway */
+      }
+      return err;
+    };
+    // The sender's first message on every connection is the manifest.
+    let first: Ev;
+    do first = await ev.next();
+    while (first.kind !== "dc");
+    if (first.b[0] !== frameControl) throw fail("protocol", protocolError("expected manifest"));
+    const fm = parseControl(first.b);
+    if (fm.t === "cancel") throw canceledByPeer();
+    if (fm.t !== "manifest") throw fail("protocol", protocolError(`expected manifest, got ${fm.t}`));
+    let man: Manifest;
+    try {
+      man = checkManifest(fm);
+    } catch (e) {
+      console.error("ferry: refused manifest:", e);
+      throw fail("protocol", new FerryError(`The sender offered files this page refuses to save: ${(e as Error).message}.`));
+    }
+    if (!this.man) {
+      if (this.maxBytes > 0 && man.totalSize > this.maxBytes) {
+        send(encodeControl({ t: "decline", reason: "too large" }));
+        throw new FerryError("The files are larger than this server allows for one transfer.");
+      }
+      const sink = await this.decide(man);
+      if (!sink) {
+        send(encodeControl({ t: "decline", reason: "declined" }));
+        throw new FerryError("You declined the files.", "canceled");
+      }
+      await this.open(man, sink);
+    } else {
+      if (!sameManifest(this.man, man)) throw fail("protocol", protocolError("the sender offered different files after reconnecting"));
+      await this.worker.sync(); // settle chunks still at the worker
+    }
+    const window = Math.min(maxWindow, Math.max(8, Math.floor(inFlightBytes / man.chunkSize)));
+    const batch = Math.max(1, Math.floor(window / 8));
+    const resume = this.resumeRanges();
+    send(encodeControl({ t: "accept", window, ...(resume.length > 0 ? { resume } : {}) }));
+
+    let owed = 0;
+    let connBytes = 0;
+    let doneReceived = false;
+    let lastReport = 0;
+    const report = (force = false) => {
+      const now = performance.now();
+      if (!force && now - lastReport < 100) return;
+      lastReport = now;
+      progress({ total: man.totalSize, done: this.doneBytes, files: man.files.length, filesDone: this.filesDone });
+    };
+    const ack = () => {
+      if (owed > 0) send(encodeAck({ credit: owed, committed: connBytes }));
+      owed = 0;
+    };
+    const maybeFinish = (i: number) => {
+      const f = this.files[i]!;
+      if (f.root && f.count === f.n && !f.finishing && !f.done) {
+        this.start(i);
+        f.finishing = true;
+        this.worker.post({ t: "finish", file: i, root: f.root });
+      }
+    };
+    report(true);
+    // Files completed on an earlier connection whose eof came then.
+    this.files.forEach((_, i) => maybeFinish(i));
+
+    for (;;) {
+      const e = await ev.next();
+      switch (e.kind) {
+        case "committed":
+          owed += e.n;
+          connBytes += e.bytes;
+          if (owed >= batch) ack();
+          maybeFinish(e.file);
+          report();
+          break;
+        case "bad": {
+          const f = this.files[e.file]!;
+          const n = (f.bad.get(e.index) ?? 0) + 1;
+          f.bad.set(e.index, n);
+          console.warn(`ferry: chunk ${e.file}/${e.index} failed verification (copy ${n}); asking again`);
+          if (n >= maxBadCopies) throw fail("protocol", new FerryError("The data kept arriving damaged, so the transfer was stopped. Try again, perhaps on another network."));
+          send(encodeNack({ file: e.file, index: e.index }));
+          break;
+        }
+        case "finished":
+          if (!e.ok) throw fail("root_mismatch", new FerryError("Verification failed: the received file does not match what was sent. It was not kept; try again."));
+          ack();
+          send(encodeControl({ t: "verified", file: e.file }));
+          report(true);
+          break;
+        case "io":
+          throw fail("io", new FerryError("Saving the files failed (is the disk full, or was the folder removed?). The transfer was stopped."));
+        case "dc":
+          if (e.b[0] === frameChunk) {
+            this.chunk(e.b, man, fail);
+            break;
+          }
+          if (e.b[0] !== frameControl) throw fail("protocol", protocolError(`unexpected frame ${e.b[0]}`));
+          {
+            const m = parseControl(e.b);
+            switch (m.t) {
+              case "eof": {
+                const f = this.files[m.file as number];
+                if (!f || typeof m.root !== "string" || !/^[0-9a-f]{64}$/.test(m.root)) throw fail("protocol", protocolError("bad eof"));
+                if (f.done) {
+                  send(encodeControl({ t: "verified", file: m.file as number }));
+                  break;
+                }
+                f.root = m.root;
+                maybeFinish(m.file as number);
+                break;
+              }
+              case "done":
+                doneReceived = true;
+                break;
+              case "cancel":
+                throw canceledByPeer();
+              case "error":
+                throw peerError(m.code);
+              default:
+                throw fail("protocol", protocolError(`unexpected ${m.t}`));
+            }
+          }
+          break;
+      }
+      // "done" only says every eof was sent: re-requested chunks may still
+      // be on their way, so completion waits for every file's verification.
+      if (doneReceived && this.files.every((f) => f.done)) {
+        ack();
+        this.complete = true;
+        report(true);
+        send(encodeControl({ t: "complete" }));
+        return;
+      }
+    }
+  }
+
+  private chunk(b: Uint8Array, man: Manifest, fail: (code: string, err: FerryError) => FerryError): void {
+    const h = parseChunkHeader(b);
+    const f = this.files[h.file];
+    if (!f || h.index >= f.n || b.length - chunkHeaderLen !== chunkLen(f.size, man.chunkSize, h.index)) {
+      throw fail("protocol", protocolError(`chunk ${h.file}/${h.index} out of range or wrong length`));
+    }
+    if (f.state[h.index] !== 0) throw fail("protocol", protocolError(`duplicate chunk ${h.file}/${h.index}`));
+    f.state[h.index] = 1;
+    this.start(h.file);
+    const buf = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? (b.buffer as ArrayBuffer) : (b.slice().buffer as ArrayBuffer);
+    this.worker.post({ t: "chunk", file: h.file, index: h.index, frame: buf }, [buf]);
+  }
+
+  private start(i: number): void {
+    const f = this.files[i]!;
+    if (!f.started) {
+      f.started = true;
+      this.sink!.beforeFile(i);
+    }
+  }
+
+  private async open(man: Manifest, sink: Sink): Promise<void> {
+    const err = await new Promise<string | undefined>((resolve) => {
+      this.ready = resolve;
+      this.worker.post({ t: "rx-open", chunkSize: man.chunkSize, files: man.files.map((f) => ({ path: f.path, size: f.size })), sink: sink.spec });
+    });
+    this.ready = null;
+    if (err) throw new FerryError(err.includes("already exists") ? err : "The files could not be created where you chose. Try another place.");
+    this.man = man;
+    this.sink = sink;
+    this.files = man.files.map((f) => {
+      const n = chunkCount(f.size, man.chunkSize);
+      return { n, size: f.size, state: new Uint8Array(n), count: 0, root: "", finishing: false, done: false, started: false, bad: new Map() };
+    });
+  }
+
+  // abort discards partial files (cancel, fatal error).
+  abort(): void {
+    this.worker.post({ t: "abort" });
+  }
+}

@@ -1,0 +1,196 @@
+// SendFlow is the whole sending side: ticket, pairing, handshake, resume
+// session, connection generations and the transfer itself.
+import { initBlake3 } from "../crypto/blake3";
+import { Link } from "../net/link";
+import { Session, waitPaired } from "../net/session";
+import { SignalingConn } from "../net/signaling";
+import { encodeControl } from "../protocol/frames";
+import { agent, features, type Signal } from "../protocol/signal";
+import { linkFor, newSecret } from "../protocol/ticket";
+import { ConnLost, FerryError, canceledByPeer, canceledByUs, internal } from "./errors";
+import type { Progress } from "./progress";
+import { Sender, type Source } from "./sender";
+import { WorkerClient } from "./worker_client";
+import { backoff, connectTimeout, reconnectFor, until } from "./timing";
+
+export interface SendEvents {
+  link(link: string, expires: number): void;
+  paired(): void;
+  phrase(words: string[]): void;
+  connected(path: string, gen: number): void;
+  reconnecting(): void;
+  progress(p: Progress): void;
+}
+
+export class SendFlow {
+  readonly session: Session;
+  private worker = new WorkerClient();
+  private sender: Sender;
+  link: Link | null = null;
+  private stop: ((e: FerryError) => void) | null = null;
+  private stopped: Promise<FerryError>;
+  private path = "";
+
+  constructor(
+    sources: Source[],
+    private base: string,
+    private relayOnly: () => boolean,
+    private ev: SendEvents,
+  ) {
+    this.session = new Session("S", base);
+    this.sender = new Sender(sources, this.worker);
+    this.stopped = new Promise((r) => (this.stop = r));
+  }
+
+  get totalSize(): number {
+    return this.sender.man.totalSize;
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.transfer();
+      this.report("completed", this.sender.man.totalSize);
+      void this.session.signal({ t: "bye", reason: "done" });
+      // Give the receiver a moment to report and say goodbye before we
+      // close (closing first would cut its signaling connection).
+      await until(this.byeDone, 3000);
+    } catch (e) {
+      const err = internal(e);
+      this.report(err.outcome, this.sender.sentBytes);
+      throw err;
+    } finally {
+      this.close();
+    }
+  }
+
+  private byeDone: Promise<unknown> = new Promise(() => {});
+
+  private async transfer(): Promise<void> {
+    const s = this.session;
+    await initBlake3(); // roots are computed on the page
+    const sig = await SignalingConn.open(this.base);
+    s.sig = sig;
+    sig.send({ type: "create" });
+    const created = await this.race(sig.expect("created"));
+    if (created.maxBytes && this.sender.man.totalSize > created.maxBytes) {
+      throw new FerryError("These files are larger than this server allows for one transfer.");
+    }
+    const secret = newSecret();
+    const id = created.id ?? "";
+    this.ev.link(linkFor(this.base, { id, secret }), created.expires ?? 0);
+    await this.race(waitPaired(sig));
+    this.ev.paired();
+    const keys = await this.race(s.handshake(sig, secret, id));
+    this.ev.phrase(keys.phrase);
+    // Register the resume session before anything can break (§2.4).
+    sig.send({ type: "session", session: keys.sessionId });
+    await this.race(sig.expect("session"));
+    let byeDone!: () => void;
+    this.byeDone = new Promise<void>((r) => (byeDone = r));
+    s.onSignal = (m) => this.onSignal(m, byeDone);
+    s.onDown = (err) => {
+      // Codes after which no reconnection can help.
+      if (err.code === 4007 || err.code === 4011 || err.code === 4014) this.stop?.(err.code === 4011 ? canceledByPeer() : err);
+    };
+    s.attach(sig, keys, created.iceServers);
+    void s.signal({ t: "info", agent, features });
+
+    let gen = 0;
+    let lostAt = 0;
+    for (;;) {
+      if (lostAt && performance.now() - lostAt > reconnectFor) {
+        throw new FerryError("The connection to the other side was lost and could not be restored.");
+      }
+      if (!s.connected) {
+        try {
+          await this.race(s.reconnect());
+        } catch (e) {
+          if (e instanceof FerryError && (e.code === 4004 || e.code === 4007 || e.code === 4011)) throw e;
+          if (this.isStopped) throw e;
+          lostAt ||= performance.now();
+          await this.race(backoff(lostAt));
+          continue;
+        }
+      }
+      gen++;
+      const link = new Link(gen, s.iceServers, this.relayOnly(), (m) => void s.signal(m));
+      this.link = link;
+      let dc: RTCDataChannel;
+      try {
+        await link.offer();
+        dc = await this.race(Promise.race([link.open, link.dead.then((e) => Promise.reject(e)), timeoutLost(connectTimeout)]));
+      } catch (e) {
+        link.fail("not connected");
+        if (!(e instanceof ConnLost)) throw e;
+        lostAt ||= performance.now();
+        this.ev.reconnecting();
+        continue;
+      }
+      this.path = await link.path();
+      this.ev.connected(this.path, gen);
+      lostAt = 0;
+      try {
+        await this.race(this.sender.run(dc, link.dead, this.ev.progress));
+        return;
+      } catch (e) {
+        link.fail("transfer interrupted");
+        if (!(e instanceof ConnLost)) throw e;
+        lostAt = performance.now();
+        this.ev.reconnecting();
+      }
+    }
+  }
+
+  private onSignal(m: Signal, byeDone: () => void): void {
+    const l = this.link;
+    switch (m.t) {
+      case "sdp":
+        if (m.type === "answer" && l && m.gen === l.gen) l.setAnswer(m.sdp ?? "").catch(() => l.fail("bad answer"));
+        return;
+      case "cand":
+        if (l && m.gen === l.gen) l.addCandidate(m);
+        return;
+      case "restart":
+        // The receiver lost generation m.gen (0: it lost everything).
+        if (l && (!m.gen || m.gen >= l.gen)) l.fail("the receiver asked to reconnect");
+        return;
+      case "bye":
+        if (m.reason === "canceled") this.stop?.(canceledByPeer());
+        else byeDone();
+        return;
+    }
+  }
+
+  private get isStopped(): boolean {
+    return this.stopReason !== null;
+  }
+  private stopReason: FerryError | null = null;
+
+  // race ends p early when the flow is stopped (cancel, fatal signal).
+  private race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.stopped.then((e) => Promise.reject(e))]);
+  }
+
+  cancel(): void {
+    const dc = this.link?.dc;
+    if (dc?.readyState === "open") dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
+    void this.session.signal({ t: "bye", reason: "canceled" });
+    this.session.send({ type: "abort", reason: "canceled" });
+    this.stopReason = canceledByUs();
+    this.stop?.(this.stopReason);
+  }
+
+  private report(outcome: string, bytes: number): void {
+    this.session.send({ type: "report", path: this.path || "direct", bytes, outcome, files: this.sender.man.files.length });
+  }
+
+  private close(): void {
+    this.link?.fail("closed");
+    this.session.close();
+    this.worker.terminate();
+  }
+}
+
+function timeoutLost(ms: number): Promise<never> {
+  return new Promise((_, reject) => setTimeout(() => reject(new ConnLost("no connection in time")), ms));
+}
