@@ -116,3 +116,15 @@ func indexOf(s, sub string) int {
 func TestDirectFileSystemAccess(t *testing.T) {
 	runTransfer(t, transferCase{size: 50 << 20, sink: "opfs", wantPath: "direct"})
 }
+
+func TestDirectServiceWorkerDownload(t *testing.T) {
+	runTransfer(t, transferCase{size: 50 << 20, sink: "download", wantPath: "direct"})
+}
+
+func TestRelayOnly(t *testing.T) {
+	runTransfer(t, transferCase{size: 50 << 20, relay: true, sink: "opfs", wantPath: "relay"})
+}
+
+func TestCorruptChunkIsRefetched(t *testing.T) {
+	runTransfer(t, transferCase{size: 5 << 20, sink: "download", corrupt: `[{file:0,index:3},{file:0,index:79}]`})
+}
