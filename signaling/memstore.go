@@ -140,7 +140,9 @@ func (m *MemoryStore) TouchSession(_ context.Context, id string, ttl time.Durati
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s, ok := m.sessions[id]
-	if !ok {
+	// An expired session stays gone, as GetSession already reports it,
+	// even if GC has not removed it yet.
+	if !ok || !m.now().Before(s.expires) {
 		return ErrNotFound
 	}
 	s.expires = m.now().Add(ttl)
