@@ -4,7 +4,7 @@ GO      ?= go
 # are not starved.
 GOTEST  ?= $(GO) test -p 2 -timeout 25m
 
-.PHONY: all build test deps web web-check web-test vet unit fuzz bench clean
+.PHONY: all build test deps web web-check web-test vet unit fuzz bench loadtest clean
 
 all: build
 
@@ -45,6 +45,12 @@ fuzz:
 
 bench: build
 	bin/ferry bench
+
+# Signaling load test, verbose: 5 000 concurrent WebSockets (2 500 pairs)
+# against one `ferry serve` process, with the memory store and with Redis.
+# It also runs (quietly) as part of `test`.
+loadtest:
+	$(GO) test -count=1 -timeout 5m -run '^TestSignalingLoad' -v ./internal/scaletest/
 
 clean:
 	rm -rf bin
