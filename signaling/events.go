@@ -26,6 +26,7 @@ type Event struct {
 	TicketID string
 	Role     string
 	IP       netip.Addr
+	User     string // signed-in sender
 	Reason   string
 	Latency  time.Duration
 	// Report fields.

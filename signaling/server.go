@@ -60,8 +60,11 @@ type Config struct {
 	// CreateLimit and JoinLimit rate-limit per client address; nil = unlimited.
 	CreateLimit, JoinLimit *ratelimit.Limiter
 	// MayCreate applies policy to ticket creation (allowed networks,
-	// sign-in); it returns nil or an error wrapping ErrForbidden.
-	MayCreate func(r *http.Request, ip netip.Addr) error
+	// sign-in); it returns the signed-in user (if any), or an error
+	// wrapping ErrForbidden.
+	MayCreate func(r *http.Request, ip netip.Addr) (user string, err error)
+	// AuditNames asks clients to include file names in their reports.
+	AuditNames bool
 	// ICE returns ICE servers with fresh credentials for one peer.
 	ICE func(r *http.Request, ticketID, role string) []proto.ICEServer
 	// Observe receives events for metrics and the audit log.
@@ -234,6 +237,7 @@ type conn struct {
 	ticketID string
 	session  string // resume session id, when key is a session
 	started  time.Time
+	user     string // signed-in sender, if any
 
 	mu          sync.Mutex
 	peer        string // paired peer connection id
@@ -410,16 +414,21 @@ func (c *conn) observe(e Event) {
 	if e.Role == "" {
 		e.Role = c.role
 	}
+	if e.User == "" {
+		e.User = c.user
+	}
 	c.s.cfg.Observe(e)
 }
 
 func (c *conn) create() error {
 	s := c.s
 	if s.cfg.MayCreate != nil {
-		if err := s.cfg.MayCreate(c.r, c.ip); err != nil {
-			c.observe(Event{Kind: EventRejected, Reason: "policy"})
+		user, err := s.cfg.MayCreate(c.r, c.ip)
+		if err != nil {
+			c.observe(Event{Kind: EventRejected, Role: RoleSender, Reason: "policy"})
 			return err
 		}
+		c.user = user
 	}
 	if !s.cfg.CreateLimit.Allow(c.ip) {
 		c.observe(Event{Kind: EventRejected, Reason: "rate"})
@@ -449,7 +458,7 @@ func (c *conn) create() error {
 	c.observe(Event{Kind: EventCreated})
 	return c.writeJSON(proto.ServerMessage{
 		Type: proto.MsgCreated, ID: t.ID, Expires: t.Expires.Unix(),
-		ICEServers: s.cfg.ICE(c.r, t.ID, c.role), MaxBytes: s.cfg.MaxBytes,
+		ICEServers: s.cfg.ICE(c.r, t.ID, c.role), MaxBytes: s.cfg.MaxBytes, AuditNames: s.cfg.AuditNames,
 	})
 }
 
@@ -476,7 +485,7 @@ func (c *conn) join(id string) error {
 		return ErrInternal
 	}
 	if err := c.writeJSON(proto.ServerMessage{
-		Type: proto.MsgJoined, ICEServers: s.cfg.ICE(c.r, id, c.role), MaxBytes: s.cfg.MaxBytes,
+		Type: proto.MsgJoined, ICEServers: s.cfg.ICE(c.r, id, c.role), MaxBytes: s.cfg.MaxBytes, AuditNames: s.cfg.AuditNames,
 	}); err != nil {
 		return err
 	}

@@ -360,7 +360,7 @@ func TestRateLimits(t *testing.T) {
 
 func TestPolicyForbidden(t *testing.T) {
 	e := newEnv(t, func(c *signaling.Config) {
-		c.MayCreate = func(*http.Request, netip.Addr) error { return signaling.ErrForbidden }
+		c.MayCreate = func(*http.Request, netip.Addr) (string, error) { return "", signaling.ErrForbidden }
 	})
 	if _, err := e.dial().Create(e.ctx); !errors.Is(err, sigclient.ErrForbidden) {
 		t.Fatalf("create against policy: %v", err)

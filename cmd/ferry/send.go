@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -25,6 +26,7 @@ type peerFlags struct {
 	turnURLs   config.List
 	turnSecret string
 	json       bool
+	token      string
 }
 
 func (p *peerFlags) register(fs flagSet) {
@@ -34,6 +36,7 @@ func (p *peerFlags) register(fs flagSet) {
 	fs.Var(&p.turnURLs, "turn", "use these TURN/STUN URLs (comma-separated, e.g. turn:turn.example.org:3478) instead of the ferry server's")
 	fs.StringVar(&p.turnSecret, "turn-secret", "", "TURN REST shared secret of the --turn servers")
 	fs.BoolVar(&p.json, "json", false, "print machine-readable events as JSON lines on stdout")
+	fs.StringVar(&p.token, "token", "", "sender token for servers that require sign-in (ask the operator; prefer FERRY_TOKEN)")
 }
 
 func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
@@ -41,6 +44,9 @@ func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
 		Server:  server,
 		Options: peer.Options{RelayOnly: p.relayOnly},
 		Logger:  newLogger(io.err, p.logLevel, "text"),
+	}
+	if p.token != "" {
+		cfg.Dial.Header = http.Header{"Authorization": {"Bearer " + p.token}}
 	}
 	if len(p.turnURLs) > 0 {
 		if p.turnSecret == "" {

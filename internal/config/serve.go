@@ -29,6 +29,25 @@ type Serve struct {
 	// Redis, if set, shares tickets and relays signaling between instances.
 	Redis string
 
+	// Audit is where audit events go: a file, "-" for stdout, "" for none.
+	Audit       string
+	AuditNames  bool
+	MetricsFrom List
+
+	// Policy.
+	MaxTransfer     Bytes
+	AllowCreateFrom List
+
+	// Sign-in for senders and the admin page.
+	OIDCIssuer       string
+	OIDCClientID     string
+	OIDCClientSecret string
+	OIDCAllowed      List
+	SenderTokens     List
+	AdminToken       string
+	AdminEmails      List
+	CookieSecret     string
+
 	TURN TURN
 }
 
@@ -57,6 +76,7 @@ func DefaultServe() Serve {
 		JoinLimit:   60,
 		LogLevel:    "info",
 		LogFormat:   "text",
+		MetricsFrom: List{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"},
 		TURN: TURN{
 			Listen:        ":3478",
 			RelayBind:     "0.0.0.0",
@@ -79,6 +99,19 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
 	fs.StringVar(&c.Redis, "redis", c.Redis, "Redis URL (redis://host:6379/0) to share tickets between several ferry instances (default: in memory)")
+	fs.StringVar(&c.Audit, "audit", c.Audit, "write the audit log (JSON lines) to this file, or - for stdout (default: off)")
+	fs.BoolVar(&c.AuditNames, "audit-names", c.AuditNames, "include file names in the audit log (off: names are never recorded)")
+	fs.Var(&c.MetricsFrom, "metrics-from", "comma-separated CIDRs that may read /metrics without the admin token")
+	fs.Var(&c.MaxTransfer, "max-transfer-size", "largest transfer allowed, e.g. 10GB (0: no limit)")
+	fs.Var(&c.AllowCreateFrom, "allow-create-from", "comma-separated CIDRs allowed to create links (default: anywhere); receivers are never restricted")
+	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "OpenID Connect issuer URL; when set, senders must sign in (receivers never do)")
+	fs.StringVar(&c.OIDCClientID, "oidc-client-id", c.OIDCClientID, "OpenID Connect client id")
+	fs.StringVar(&c.OIDCClientSecret, "oidc-client-secret", c.OIDCClientSecret, "OpenID Connect client secret (prefer the environment variable)")
+	fs.Var(&c.OIDCAllowed, "oidc-allowed", "comma-separated emails or @domains allowed to send (default: any signed-in account)")
+	fs.Var(&c.SenderTokens, "sender-tokens", "comma-separated bearer tokens that let scripts send without signing in (ferry send --token)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "token that opens the admin page at /admin (prefer the environment variable)")
+	fs.Var(&c.AdminEmails, "admin-emails", "comma-separated signed-in emails that may open the admin page")
+	fs.StringVar(&c.CookieSecret, "cookie-secret", c.CookieSecret, "secret that signs sign-in cookies; set the same one on every instance (default: random at start-up)")
 
 	t := &c.TURN
 	fs.StringVar(&t.Listen, "turn-listen", t.Listen, "bundled TURN/STUN listen address, UDP and TCP (empty: no bundled TURN)")
@@ -146,6 +179,27 @@ func (c *Serve) Validate() error {
 		if u, err := url.Parse(c.Redis); err != nil || (u.Scheme != "redis" && u.Scheme != "rediss" && u.Scheme != "unix") {
 			bad("--redis %q must be a redis://, rediss:// or unix:// URL", c.Redis)
 		}
+	}
+	for _, list := range []struct {
+		name string
+		l    List
+	}{{"metrics-from", c.MetricsFrom}, {"allow-create-from", c.AllowCreateFrom}} {
+		for _, p := range list.l {
+			if _, err := netip.ParsePrefix(p); err != nil {
+				bad("--%s: %q is not a CIDR like 10.0.0.0/8", list.name, p)
+			}
+		}
+	}
+	if c.OIDCIssuer != "" {
+		if u, err := url.Parse(c.OIDCIssuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") {
+			bad("--oidc-issuer %q must be an https URL", c.OIDCIssuer)
+		}
+		if c.OIDCClientID == "" {
+			bad("--oidc-issuer needs --oidc-client-id")
+		}
+	}
+	if c.CookieSecret != "" && len(c.CookieSecret) < 16 {
+		bad("--cookie-secret must be at least 16 characters")
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("--tls-cert and --tls-key go together")

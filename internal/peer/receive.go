@@ -59,6 +59,9 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 	s.keepSignaling()
 
 	confirm := func(m *proto.Manifest) error {
+		for _, f := range m.Files {
+			s.names = append(s.names, f.Path)
+		}
 		if f := cfg.Events.Manifest; f != nil {
 			f(m)
 		}
@@ -67,7 +70,7 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 		}
 		return nil
 	}
-	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress}
+	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes}
 	defer recv.Close()
 	res := &Result{}
 	reconnectFor := o.ReconnectFor
@@ -109,6 +112,11 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			res.Bytes, res.Files = m.TotalSize, len(m.Files)
 		}
 		if err == nil {
+			res.Roots = recv.Roots()
+			removeState(o.Dir, tk.ID)
+			// Report now: once the sender hears "complete" it leaves, and
+			// the server then closes our signaling connection.
+			s.report(res.Path, res.Bytes, proto.OutcomeCompleted, res.Files)
 			s.stopSignaling()
 			// Keep the channel up until the sender has our "complete" and
 			// closes, or says goodbye. Detached channels report the close
@@ -127,9 +135,6 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			case <-time.After(5 * time.Second):
 			case <-ctx.Done():
 			}
-			res.Roots = recv.Roots()
-			removeState(o.Dir, tk.ID)
-			s.report(res.Path, res.Bytes, proto.OutcomeCompleted, res.Files)
 			return res, nil
 		}
 		if !errors.Is(err, transfer.ErrConnLost) {
@@ -171,6 +176,7 @@ func (s *session) join(ctx context.Context, base *url.URL, tk ticket.Ticket) err
 		sig.Close()
 		return err
 	}
+	s.maxBytes, s.auditNames = joined.MaxBytes, joined.AuditNames
 	if f := s.cfg.Events.Paired; f != nil {
 		f()
 	}

@@ -72,6 +72,10 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 	}
 	s.ticketID = tk.ID
 	s.ice = created.ICEServers
+	s.auditNames = created.AuditNames
+	for _, f := range files {
+		s.names = append(s.names, f.Path)
+	}
 	if f := cfg.Events.Link; f != nil {
 		f(tk.Link(cfg.Server), time.Unix(created.Expires, 0))
 	}
@@ -170,6 +174,7 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 
 func (s *session) reconnecting(err error) {
 	s.log.Info("connection lost; reconnecting", "err", err)
+	s.probeSignaling()
 	if f := s.cfg.Events.Reconnecting; f != nil {
 		f(err)
 	}

@@ -67,6 +67,9 @@ type session struct {
 	log  *slog.Logger
 
 	ticketID      string
+	maxBytes      int64    // the server's transfer size policy
+	auditNames    bool     // the operator records file names
+	names         []string // file names, for reports when auditNames
 	sessionID     string
 	sessionSecret []byte
 	phrase        []string
@@ -401,7 +404,11 @@ func (s *session) report(path string, bytes int64, outcome string, files int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = sig.Send(ctx, proto.ClientMessage{Type: proto.MsgReport, Path: path, Bytes: bytes, Outcome: outcome, Files: files})
+	m := proto.ClientMessage{Type: proto.MsgReport, Path: path, Bytes: bytes, Outcome: outcome, Files: files}
+	if s.auditNames {
+		m.Names = s.names
+	}
+	_ = sig.Send(ctx, m)
 }
 
 // close ends the session's connections.

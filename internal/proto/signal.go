@@ -85,6 +85,8 @@ type ServerMessage struct {
 	ICEServers []ICEServer `json:"iceServers,omitempty"`
 	// created, joined: the largest transfer the server's policy allows (0 = no limit)
 	MaxBytes int64 `json:"maxBytes,omitempty"`
+	// created, joined: the operator records file names; include them in the report
+	AuditNames bool `json:"auditNames,omitempty"`
 }
 
 // Server message types.

@@ -6,8 +6,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -17,8 +19,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/audit"
+	"github.com/ferrydev/ferry/internal/auth"
 	"github.com/ferrydev/ferry/internal/clientip"
 	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/metrics"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/ratelimit"
 	"github.com/ferrydev/ferry/signaling"
@@ -33,6 +38,12 @@ type Options struct {
 	Now    func() time.Time
 	// Store replaces the in-memory ticket store.
 	Store signaling.Store
+	// Version is shown on the admin page.
+	Version string
+	// HTTPClient is used to reach the OIDC provider (tests).
+	HTTPClient *http.Client
+	// Audit replaces the audit log built from the configuration (tests).
+	Audit *audit.Log
 }
 
 // Server is a configured, bound `ferry serve`.
@@ -52,6 +63,16 @@ type Server struct {
 	resolveIP *clientip.Resolver
 	// closers run when Run ends (e.g. the Redis client).
 	closers []func() error
+
+	store       signaling.Store
+	metrics     *metrics.Metrics
+	audit       *audit.Log
+	auth        *auth.Auth
+	createFrom  []netip.Prefix
+	metricsFrom []netip.Prefix
+	version     string
+	started     time.Time
+	turnRan     bool
 }
 
 // New validates cfg and binds every listener, so addresses are known
@@ -60,17 +81,64 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: o.Logger, now: o.Now}
+	s := &Server{cfg: cfg, log: o.Logger, now: o.Now, version: o.Version}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.version == "" {
+		s.version = "dev"
+	}
+	s.started = s.now()
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	s.createFrom = prefixes(cfg.AllowCreateFrom)
+	s.metricsFrom = prefixes(cfg.MetricsFrom)
+	var auditW io.Writer
+	if cfg.Audit != "" {
+		w, err := audit.Open(cfg.Audit)
+		if err != nil {
+			return nil, err
+		}
+		s.closers = append(s.closers, w.Close)
+		auditW = w
+	}
+	s.audit = o.Audit
+	if s.audit == nil {
+		s.audit = audit.New(auditW, cfg.AuditNames, 200, s.now)
+	}
+	// Bind first: the OIDC redirect URL may need the real port.
+	var err error
+	s.httpLn, err = net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
+	}
+	s.closers = append(s.closers, func() error {
+		err := s.httpLn.Close()
+		if errors.Is(err, net.ErrClosed) {
+			return nil
+		}
+		return err
+	})
+	s.auth, err = auth.New(context.Background(), auth.Config{
+		Issuer: cfg.OIDCIssuer, ClientID: cfg.OIDCClientID, ClientSecret: cfg.OIDCClientSecret,
+		RedirectURL: s.callbackURL(), Allowed: cfg.OIDCAllowed, AdminEmails: cfg.AdminEmails,
+		AdminToken: cfg.AdminToken, SenderTokens: cfg.SenderTokens, CookieSecret: []byte(cfg.CookieSecret),
+		Secure: strings.HasPrefix(cfg.PublicURL, "https:") || cfg.TLSCert != "", Now: s.now,
+		HTTPClient: o.HTTPClient, Logger: s.log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	if cfg.PublicURL != "" {
 		s.base, _ = url.Parse(strings.TrimSuffix(cfg.PublicURL, "/"))
 	}
-	var err error
 	if s.resolveIP, err = clientip.New(cfg.TrustedProxies); err != nil {
 		return nil, err
 	}
@@ -86,6 +154,7 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 	if store == nil {
 		store = signaling.NewMemoryStore(s.now)
 	}
+	s.store = store
 	s.sig, err = signaling.New(signaling.Config{
 		Store:       store,
 		Instance:    randomID(),
@@ -97,6 +166,9 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		JoinLimit:   perMinute(cfg.JoinLimit, s.now),
 		ICE:         s.iceServers,
 		Observe:     s.observe,
+		MaxBytes:    int64(cfg.MaxTransfer),
+		MayCreate:   s.mayCreate,
+		AuditNames:  cfg.AuditNames,
 	})
 	if err != nil {
 		return nil, err
@@ -107,20 +179,78 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.httpLn, err = net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		if s.turn != nil {
-			s.turn.Close()
-		}
-		return nil, fmt.Errorf("listen %s: %w", cfg.Addr, err)
-	}
+	s.metrics = metrics.New(s.metricSources())
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	ok = true
 	return s, nil
+}
+
+// close releases what New acquired when it fails half way.
+func (s *Server) close() {
+	for _, c := range s.closers {
+		_ = c()
+	}
+}
+
+func prefixes(list []string) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range list {
+		if pr, err := netip.ParsePrefix(p); err == nil {
+			out = append(out, pr.Masked())
+		}
+	}
+	return out
+}
+
+func inAny(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// callbackURL is where the OIDC provider sends users back.
+func (s *Server) callbackURL() string {
+	if s.base != nil {
+		return s.base.String() + "/auth/callback"
+	}
+	u := s.URL().String() + "/auth/callback"
+	if s.cfg.OIDCIssuer != "" {
+		s.log.Warn("--oidc-issuer without --public-url: the OIDC redirect URL is " + u)
+	}
+	return u
+}
+
+// mayCreate applies the creation policy: allowed networks, then sign-in.
+func (s *Server) mayCreate(r *http.Request, ip netip.Addr) (string, error) {
+	if len(s.createFrom) > 0 && !inAny(s.createFrom, ip) {
+		return "", fmt.Errorf("%w: address not allowed", signaling.ErrForbidden)
+	}
+	user, ok := s.auth.Sender(r)
+	if !ok {
+		return "", fmt.Errorf("%w: sign-in required", signaling.ErrForbidden)
+	}
+	return user, nil
+}
+
+func (s *Server) metricSources() metrics.Sources {
+	src := metrics.Sources{
+		Connections:      func() float64 { return float64(s.sig.Conns()) },
+		AuditWriteErrors: func() float64 { return float64(s.audit.WriteErrors()) },
+	}
+	if s.turn != nil {
+		src.Allocations = func() float64 { return float64(s.turn.Allocations()) }
+		src.RelayedBytes = func() float64 { return float64(s.turn.RelayedBytes()) }
+		src.DroppedBytes = func() float64 { return float64(s.turn.DroppedBytes()) }
+	}
+	return src
 }
 
 func perMinute(n int, now func() time.Time) *ratelimit.Limiter {
@@ -164,6 +294,12 @@ func (s *Server) setupTURN() error {
 		return err
 	}
 	s.turn = ts
+	s.closers = append(s.closers, func() error {
+		if !s.turnRan {
+			return ts.Close()
+		}
+		return nil
+	})
 	return nil
 }
 
@@ -191,8 +327,45 @@ func (s *Server) routes() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("GET /auth/login", s.auth.Login)
+	mux.HandleFunc("GET /auth/callback", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.auth.Callback(w, r); err != nil {
+			s.log.Info("sign-in failed", "err", err)
+			http.Error(w, signInMessage(err), http.StatusForbidden)
+		}
+	})
+	mux.HandleFunc("GET /auth/logout", s.auth.Logout)
+	mux.HandleFunc("GET /api/v1/me", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(s.auth.WhoAmI(r))
+	})
+	s.adminRoutes(mux)
 	mux.Handle("/", web.Handler())
 	return mux
+}
+
+// signInMessage is what a user sees when sign-in fails: the sentinel's
+// explanation, never provider internals.
+func signInMessage(err error) string {
+	msg := err.Error()
+	if i := strings.Index(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return "Sign-in failed: " + msg
+}
+
+// metricsHandler serves /metrics to internal networks or the admin token.
+func (s *Server) metricsHandler() http.Handler {
+	h := s.metrics.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !inAny(s.metricsFrom, s.resolveIP.ClientIP(r)) && !s.auth.Admin(r) {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // URL returns a base URL that reaches this server from this machine.
@@ -254,17 +427,6 @@ func (s *Server) iceServers(r *http.Request, ticketID, role string) []proto.ICES
 	return append(out, turn.ICEServers(stun, turnURLs, user, pass)...)
 }
 
-func (s *Server) observe(e signaling.Event) {
-	if e.Kind == signaling.EventRelayed {
-		return
-	}
-	s.log.Debug("signaling event", "kind", e.Kind, "ticket", e.TicketID, "role", e.Role, "reason", e.Reason)
-}
-
-func (s *Server) observeTURN(e turn.Event) {
-	s.log.Debug("turn event", "kind", e.Kind, "ticket", e.TicketID, "bytes", e.Bytes)
-}
-
 // Run serves until ctx ends, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -283,6 +445,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	run("signaling", func() error { return s.sig.Run(ctx) })
 	if s.turn != nil {
+		s.turnRan = true
 		run("turn", func() error { return s.turn.Run(ctx) })
 	}
 	run("http", func() error {
@@ -309,9 +472,7 @@ func (s *Server) Run(ctx context.Context) error {
 		_ = s.http.Close()
 	}
 	wg.Wait()
-	for _, c := range s.closers {
-		_ = c()
-	}
+	s.close()
 	close(errc)
 	return <-errc
 }

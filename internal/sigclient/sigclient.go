@@ -27,7 +27,7 @@ var (
 	ErrPeerGone    = errors.New("the other side disconnected")
 	ErrCanceled    = errors.New("the other side canceled")
 	ErrRateLimited = errors.New("too many attempts from this address; wait a minute and try again")
-	ErrForbidden   = errors.New("the server's policy does not allow this (network or sign-in)")
+	ErrForbidden   = errors.New("the server's policy does not allow this: sending may need sign-in (--token) or be limited to some networks")
 	ErrVersion     = errors.New("the server speaks a different protocol version; update ferry")
 	ErrTimeout     = errors.New("timed out waiting for the other side")
 	ErrShutdown    = errors.New("the server is shutting down; try again")
@@ -174,6 +174,20 @@ func (c *Conn) Close() error {
 	err := c.ws.Close(websocket.StatusNormalClosure, "")
 	<-c.done
 	return err
+}
+
+// Ping checks that the server still answers on this connection, and
+// closes it if not within ctx: after a network change (a new public
+// address, another uplink) a TCP connection can hang without any error for
+// many minutes, and the caller would rather reconnect.
+func (c *Conn) Ping(ctx context.Context) error {
+	if err := c.ws.Ping(ctx); err != nil {
+		c.setErr(fmt.Errorf("%w: the server did not answer a ping: %v", ErrClosed, err))
+		_ = c.ws.CloseNow()
+		<-c.done
+		return c.Err()
+	}
+	return nil
 }
 
 // Send sends a text message to the server.

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"context"
+	"embed"
+	"html/template"
+	"net/http"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/audit"
+	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/signaling"
+)
+
+//go:embed admin
+var adminFS embed.FS
+
+var adminPage = template.Must(template.New("admin.html").Funcs(template.FuncMap{
+	"bytes": func(n int64) string { return config.FormatBytesSI(n) },
+}).ParseFS(adminFS, "admin/admin.html"))
+
+// adminCSP allows nothing but our own stylesheet and same-origin forms.
+const adminCSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+
+type adminView struct {
+	Authorized, TokenLogin, OIDC bool
+	Error                        string
+	Version, Started, Now        string
+	Stats                        signaling.StoreStats
+	Connections, Allocations     int64
+	Relayed, Dropped             string
+	AuditErrors                  int
+	Tickets                      []string
+	Events                       []audit.Event
+}
+
+func (s *Server) adminRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /admin", s.adminHandler)
+	mux.HandleFunc("GET /admin/admin.css", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, adminFS, "admin/admin.css")
+	})
+	mux.HandleFunc("POST /admin/login", func(w http.ResponseWriter, r *http.Request) {
+		if !sameOrigin(r) || !s.auth.AdminLogin(w, r.PostFormValue("token")) {
+			s.renderAdmin(w, r, adminView{Error: "That token is not right."}, http.StatusUnauthorized)
+			return
+		}
+		http.Redirect(w, r, "/admin", http.StatusSeeOther)
+	})
+	mux.HandleFunc("POST /admin/logout", func(w http.ResponseWriter, r *http.Request) {
+		if !sameOrigin(r) {
+			http.Error(w, "cross-site request refused", http.StatusForbidden)
+			return
+		}
+		s.auth.Logout(w, r)
+	})
+}
+
+// sameOrigin refuses cross-site form posts (the cookies are SameSite=Lax,
+// which still lets top-level POSTs through in some browsers).
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	return o == "" || originHost(o) == r.Host
+}
+
+func originHost(origin string) string {
+	for _, p := range []string{"https://", "http://"} {
+		if len(origin) > len(p) && origin[:len(p)] == p {
+			return origin[len(p):]
+		}
+	}
+	return ""
+}
+
+func (s *Server) adminHandler(w http.ResponseWriter, r *http.Request) {
+	if !s.auth.Admin(r) {
+		s.renderAdmin(w, r, adminView{}, http.StatusUnauthorized)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	v := adminView{Authorized: true, Version: s.version, Started: s.started.UTC().Format("2006-01-02 15:04 MST"),
+		Now: s.now().UTC().Format("15:04:05 MST"), Connections: int64(s.sig.Conns()), AuditErrors: s.audit.WriteErrors(),
+		Events: s.audit.Recent(50), Relayed: "0 B", Dropped: "0 B"}
+	v.Stats, _ = s.store.Stats(ctx)
+	v.Tickets, _ = s.store.LiveTickets(ctx, 100)
+	if s.turn != nil {
+		v.Allocations = s.turn.Allocations()
+		v.Relayed = config.FormatBytesSI(s.turn.RelayedBytes())
+		v.Dropped = config.FormatBytesSI(s.turn.DroppedBytes())
+	}
+	s.renderAdmin(w, r, v, http.StatusOK)
+}
+
+func (s *Server) renderAdmin(w http.ResponseWriter, _ *http.Request, v adminView, code int) {
+	v.TokenLogin = s.cfg.AdminToken != ""
+	v.OIDC = s.auth.OIDC() && len(s.cfg.AdminEmails) > 0
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", adminCSP)
+	h.Set("Cache-Control", "no-store")
+	// same-origin, not no-referrer: with no-referrer browsers send
+	// "Origin: null" on form posts, and sameOrigin could not tell.
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	if err := adminPage.Execute(w, v); err != nil {
+		s.log.Error("admin page", "err", err)
+	}
+}
