@@ -28,6 +28,7 @@ web-test: web
 
 vet:
 	$(GO) vet ./...
+	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/ferry   # the Dockerfile's static build
 	test -z "$$(gofmt -l .)" || { gofmt -l .; echo "gofmt needed" >&2; exit 1; }
 
 # Unit, fuzz seed corpora, end-to-end (browsers, NAT lab) — everything.

@@ -19,6 +19,9 @@ var version = "dev"
 type stdio struct {
 	in       io.Reader
 	out, err io.Writer
+	// flagSets, if set, is told about every command's flag set (the README
+	// test renders the flags tables from them).
+	flagSets func(cmd string, fs *flag.FlagSet)
 }
 
 type command struct {
@@ -99,6 +102,10 @@ func newFlagSet(name, args string, io stdio) *flag.FlagSet {
 	fs := flag.NewFlagSet("ferry "+name, flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	fs.Usage = func() {
+		if io.flagSets != nil { // --help runs this after every flag is registered
+			io.flagSets(name, fs)
+			return
+		}
 		w := fs.Output()
 		fmt.Fprintf(w, "Usage: ferry %s %s\n\nFlags (and environment variables):\n", name, args)
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)

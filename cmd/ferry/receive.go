@@ -20,7 +20,7 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	var out string
 	var force bool
 	fs := newFlagSet("receive", "[flags] [LINK]   (or the link in $FERRY_LINK or on stdin)", io)
-	pf.register(fs)
+	pf.register(fs, false)
 	fs.StringVar(&out, "out", ".", "folder to write the received files into")
 	fs.BoolVar(&force, "force", false, "overwrite existing files")
 	if err := parseFlags(fs, args); err != nil {

@@ -29,14 +29,18 @@ type peerFlags struct {
 	token      string
 }
 
-func (p *peerFlags) register(fs flagSet) {
-	fs.StringVar(&p.server, "server", defaultServer, "ferry server to use (send only; receive takes it from the link)")
+// register adds the shared flags; sender-only ones only for send (the
+// receiver takes the server from the link and never needs a token).
+func (p *peerFlags) register(fs flagSet, sender bool) {
+	if sender {
+		fs.StringVar(&p.server, "server", defaultServer, "ferry server to use")
+		fs.StringVar(&p.token, "token", "", "sender token for servers that require sign-in (ask the operator; prefer FERRY_TOKEN)")
+	}
 	fs.BoolVar(&p.relayOnly, "relay-only", false, "only connect through the TURN relay, so the other side never learns your IP address")
 	fs.StringVar(&p.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.Var(&p.turnURLs, "turn", "use these TURN/STUN URLs (comma-separated, e.g. turn:turn.example.org:3478) instead of the ferry server's")
 	fs.StringVar(&p.turnSecret, "turn-secret", "", "TURN REST shared secret of the --turn servers")
 	fs.BoolVar(&p.json, "json", false, "print machine-readable events as JSON lines on stdout")
-	fs.StringVar(&p.token, "token", "", "sender token for servers that require sign-in (ask the operator; prefer FERRY_TOKEN)")
 }
 
 func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
@@ -69,7 +73,7 @@ func parseServer(s string) (*url.URL, error) {
 func runSend(ctx context.Context, args []string, io stdio) error {
 	var pf peerFlags
 	fs := newFlagSet("send", "[flags] PATH...", io)
-	pf.register(fs)
+	pf.register(fs, true)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	log := newLogger(io.err, cfg.LogLevel, cfg.LogFormat)
-	srv, err := server.New(cfg, server.Options{Logger: log})
+	srv, err := server.New(cfg, server.Options{Logger: log, Version: version})
 	if err != nil {
 		return err
 	}
