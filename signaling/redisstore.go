@@ -34,7 +34,7 @@ type RedisOptions struct {
 //
 // Key layout (P = prefix):
 //
-//	P t:<id>          hash {j: ticket JSON, e: expiry stamp, u: "0"|"1"}; TTL expiry+tombstoneGrace
+//	P t:<id>          hash {j: ticket JSON (until consumed), e: expiry stamp, u: "0"|"1"}; TTL expiry+tombstoneGrace
 //	P live            zset ticket id -> expiry (µs); unconsumed tickets, for Stats/LiveTickets
 //	P s:<sid>         hash {j: session JSON, e: expiry stamp}; TTL the session's ttl
 //	P sessions        zset session id -> expiry (µs), for Stats
@@ -42,8 +42,13 @@ type RedisOptions struct {
 //	P i:<instance>    pub/sub channel of one instance
 //
 // Expiry decisions compare stamps (zero-padded 19-digit Unix nanoseconds)
-// exactly against the caller's or the store's clock; Redis TTLs only collect garbage. That keeps fake clocks
-// in tests meaningful and makes the semantics identical to MemoryStore.
+// exactly against the caller's or the store's clock; Redis TTLs only
+// collect garbage. That keeps fake clocks in tests meaningful and makes the
+// semantics identical to MemoryStore. Instances' clocks should agree to
+// well under a slot's ttl (NTP).
+//
+// Scripts touch a key and its index together, so this needs one Redis
+// (or a primary with replicas/Sentinel), not Redis Cluster.
 type RedisStore struct {
 	rdb    *redis.Client
 	prefix string
@@ -113,8 +118,9 @@ func (r *RedisStore) slotKey(key, role string) string {
 }
 func (r *RedisStore) channel(instance string) string { return r.prefix + "i:" + instance }
 
-// stamp encodes t so that string order is time order (19 digits cover
-// int64 nanoseconds; times outside 1970..2262 are clamped).
+// stamp encodes t in a fixed width that Lua can split into two exactly
+// comparable numbers (19 digits cover int64 nanoseconds; times outside
+// 1970..2262 are clamped).
 func stamp(t time.Time) string {
 	var ns int64
 	switch {
@@ -164,15 +170,18 @@ redis.call('PEXPIRE', KEYS[1], ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 return 1`
 
-// KEYS: ticket, live. ARGV: now stamp, id. Returns {code, json}.
+// KEYS: ticket, live. ARGV: now stamp, id. Returns {code, json}. The
+// tombstone left behind needs only the flag and the expiry: the ticket's
+// JSON (with the creator's address) goes now rather than a day later.
 const luaConsumeTicket = luaBefore + `
-local v = redis.call('HMGET', KEYS[1], 'j', 'e', 'u')
+local v = redis.call('HMGET', KEYS[1], 'u', 'e', 'j')
 if not v[1] then return {0, ''} end
-if v[3] == '1' then return {2, ''} end
+if v[1] == '1' then return {2, ''} end
 if not before(ARGV[1], v[2]) then return {3, ''} end
 redis.call('HSET', KEYS[1], 'u', '1')
+redis.call('HDEL', KEYS[1], 'j')
 redis.call('ZREM', KEYS[2], ARGV[2])
-return {1, v[1]}`
+return {1, v[3]}`
 
 // KEYS: ticket, live. ARGV: id. Only unconsumed tickets: a used one stays
 // as a tombstone so a second opener still hears "used".

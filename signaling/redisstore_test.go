@@ -67,11 +67,18 @@ func TestRedisStoreKeys(t *testing.T) {
 	ttl("ferry:t:"+tk.ID, 24*time.Hour+59*time.Minute, 25*time.Hour)
 	ttl("ferry:s:SSSSSSSSSSSSSSSSSSSSSS", 119*time.Minute, 2*time.Hour)
 	ttl("ferry:slot:t:"+tk.ID+"|S", 89*time.Second, 90*time.Second)
-	// Consuming keeps the tombstone's TTL (it is not reset to "forever").
+	if ip, _ := raw.HGet(ctx, "ferry:t:"+tk.ID, "j").Result(); !strings.Contains(ip, tk.CreatorIP) {
+		t.Fatalf("live ticket %q lacks its creator address", ip)
+	}
+	// Consuming keeps the tombstone's TTL (it is not reset to "forever"),
+	// and the tombstone does not keep the creator's address.
 	if _, err := s.ConsumeTicket(ctx, tk.ID, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	ttl("ferry:t:"+tk.ID, 24*time.Hour+59*time.Minute, 25*time.Hour)
+	if n, err := raw.HExists(ctx, "ferry:t:"+tk.ID, "j").Result(); err != nil || n {
+		t.Fatalf("tombstone still holds the ticket (creator address): %v %v", n, err)
+	}
 
 	// Another prefix on the same Redis is another world.
 	other, err := signaling.NewRedisStoreWith(ctx, signaling.RedisOptions{URL: rs.URL(), Prefix: "other:"})
