@@ -126,6 +126,15 @@ func TestComposeFile(t *testing.T) {
 	}
 
 	root := filepath.Dir(dir)
+	// The services' commands are arguments to the image's entrypoint,
+	// which must be the ferry binary.
+	df, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+	if err != nil {
+		t.Fatalf("the Dockerfile the services build from: %v", err)
+	}
+	if !regexp.MustCompile(`(?m)^ENTRYPOINT \["[^"]*/ferry"\]`).Match(df) {
+		t.Error("the Dockerfile's ENTRYPOINT is not the ferry binary; the services' commands assume it")
+	}
 	var serves []string
 	secrets := map[string]string{}
 	for name, svc := range cf.Services {
