@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -50,7 +51,7 @@ func startServer(t testing.TB, ctx context.Context, now func() time.Time) (*serv
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TURN.Listen = "127.0.0.1:0"
 	cfg.TURN.RelayBind = "127.0.0.1"
-	srv, err := server.New(cfg, server.Options{Now: now})
+	srv, err := server.New(cfg, server.Options{Now: now, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -72,6 +73,33 @@ func startServer(t testing.TB, ctx context.Context, now func() time.Time) (*serv
 	}
 	return srv, srv.URL().String()
 }
+
+// testLogger sends the server's debug log to the test log while it runs
+// (set FERRY_E2E_SERVER_LOG=1 to see it).
+func testLogger(t testing.TB) *slog.Logger {
+	if os.Getenv("FERRY_E2E_SERVER_LOG") == "" {
+		return nil
+	}
+	var mu sync.Mutex
+	ended := false
+	t.Cleanup(func() {
+		mu.Lock()
+		ended = true
+		mu.Unlock()
+	})
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !ended {
+			t.Logf("[server] %s", strings.TrimSpace(string(p)))
+		}
+		return len(p), nil
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 // newBrowser starts a headless Chromium whose console is copied to the
 // test log (prefixed with name) while the test runs.
@@ -168,6 +196,17 @@ func jsArray(ss []string) string {
 		q[i] = fmt.Sprintf("%q", s)
 	}
 	return "[" + strings.Join(q, ",") + "]"
+}
+
+// diag describes a page's state for failure messages.
+func diag(b context.Context) string {
+	s, err := chromedp.Run(b, chromedp.Evaluate[string](`JSON.stringify({state: document.body.dataset.state, status: document.getElementById("status").textContent,
+  error: document.getElementById("error").textContent, progress: (document.getElementById("progress-text") || {}).textContent,
+  path: document.getElementById("path").textContent, flow: ferryDebug && ferryDebug.flow && ((ferryDebug.flow.sender || ferryDebug.flow.receiver || {}).stats)})`))
+	if err != nil {
+		return err.Error()
+	}
+	return s
 }
 
 func text(b context.Context, id string) string {

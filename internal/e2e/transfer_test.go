@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,6 +17,10 @@ type transferCase struct {
 	sink     string // "opfs" (File System Access) or "download" (service worker)
 	corrupt  string // JS list of chunks the sender corrupts once, e.g. `[{file:0,index:3}]`
 	wantPath string
+	// during runs after the receiver accepted, while bytes flow.
+	during func(t *testing.T, sb, rb context.Context)
+	// check runs after both sides are done.
+	check func(t *testing.T, sb, rb context.Context)
 }
 
 // runTransfer sends one random file from one browser to another through a
@@ -52,7 +57,7 @@ func runTransfer(t *testing.T, tc transferCase) (mbps float64) {
 		t.Fatalf("open link: %v", err)
 	}
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
-		t.Fatalf("receiver state %q (%v): %s", st, err, text(rb, "error"))
+		t.Fatalf("receiver state %q (%v)\nreceiver: %s\nsender: %s", st, err, diag(rb), diag(sb))
 	}
 	offer := text(rb, "offer-list")
 	if want := "random.bin"; !contains(offer, want) {
@@ -62,9 +67,12 @@ func runTransfer(t *testing.T, tc transferCase) (mbps float64) {
 	if err := chromedp.Do(rb, chromedp.Click(chromedp.ID("accept"))); err != nil {
 		t.Fatalf("accept: %v", err)
 	}
+	if tc.during != nil {
+		tc.during(t, sb, rb)
+	}
 	st, err := waitState(rb, "done", "error", "canceled")
 	if err != nil || st != "done" {
-		t.Fatalf("receiver ended in %q (%v): %s", st, err, text(rb, "error"))
+		t.Fatalf("receiver ended in %q (%v)\nreceiver: %s\nsender: %s", st, err, diag(rb), diag(sb))
 	}
 	elapsed := time.Since(start)
 	if st, err := waitState(sb, "done", "error", "canceled"); err != nil || st != "done" {
@@ -97,6 +105,9 @@ func runTransfer(t *testing.T, tc transferCase) (mbps float64) {
 			t.Errorf("%s shows path %q, want %q", name, path, tc.wantPath)
 		}
 	}
+	if tc.check != nil {
+		tc.check(t, sb, rb)
+	}
 	mbps = float64(tc.size) / 1e6 / elapsed.Seconds()
 	t.Logf("%d bytes in %s: %.1f MB/s", tc.size, elapsed.Round(time.Millisecond), mbps)
 	return mbps
@@ -126,5 +137,65 @@ func TestRelayOnly(t *testing.T) {
 }
 
 func TestCorruptChunkIsRefetched(t *testing.T) {
-	runTransfer(t, transferCase{size: 5 << 20, sink: "download", corrupt: `[{file:0,index:3},{file:0,index:79}]`})
+	runTransfer(t, transferCase{
+		size: 5 << 20, sink: "download",
+		// 5 MiB is 81 chunks: one early, one just before the end (its resend
+		// arrives after the sender's "done").
+		corrupt: `[{file:0,index:3},{file:0,index:79}]`,
+		check: func(t *testing.T, _, rb context.Context) {
+			n, err := chromedp.Run(rb, chromedp.Evaluate[int](`ferryDebug.flow.refetched`))
+			if err != nil || n != 2 {
+				t.Fatalf("receiver re-fetched %d chunks (%v), want 2", n, err)
+			}
+		},
+	})
+}
+
+// waitProgress waits until the receiver has verified more than n bytes.
+func waitProgress(t *testing.T, sb, rb context.Context, n int) {
+	t.Helper()
+	js := fmt.Sprintf(`Number(document.getElementById("progress").dataset.done || 0) > %d`, n)
+	if _, err := chromedp.Run(rb, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+		t.Fatalf("no progress past %d bytes: %v\nreceiver: %s\nsender: %s", n, err, diag(rb), diag(sb))
+	}
+}
+
+// A broken peer connection mid-transfer: the sender builds a new
+// generation and the transfer continues from the verified chunks.
+func TestReconnectNewGeneration(t *testing.T) {
+	runTransfer(t, transferCase{
+		size: 50 << 20, sink: "opfs",
+		during: func(t *testing.T, sb, rb context.Context) {
+			waitProgress(t, sb, rb, 10<<20)
+			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.link.fail("test: connection cut")`)); err != nil {
+				t.Fatal(err)
+			}
+		},
+		check: func(t *testing.T, sb, rb context.Context) {
+			gen, err := chromedp.Run(rb, chromedp.Evaluate[int](`ferryDebug.flow.generation`))
+			if err != nil || gen < 2 {
+				t.Fatalf("receiver finished on generation %d (%v), want a new one", gen, err)
+			}
+		},
+	})
+}
+
+// Signaling and the peer connection both lost: both sides resume the
+// session over new WebSockets, then build a new generation.
+func TestReconnectResumeSession(t *testing.T) {
+	runTransfer(t, transferCase{
+		size: 50 << 20, sink: "opfs",
+		during: func(t *testing.T, sb, rb context.Context) {
+			waitProgress(t, sb, rb, 10<<20)
+			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.session.sig.close(); ferryDebug.flow.link.fail("test: everything cut")`)); err != nil {
+				t.Fatal(err)
+			}
+		},
+		check: func(t *testing.T, sb, rb context.Context) {
+			gen, err := chromedp.Run(rb, chromedp.Evaluate[int](`ferryDebug.flow.generation`))
+			if err != nil || gen < 2 {
+				t.Fatalf("receiver finished on generation %d (%v), want a new one", gen, err)
+			}
+		},
+	})
 }

@@ -52,7 +52,8 @@ sw.addEventListener("message", (e) => {
     w?.();
   };
   downloads.set(m.id, d);
-  port.postMessage({ t: "registered" });
+  // The page opens the download only after this, so the fetch below finds it.
+  (e.source as Client | null)?.postMessage({ t: "registered", id: m.id });
 });
 
 sw.addEventListener("fetch", (e) => {

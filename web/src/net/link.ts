@@ -18,6 +18,8 @@ export class Link {
   private remoteSet = false;
   private pending: RTCIceCandidateInit[] = [];
   private disconnectTimer = 0;
+  private sentCands = 0;
+  private gotCands = 0;
 
   constructor(
     readonly gen: number,
@@ -35,6 +37,7 @@ export class Link {
         return;
       }
       const c = e.candidate.toJSON();
+      this.sentCands++;
       this.signal({ t: "cand", candidate: c.candidate ?? "", sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null, gen });
     };
     this.pc.onconnectionstatechange = () => {
@@ -54,9 +57,27 @@ export class Link {
     };
   }
 
+  // Messages are buffered from the moment the channel exists, so nothing
+  // the peer sends before the transfer engine takes over is lost.
+  private early: ArrayBuffer[] = [];
+  private consumer: ((b: ArrayBuffer) => void) | null = null;
+
+  // consume hands every message (buffered ones first) to f.
+  consume(f: (b: ArrayBuffer) => void): void {
+    this.consumer = f;
+    const early = this.early;
+    this.early = [];
+    for (const b of early) f(b);
+  }
+
   private watch(dc: RTCDataChannel): void {
     dc.binaryType = "arraybuffer";
     this.dc = dc;
+    dc.onmessage = (e) => {
+      const b = e.data as ArrayBuffer;
+      if (this.consumer) this.consumer(b);
+      else this.early.push(b);
+    };
     dc.onopen = () => this.resolveOpen(dc);
     dc.onclose = () => this.fail("data channel closed");
     if (dc.readyState === "open") this.resolveOpen(dc);
@@ -76,8 +97,10 @@ export class Link {
       if (e.channel.label === channelLabel) this.watch(e.channel);
     };
     await this.setRemote({ type: "offer", sdp });
+    console.debug(`ferry: gen ${this.gen}: offer applied`);
     const ans = await this.pc.createAnswer();
     await this.pc.setLocalDescription(ans);
+    console.debug(`ferry: gen ${this.gen}: sending answer`);
     this.signal({ t: "sdp", type: "answer", sdp: ans.sdp ?? "", gen: this.gen });
   }
 
@@ -90,11 +113,14 @@ export class Link {
     this.remoteSet = true;
     const pending = this.pending;
     this.pending = [];
-    for (const c of pending) await this.addIce(c);
+    for (const c of pending) void this.addIce(c);
   }
 
   addCandidate(s: Signal): void {
-    if (s.candidate === undefined) return;
+    // An empty candidate ends the peer's gathering; Chromium needs no
+    // end-of-candidates to connect, so it is not passed on.
+    if (!s.candidate) return;
+    this.gotCands++;
     const c: RTCIceCandidateInit = { candidate: s.candidate, sdpMid: s.sdpMid ?? null, sdpMLineIndex: s.sdpMLineIndex ?? null };
     if (!this.remoteSet) {
       this.pending.push(c);
@@ -105,8 +131,7 @@ export class Link {
 
   private async addIce(c: RTCIceCandidateInit): Promise<void> {
     try {
-      // An empty candidate ends gathering on the other side.
-      await this.pc.addIceCandidate(c.candidate === "" ? undefined : c);
+      await this.pc.addIceCandidate(c);
     } catch (e) {
       console.debug("ferry: remote candidate refused", e);
     }
@@ -115,6 +140,7 @@ export class Link {
   fail(why: string): void {
     if (this.isDead) return;
     this.isDead = true;
+    console.debug(`ferry: gen ${this.gen} down (${why}); candidates sent ${this.sentCands}, received ${this.gotCands}, ice ${this.pc.iceConnectionState}, signaling ${this.pc.signalingState}`);
     clearTimeout(this.disconnectTimer);
     this.resolveDead(new ConnLost(why));
     try {

@@ -7,6 +7,7 @@ import { FerryError } from "../transfer/errors";
 import { SignalingConn } from "./signaling";
 
 const enc = new TextEncoder();
+const resumeAttemptTimeout = 15_000;
 const dec = new TextDecoder();
 
 export class Session {
@@ -102,6 +103,7 @@ export class Session {
     if (!sig || !keys) return Promise.resolve();
     const p = this.sendChain.then(async () => {
       const frame = await keys.seal(enc.encode(JSON.stringify(s)));
+      if (s.t !== "cand") console.debug(`ferry: sent ${s.t} ${s.type ?? ""} gen ${s.gen ?? "-"} open=${sig.isOpen}`);
       sig.sendFrame(frame as Uint8Array<ArrayBuffer>);
     });
     this.sendChain = p.catch((e) => console.error("ferry: signal not sent", e));
@@ -121,6 +123,9 @@ export class Session {
   async reconnect(): Promise<void> {
     if (!this.sessionSecret) throw new FerryError("The connection to the server was lost.");
     const sig = await SignalingConn.open(this.base);
+    // One attempt may not hang: the peer may be gone or slow to come back;
+    // the caller retries with backoff.
+    const timer = setTimeout(() => sig.close(), resumeAttemptTimeout);
     try {
       sig.send({ type: "resume", session: this.sessionId, role: this.role });
       const resumed: ServerMessage = await sig.expect("resumed");
@@ -130,7 +135,14 @@ export class Session {
     } catch (e) {
       sig.close();
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
+  }
+
+  // down resolves when the current signaling connection ends.
+  down(): Promise<unknown> {
+    return this.sig?.closed ?? Promise.resolve();
   }
 
   close(): void {

@@ -103,12 +103,20 @@ class StreamSink implements Sink {
     this.worker.post({ t: "rx-port", file, port: ch.port1 }, [ch.port1]);
     const f = this.man.files[file]!;
     const name = this.man.files.length === 1 ? baseName(f.path) : f.path.replaceAll("/", "_");
-    active.postMessage({ t: "dl", id, name, size: f.size }, [ch.port2]);
     if (!this.keepAlive) this.keepAlive = window.setInterval(() => this.reg.active?.postMessage({ t: "ping" }), 10_000);
     return new Promise((resolve) => {
       const timer = setTimeout(() => done(false), startTimeout);
       const onMsg = (e: MessageEvent<{ t?: string; id?: string }>) => {
-        if (e.data?.t === "started" && e.data.id === id) done(true);
+        if (e.data?.id !== id) return;
+        if (e.data.t === "registered") {
+          const frame = document.createElement("iframe");
+          frame.hidden = true;
+          frame.title = "download";
+          frame.src = `/dl/${id}/${encodeURIComponent(name)}`;
+          document.body.append(frame);
+        } else if (e.data.t === "started") {
+          done(true);
+        }
       };
       const done = (ok: boolean) => {
         clearTimeout(timer);
@@ -117,11 +125,7 @@ class StreamSink implements Sink {
       };
       navigator.serviceWorker.addEventListener("message", onMsg);
       navigator.serviceWorker.startMessages();
-      const frame = document.createElement("iframe");
-      frame.hidden = true;
-      frame.title = "download";
-      frame.src = `/dl/${id}/${encodeURIComponent(name)}`;
-      document.body.append(frame);
+      active.postMessage({ t: "dl", id, name, size: f.size }, [ch.port2]);
     });
   }
 }

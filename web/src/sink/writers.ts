@@ -182,9 +182,10 @@ class StreamWriter implements Writer {
     while (d) {
       while (this.unacked > maxPendingBytes && !this.failed) await new Promise<void>((r) => (this.acked = r));
       if (this.failed) throw new Error("The download was canceled in the browser.");
-      this.unacked += d.length;
-      this.port.postMessage({ t: "data", buf: d.buffer, off: d.byteOffset, len: d.length }, [d.buffer as ArrayBuffer]);
-      this.commit([this.next], d.length);
+      const len = d.length; // the view is detached once posted
+      this.unacked += len;
+      this.port.postMessage({ t: "data", buf: d.buffer, off: d.byteOffset, len }, [d.buffer as ArrayBuffer]);
+      this.commit([this.next], len);
       this.next++;
       d = this.early.get(this.next);
       this.early.delete(this.next);

@@ -27,9 +27,10 @@ export interface ReceiveEvents {
 export class ReceiveFlow {
   readonly session: Session;
   readonly worker = new WorkerClient();
-  private receiver: Receiver | null = null;
+  receiver: Receiver | null = null;
   link: Link | null = null;
   private offers = new Inbox<Signal>();
+  private nextOffer: Promise<Signal> | null = null;
   private early = new Map<number, Signal[]>();
   private stop: ((e: FerryError) => void) | null = null;
   private stopped: Promise<FerryError>;
@@ -47,6 +48,14 @@ export class ReceiveFlow {
     this.session = new Session("R", base);
     this.stopped = new Promise((r) => (this.stop = r));
     this.senderBye = new Promise((r) => (this.byeSeen = r));
+  }
+
+  get refetched(): number {
+    return this.receiver?.refetched ?? 0;
+  }
+
+  get generation(): number {
+    return this.link?.gen ?? 0;
   }
 
   async run(): Promise<void> {
@@ -94,9 +103,11 @@ export class ReceiveFlow {
         throw new FerryError("The connection to the other side was lost and could not be restored.");
       }
       if (!s.connected) {
+        console.debug("ferry: signaling lost; resuming the session");
         try {
           await this.race(s.reconnect());
-          void s.signal({ t: "restart", gen: 0 });
+          console.debug("ferry: session resumed");
+          void s.signal({ t: "restart", gen });
         } catch (e) {
           if (e instanceof FerryError && (e.code === 4004 || e.code === 4007 || e.code === 4011)) throw e;
           if (this.canceled) throw e;
@@ -121,11 +132,12 @@ export class ReceiveFlow {
       this.ev.connected(this.path, gen);
       lostAt = 0;
       try {
-        await this.race(this.receiver.run(dc, link.dead, this.ev.progress));
+        await this.race(this.receiver.run(link, dc, this.ev.progress));
         return;
       } catch (e) {
         link.fail("transfer interrupted");
         if (!(e instanceof ConnLost)) throw e;
+        console.debug(`ferry: generation ${gen} lost: ${e.message}`);
         lostAt = performance.now();
         this.ev.reconnecting();
         if (s.connected) void s.signal({ t: "restart", gen });
@@ -138,13 +150,16 @@ export class ReceiveFlow {
   private async nextLink(gen: number): Promise<[Link, RTCDataChannel]> {
     const deadline = performance.now() + connectTimeout;
     let link: Link | null = null;
-    let offer: Promise<Signal> = this.offers.next();
+    // One pending next() at a time, kept across calls.
+    this.nextOffer ??= this.offers.next();
     for (;;) {
       const left = deadline - performance.now();
       const r = await Promise.race([
-        offer.then((o) => ({ o })),
+        this.nextOffer.then((o) => ({ o })),
         link ? link.open.then((dc) => ({ dc })) : new Promise<never>(() => {}),
         link ? link.dead.then((d) => ({ d })) : new Promise<never>(() => {}),
+        // Offers come over signaling: without it, resume first.
+        this.session.down().then((d) => ({ d })),
         new Promise<{ timeout: true }>((res) => setTimeout(() => res({ timeout: true }), Math.max(0, left))),
       ]);
       if ("dc" in r && link) return [link, r.dc];
@@ -153,10 +168,11 @@ export class ReceiveFlow {
         throw new ConnLost("no connection in time");
       }
       if ("o" in r) {
-        offer = this.offers.next();
+        this.nextOffer = this.offers.next();
         const o = r.o;
         if ((o.gen ?? 0) <= (link?.gen ?? gen)) continue; // stale
         link?.fail("superseded");
+        console.debug(`ferry: answering connection generation ${o.gen}`);
         link = new Link(o.gen!, this.session.iceServers, this.relayOnly(), (m) => void this.session.signal(m));
         this.link = link;
         const cands = this.early.get(o.gen!) ?? [];
@@ -169,6 +185,7 @@ export class ReceiveFlow {
 
   private onSignal(m: Signal): void {
     const l = this.link;
+    if (m.t !== "cand") console.debug(`ferry: signal ${m.t} ${m.type ?? m.reason ?? ""} gen ${m.gen ?? "-"}`);
     switch (m.t) {
       case "sdp":
         if (m.type === "offer") this.offers.push(m);

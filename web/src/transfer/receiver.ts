@@ -6,6 +6,7 @@
 import { chunkCount, chunkLen, checkManifest, maxWindow, sameManifest, type Manifest, type Range } from "../protocol/control";
 import { chunkHeaderLen, encodeAck, encodeControl, encodeNack, frameChunk, frameControl, parseChunkHeader, parseControl } from "../protocol/frames";
 import { Inbox } from "../net/inbox";
+import type { Link } from "../net/link";
 import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "./errors";
 import type { Progress } from "./progress";
 import type { SinkSpec, FromWorker } from "./worker_api";
@@ -49,6 +50,8 @@ export class Receiver {
   private ready: ((err?: string) => void) | null = null;
   doneBytes = 0;
   complete = false;
+  stats: Record<string, number> = {};
+  refetched = 0; // chunks that failed verification and were asked for again
 
   constructor(
     private worker: WorkerClient,
@@ -118,11 +121,11 @@ export class Receiver {
   }
 
   // run receives on one open data channel until every file is verified.
-  async run(dc: RTCDataChannel, dead: Promise<ConnLost>, progress: (p: Progress) => void): Promise<void> {
+  async run(link: Link, dc: RTCDataChannel, progress: (p: Progress) => void): Promise<void> {
     const ev = new Inbox<Ev>();
     this.events = ev;
-    dc.onmessage = (e) => ev.push({ kind: "dc", b: new Uint8Array(e.data as ArrayBuffer) });
-    void dead.then((e) => ev.fail(e));
+    link.consume((b) => ev.push({ kind: "dc", b: new Uint8Array(b) }));
+    void link.dead.then((e) => ev.fail(e));
     try {
       await this.serve(dc, ev, progress);
     } finally {
@@ -208,6 +211,7 @@ export class Receiver {
     this.files.forEach((_, i) => maybeFinish(i));
 
     for (;;) {
+      this.stats = { owed, connBytes, doneBytes: this.doneBytes, committed: this.files.reduce((a, f) => a + f.count, 0), atWorker: this.files.reduce((a, f) => a + f.state.filter((x) => x === 1).length, 0) };
       const e = await ev.next();
       switch (e.kind) {
         case "committed":
@@ -224,6 +228,7 @@ export class Receiver {
           console.warn(`ferry: chunk ${e.file}/${e.index} failed verification (copy ${n}); asking again`);
           if (n >= maxBadCopies) throw fail("protocol", new FerryError("The data kept arriving damaged, so the transfer was stopped. Try again, perhaps on another network."));
           send(encodeNack({ file: e.file, index: e.index }));
+          this.refetched++;
           break;
         }
         case "finished":

@@ -25,7 +25,7 @@ export interface SendEvents {
 export class SendFlow {
   readonly session: Session;
   private worker = new WorkerClient();
-  private sender: Sender;
+  readonly sender: Sender;
   link: Link | null = null;
   private stop: ((e: FerryError) => void) | null = null;
   private stopped: Promise<FerryError>;
@@ -102,8 +102,10 @@ export class SendFlow {
         throw new FerryError("The connection to the other side was lost and could not be restored.");
       }
       if (!s.connected) {
+        console.debug("ferry: signaling lost; resuming the session");
         try {
           await this.race(s.reconnect());
+          console.debug("ferry: session resumed");
         } catch (e) {
           if (e instanceof FerryError && (e.code === 4004 || e.code === 4007 || e.code === 4011)) throw e;
           if (this.isStopped) throw e;
@@ -113,12 +115,21 @@ export class SendFlow {
         }
       }
       gen++;
+      console.debug(`ferry: offering connection generation ${gen}`);
       const link = new Link(gen, s.iceServers, this.relayOnly(), (m) => void s.signal(m));
       this.link = link;
       let dc: RTCDataChannel;
       try {
-        await link.offer();
-        dc = await this.race(Promise.race([link.open, link.dead.then((e) => Promise.reject(e)), timeoutLost(connectTimeout)]));
+        await link.offer().catch((e) => Promise.reject(link.failed ? new ConnLost("closed while offering") : e));
+        dc = await this.race(
+          Promise.race([
+            link.open,
+            link.dead.then((e) => Promise.reject(e)),
+            // The answer comes over signaling: without it, resume first.
+            s.down().then(() => Promise.reject(new ConnLost("signaling lost while connecting"))),
+            timeoutLost(connectTimeout),
+          ]),
+        );
       } catch (e) {
         link.fail("not connected");
         if (!(e instanceof ConnLost)) throw e;
@@ -130,11 +141,12 @@ export class SendFlow {
       this.ev.connected(this.path, gen);
       lostAt = 0;
       try {
-        await this.race(this.sender.run(dc, link.dead, this.ev.progress));
+        await this.race(this.sender.run(link, dc, this.ev.progress));
         return;
       } catch (e) {
         link.fail("transfer interrupted");
         if (!(e instanceof ConnLost)) throw e;
+        console.debug(`ferry: generation ${gen} lost: ${e.message}`);
         lostAt = performance.now();
         this.ev.reconnecting();
       }
@@ -143,6 +155,7 @@ export class SendFlow {
 
   private onSignal(m: Signal, byeDone: () => void): void {
     const l = this.link;
+    if (m.t !== "cand") console.debug(`ferry: signal ${m.t} ${m.type ?? m.reason ?? ""} gen ${m.gen ?? "-"}`);
     switch (m.t) {
       case "sdp":
         if (m.type === "answer" && l && m.gen === l.gen) l.setAnswer(m.sdp ?? "").catch(() => l.fail("bad answer"));
@@ -151,8 +164,9 @@ export class SendFlow {
         if (l && m.gen === l.gen) l.addCandidate(m);
         return;
       case "restart":
-        // The receiver lost generation m.gen (0: it lost everything).
-        if (l && (!m.gen || m.gen >= l.gen)) l.fail("the receiver asked to reconnect");
+        // The receiver lost generation m.gen (0: it has none). A link still
+        // connecting is the answer already on its way, as in the Go peer.
+        if (l && l.dc?.readyState === "open" && (!m.gen || m.gen >= l.gen)) l.fail("the receiver asked to reconnect");
         return;
       case "bye":
         if (m.reason === "canceled") this.stop?.(canceledByPeer());

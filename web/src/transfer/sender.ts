@@ -9,6 +9,7 @@ import {
   browserChunkSize, encodeControl, flagResend, frameAck, frameControl, frameNack, hashLen, parseAck, parseControl, parseNack,
 } from "../protocol/frames";
 import { Inbox } from "../net/inbox";
+import type { Link } from "../net/link";
 import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "./errors";
 import type { Progress } from "./progress";
 import { Waker } from "./waker";
@@ -60,6 +61,8 @@ export class Sender {
   private files: SFile[];
   sentBytes = 0;
   complete = false;
+  // stats is a snapshot for debugging (ferryDebug in the console).
+  stats: Record<string, number | boolean> = {};
 
   constructor(
     sources: Source[],
@@ -88,14 +91,15 @@ export class Sender {
   // run sends on one open data channel until the receiver reports complete.
   // It throws ConnLost when the connection breaks, FerryError when the
   // transfer cannot go on.
-  async run(dc: RTCDataChannel, dead: Promise<ConnLost>, progress: (p: Progress) => void): Promise<void> {
+  async run(link: Link, dc: RTCDataChannel, progress: (p: Progress) => void): Promise<void> {
+    const dead = link.dead;
     const inbox = new Inbox<Uint8Array>();
     const wake = new Waker();
     let lost: ConnLost | null = null;
-    dc.onmessage = (e) => {
-      inbox.push(new Uint8Array(e.data as ArrayBuffer));
+    link.consume((b) => {
+      inbox.push(new Uint8Array(b));
       wake.notify();
-    };
+    });
     void dead.then((e) => {
       lost = e;
       inbox.fail(e);
@@ -241,6 +245,7 @@ export class Sender {
         }
       }
       const roomy = dc.bufferedAmount < highWater;
+      this.stats = { credit, ready: ready.length, inFlight, buffered: dc.bufferedAmount, allSent, resend: resend.length, runIdx, runs: runs.length };
       if (resend.length > 0 && roomy) {
         const n = resend.shift()!;
         const [it] = await this.read({ file: n.file, start: n.index, count: 1, hashOnly: false, eof: false });
