@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/ferrydev/ferry/internal/audit"
 	"github.com/ferrydev/ferry/internal/browsertest"
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/server"
@@ -46,12 +47,20 @@ func (c *clock) Advance(d time.Duration) {
 // startServer runs `ferry serve` in-process on loopback with its bundled
 // TURN relay and returns its base URL.
 func startServer(t testing.TB, ctx context.Context, now func() time.Time) (*server.Server, string) {
+	srv, base, _ := startServerAudited(t, ctx, now)
+	return srv, base
+}
+
+// startServerAudited is startServer that also returns the audit log, which
+// records the peers' reports (path, bytes, outcome).
+func startServerAudited(t testing.TB, ctx context.Context, now func() time.Time) (*server.Server, string, *audit.Log) {
 	t.Helper()
+	alog := audit.New(nil, false, 200, now)
 	cfg := config.DefaultServe()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TURN.Listen = "127.0.0.1:0"
 	cfg.TURN.RelayBind = "127.0.0.1"
-	srv, err := server.New(cfg, server.Options{Now: now, Logger: testLogger(t)})
+	srv, err := server.New(cfg, server.Options{Now: now, Logger: testLogger(t), Audit: alog})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}
@@ -71,7 +80,31 @@ func startServer(t testing.TB, ctx context.Context, now func() time.Time) (*serv
 	case <-ctx.Done():
 		t.Fatal("server did not start")
 	}
-	return srv, srv.URL().String()
+	return srv, srv.URL().String(), alog
+}
+
+// waitReports waits (bounded) until the audit log holds a transfer record
+// of both roles and returns them by role.
+func waitReports(t testing.TB, alog *audit.Log) map[string]audit.Event {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		got := map[string]audit.Event{}
+		for _, e := range alog.Recent(200) {
+			if strings.HasPrefix(e.Event, "transfer_") {
+				got[e.Role] = e
+			}
+		}
+		if len(got) == 2 {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("reports in the audit log: %+v, want one per role", got)
+		}
+		<-tick.C
+	}
 }
 
 // testLogger sends the server's debug log to the test log while it runs

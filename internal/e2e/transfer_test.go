@@ -28,7 +28,7 @@ type transferCase struct {
 func runTransfer(t *testing.T, tc transferCase) (mbps float64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base, alog := startServerAudited(t, ctx, nil)
 	dir := t.TempDir()
 	src, want := randomFile(t, dir, "random.bin", tc.size)
 
@@ -103,6 +103,17 @@ func runTransfer(t *testing.T, tc transferCase) (mbps float64) {
 		path, _ := chromedp.Run(b, chromedp.Evaluate[string](`document.getElementById("path").dataset.path || ""`))
 		if tc.wantPath != "" && path != tc.wantPath {
 			t.Errorf("%s shows path %q, want %q", name, path, tc.wantPath)
+		}
+	}
+	for role, e := range waitReports(t, alog) {
+		if e.Event != "transfer_completed" || e.Bytes != tc.size || e.Files != 1 {
+			t.Errorf("%s reported %+v, want a completed transfer of %d bytes", role, e, tc.size)
+		}
+		if tc.wantPath != "" && e.Path != tc.wantPath {
+			t.Errorf("%s reported path %q, want %q", role, e.Path, tc.wantPath)
+		}
+		if len(e.Names) > 0 {
+			t.Errorf("%s reported file names", role)
 		}
 	}
 	if tc.check != nil {
