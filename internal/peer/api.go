@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/udpbatch"
 	"time"
 
 	"github.com/pion/logging"
@@ -40,6 +41,8 @@ type Options struct {
 	IncludeLoopback bool
 	// ICETimeouts override pion's (0: 3 s disconnected, 15 s failed, 1 s keepalive).
 	Disconnected, Failed, KeepAlive time.Duration
+	// BatchUDP sends and receives UDP in batches (GSO/GRO on Linux).
+	BatchUDP bool
 }
 
 func (o Options) maxMessage() uint32 {
@@ -73,6 +76,11 @@ func newAPI(o Options, log *slog.Logger) *webrtc.API {
 	if o.RelayOnly {
 		// Only relay pairs exist: nothing better is worth waiting for.
 		se.SetRelayAcceptanceMinWait(0)
+	}
+	if o.BatchUDP {
+		if n, err := udpbatch.NewNet(); err == nil {
+			se.SetNet(n)
+		}
 	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError

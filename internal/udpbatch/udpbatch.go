@@ -1,0 +1,307 @@
+// Package udpbatch gives pion's ICE agent UDP sockets that move packets in
+// batches: outgoing packets are queued and sent by one goroutine, runs of
+// equal-sized packets to one address in a single sendmsg with UDP GSO
+// (UDP_SEGMENT); incoming packets are read with UDP GRO, many per recvmsg.
+// pion sends every SCTP packet (<= 1200 bytes) with its own syscall; on a
+// busy transfer that syscall and the wake-ups around it are a quarter of
+// the CPU time. Where the kernel lacks GSO/GRO the sockets fall back to
+// one syscall per packet, with the queueing kept.
+package udpbatch
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/pion/transport/v4"
+	"github.com/pion/transport/v4/stdnet"
+)
+
+const (
+	// maxSegments is the kernel's UDP_MAX_SEGMENTS.
+	maxSegments = 64
+	// maxGSOBytes keeps one GSO send within a UDP datagram's size.
+	maxGSOBytes = 65000
+	// readBufSize holds one GRO-coalesced read.
+	readBufSize = 65536 + 1024
+	// queueLimit bounds queued outgoing bytes; beyond it writers wait, as
+	// they would on a full socket buffer.
+	queueLimit = 4 << 20
+	// lingerPackets and lingerFor bound how long the flusher waits for a
+	// batch to fill.
+	lingerPackets = 32
+	lingerFor     = 50 * time.Microsecond
+)
+
+// Net is a transport.Net whose UDP sockets batch.
+type Net struct {
+	*stdnet.Net
+}
+
+// NewNet wraps the standard network.
+func NewNet() (*Net, error) {
+	n, err := stdnet.NewNet()
+	if err != nil {
+		return nil, err
+	}
+	return &Net{Net: n}, nil
+}
+
+// mdnsPort: pion's mDNS client reads its socket through x/net's
+// ipv4.PacketConn, which needs the socket itself, not a wrapper.
+const mdnsPort = 5353
+
+// ListenUDP returns a batching socket (plain for mDNS).
+func (n *Net) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, error) {
+	c, err := net.ListenUDP(network, laddr)
+	if err != nil {
+		return nil, err
+	}
+	if laddr != nil && (laddr.Port == mdnsPort || laddr.IP.IsMulticast()) {
+		return c, nil
+	}
+	return newConn(c), nil
+}
+
+// ListenPacket returns a batching socket for UDP networks.
+func (n *Net) ListenPacket(network, address string) (net.PacketConn, error) {
+	pc, err := net.ListenPacket(network, address)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := pc.(*net.UDPConn); ok && c.LocalAddr().(*net.UDPAddr).Port != mdnsPort {
+		return newConn(c), nil
+	}
+	return pc, nil
+}
+
+// Conn is a batching UDP socket. It implements transport.UDPConn and
+// pion's allocation-free AddrPortReaderWriter.
+type Conn struct {
+	*net.UDPConn
+	gso bool // UDP_SEGMENT works on this socket
+	gro bool // UDP_GRO is on
+
+	wmu    sync.Mutex
+	wcond  *sync.Cond
+	queue  []outPacket
+	queued int
+	spare  [][]byte
+	closed bool
+	wake   chan struct{}
+	done   chan struct{}
+
+	rmu     sync.Mutex
+	rbuf    []byte
+	rpend   []byte // GRO segments not yet returned
+	rseg    int
+	rfrom   netip.AddrPort
+	oob     []byte
+	scratch [][]byte
+}
+
+type outPacket struct {
+	b    []byte
+	addr netip.AddrPort
+}
+
+var errClosed = net.ErrClosed
+
+func newConn(c *net.UDPConn) *Conn {
+	bc := &Conn{UDPConn: c, wake: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize), oob: make([]byte, 128)}
+	bc.wcond = sync.NewCond(&bc.wmu)
+	bc.gso, bc.gro = enableOffload(c)
+	go bc.flusher()
+	return bc
+}
+
+// Offload reports whether GSO and GRO are in use.
+func (c *Conn) Offload() (gso, gro bool) { return c.gso, c.gro }
+
+// WriteToAddrPort queues b for addr; it returns at once unless the queue
+// is full. Errors of the actual send are not reported (UDP is lossy anyway).
+func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	c.wmu.Lock()
+	for c.queued > queueLimit && !c.closed {
+		c.wcond.Wait()
+	}
+	if c.closed {
+		c.wmu.Unlock()
+		return 0, errClosed
+	}
+	var buf []byte
+	if n := len(c.spare); n > 0 && cap(c.spare[n-1]) >= len(b) {
+		buf = c.spare[n-1][:len(b)]
+		c.spare = c.spare[:n-1]
+	} else {
+		buf = make([]byte, len(b), max(len(b), 1500))
+	}
+	copy(buf, b)
+	c.queue = append(c.queue, outPacket{b: buf, addr: unmap(addr)})
+	c.queued += len(b)
+	c.wmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	return len(b), nil
+}
+
+// WriteTo implements net.PacketConn.
+func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, errors.New("udpbatch: not a UDP address")
+	}
+	return c.WriteToAddrPort(b, ua.AddrPort())
+}
+
+// WriteToUDP implements transport.UDPConn.
+func (c *Conn) WriteToUDP(b []byte, addr *net.UDPAddr) (int, error) {
+	return c.WriteToAddrPort(b, addr.AddrPort())
+}
+
+func (c *Conn) flusher() {
+	defer close(c.done)
+	var batch []outPacket
+	for {
+		c.wmu.Lock()
+		for len(c.queue) == 0 && !c.closed {
+			c.wmu.Unlock()
+			<-c.wake
+			c.wmu.Lock()
+		}
+		if c.closed && len(c.queue) == 0 {
+			c.wmu.Unlock()
+			return
+		}
+		// Linger a moment while packets keep coming: pion produces one
+		// packet about as fast as we can send one, so without this most
+		// sends would carry a single packet.
+		if len(c.queue) < lingerPackets && !c.closed {
+			deadline := time.Now().Add(lingerFor)
+			for n := len(c.queue); n < lingerPackets && time.Now().Before(deadline); {
+				c.wmu.Unlock()
+				runtime.Gosched()
+				c.wmu.Lock()
+				if len(c.queue) == n {
+					break // the producer paused: send what we have
+				}
+				n = len(c.queue)
+			}
+		}
+		batch, c.queue = c.queue, batch[:0]
+		c.queued = 0
+		c.wcond.Broadcast()
+		c.wmu.Unlock()
+
+		c.send(batch)
+
+		c.wmu.Lock()
+		for _, p := range batch {
+			if len(c.spare) < 256 {
+				c.spare = append(c.spare, p.b)
+			}
+		}
+		c.wmu.Unlock()
+		clear(batch)
+	}
+}
+
+// send writes a batch, grouping runs of equal-sized packets (the last of
+// a run may be shorter) to the same address into one GSO send.
+func (c *Conn) send(batch []outPacket) {
+	for i := 0; i < len(batch); {
+		j := i + 1
+		if c.gso {
+			seg, total := len(batch[i].b), len(batch[i].b)
+			for j < len(batch) && j-i < maxSegments && batch[j].addr == batch[i].addr &&
+				len(batch[j].b) <= seg && total+len(batch[j].b) <= maxGSOBytes {
+				total += len(batch[j].b)
+				j++
+				if len(batch[j-1].b) < seg {
+					break // a short segment ends a GSO run
+				}
+			}
+		}
+		if j-i == 1 {
+			_, _ = c.UDPConn.WriteToUDPAddrPort(batch[i].b, batch[i].addr)
+		} else if err := c.sendGSO(batch[i:j]); err != nil {
+			// The device refused offload: stop using it and send singly.
+			c.gso = false
+			for _, p := range batch[i:j] {
+				_, _ = c.UDPConn.WriteToUDPAddrPort(p.b, p.addr)
+			}
+		}
+		i = j
+	}
+}
+
+// ReadFromAddrPort returns one datagram, splitting GRO-coalesced reads.
+func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if len(c.rpend) == 0 {
+		n, seg, from, err := c.readBatch()
+		if err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+		if seg <= 0 || seg >= n {
+			m := copy(b, c.rbuf[:n])
+			return m, from, nil
+		}
+		c.rpend, c.rseg, c.rfrom = c.rbuf[:n], seg, from
+	}
+	k := min(c.rseg, len(c.rpend))
+	m := copy(b, c.rpend[:k])
+	c.rpend = c.rpend[k:]
+	return m, c.rfrom, nil
+}
+
+// ReadFrom implements net.PacketConn.
+func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// ReadFromUDP implements transport.UDPConn.
+func (c *Conn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
+	n, from, err := c.ReadFromAddrPort(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// Close flushes what is queued and closes the socket.
+func (c *Conn) Close() error {
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return errClosed
+	}
+	c.closed = true
+	c.wcond.Broadcast()
+	c.wmu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.done:
+	case <-time.After(time.Second): // a wedged send must not block Close
+	}
+	return c.UDPConn.Close()
+}
+
+// unmap turns ::ffff:a.b.c.d into a.b.c.d, so runs to one peer group
+// whichever form the address came in.
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}

@@ -1,0 +1,93 @@
+package udpbatch
+
+import (
+	"bytes"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func pair(t *testing.T) (*Conn, *Conn) {
+	t.Helper()
+	var cs [2]*Conn
+	for i := range cs {
+		c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadBuffer(8 << 20)
+		cs[i] = newConn(c)
+		t.Cleanup(func() { cs[i].Close() })
+	}
+	return cs[0], cs[1]
+}
+
+func TestOffloadOnLinux(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("offload is Linux only") // other platforms fall back; this test is about Linux
+	}
+	a, _ := pair(t)
+	gso, gro := a.Offload()
+	t.Logf("GSO %v, GRO %v", gso, gro)
+	if !gso || !gro {
+		t.Fatal("this Linux kernel should support UDP GSO and GRO")
+	}
+}
+
+// TestBatchedDelivery sends runs of equal packets, odd sizes and two
+// destinations interleaved; every datagram must arrive intact, in order,
+// with its own boundaries.
+func TestBatchedDelivery(t *testing.T) {
+	a, b := pair(t)
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	toB := b.LocalAddr().(*net.UDPAddr).AddrPort()
+	toC := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	var want, wantC [][]byte
+	for i := range 600 {
+		size := 1200
+		switch {
+		case i%97 == 0:
+			size = 300
+		case i%89 == 0:
+			size = 1400
+		}
+		p := bytes.Repeat([]byte{byte(i)}, size)
+		p[0], p[1] = byte(i>>8), byte(i)
+		dst := toB
+		if i%50 == 7 {
+			dst = toC
+			wantC = append(wantC, p)
+		} else {
+			want = append(want, p)
+		}
+		if _, err := a.WriteToAddrPort(p, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 2000)
+	for i, w := range want {
+		n, from, err := b.ReadFromAddrPort(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v", i, err)
+		}
+		if from != a.LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("from %v", from)
+		}
+		if !bytes.Equal(buf[:n], w) {
+			t.Fatalf("datagram %d: %d bytes, want %d (first bytes %x, want %x)", i, n, len(w), buf[:2], w[:2])
+		}
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for i, w := range wantC {
+		n, _, err := c.ReadFromUDPAddrPort(buf)
+		if err != nil || !bytes.Equal(buf[:n], w) {
+			t.Fatalf("datagram %d to the plain socket: %v", i, err)
+		}
+	}
+}
