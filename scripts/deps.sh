@@ -13,6 +13,7 @@ need iptables iptables
 need ip iproute2
 need node nodejs
 need npm npm
+need zbarimg zbar-tools
 
 if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0

@@ -72,6 +72,7 @@ export class ReceiveFlow {
       if (this.receiver?.man && !this.receiver.complete) this.receiver.abort();
       const man = this.receiver?.man;
       if (man) this.report(err.outcome, this.receiver!.doneBytes, man.files.length);
+      await this.leave(err);
       throw err;
     } finally {
       this.close();
@@ -135,8 +136,9 @@ export class ReceiveFlow {
         await this.race(this.receiver.run(link, dc, this.ev.progress));
         return;
       } catch (e) {
-        link.fail("transfer interrupted");
+        // A fatal error or cancel keeps the link up for leave().
         if (!(e instanceof ConnLost)) throw e;
+        link.fail("transfer interrupted");
         console.debug(`ferry: generation ${gen} lost: ${e.message}`);
         lostAt = performance.now();
         this.ev.reconnecting();
@@ -201,8 +203,8 @@ export class ReceiveFlow {
         }
         return;
       case "bye":
+        this.byeSeen();
         if (m.reason === "canceled") this.stop?.(canceledByPeer());
-        else this.byeSeen();
         return;
     }
   }
@@ -213,11 +215,23 @@ export class ReceiveFlow {
 
   cancel(): void {
     this.canceled = true;
+    this.stopReason = canceledByUs();
+    this.stop?.(this.stopReason);
+  }
+  private stopReason: FerryError | null = null;
+
+  // leave: see SendFlow.leave.
+  private async leave(err: FerryError): Promise<void> {
+    if (err.outcome !== "canceled" || err.code === 4011) return;
     const dc = this.link?.dc;
-    if (dc?.readyState === "open") dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
-    void this.session.signal({ t: "bye", reason: "canceled" });
-    this.session.send({ type: "abort", reason: "canceled" });
-    this.stop?.(canceledByUs());
+    if (dc?.readyState === "open") {
+      if (err === this.stopReason) dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
+      void this.session.signal({ t: "bye", reason: "canceled" });
+      if (err === this.stopReason) await until(this.senderBye, 2000);
+    } else if (err === this.stopReason) {
+      void this.session.signal({ t: "bye", reason: "canceled" });
+      this.session.send({ type: "abort", reason: "canceled" });
+    }
   }
 
   private report(outcome: string, bytes: number, files: number): void {

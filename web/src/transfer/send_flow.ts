@@ -57,6 +57,7 @@ export class SendFlow {
     } catch (e) {
       const err = internal(e);
       this.report(err.outcome, this.sender.sentBytes);
+      await this.leave(err);
       throw err;
     } finally {
       this.close();
@@ -64,6 +65,8 @@ export class SendFlow {
   }
 
   private byeDone: Promise<unknown> = new Promise(() => {});
+  private byeSeen!: () => void;
+  private peerBye: Promise<void> = new Promise((r) => (this.byeSeen = r));
 
   private async transfer(): Promise<void> {
     const s = this.session;
@@ -144,8 +147,9 @@ export class SendFlow {
         await this.race(this.sender.run(link, dc, this.ev.progress));
         return;
       } catch (e) {
-        link.fail("transfer interrupted");
+        // A fatal error or cancel keeps the link up for leave().
         if (!(e instanceof ConnLost)) throw e;
+        link.fail("transfer interrupted");
         console.debug(`ferry: generation ${gen} lost: ${e.message}`);
         lostAt = performance.now();
         this.ev.reconnecting();
@@ -169,6 +173,7 @@ export class SendFlow {
         if (l && l.dc?.readyState === "open" && (!m.gen || m.gen >= l.gen)) l.fail("the receiver asked to reconnect");
         return;
       case "bye":
+        this.byeSeen();
         if (m.reason === "canceled") this.stop?.(canceledByPeer());
         else byeDone();
         return;
@@ -186,12 +191,25 @@ export class SendFlow {
   }
 
   cancel(): void {
-    const dc = this.link?.dc;
-    if (dc?.readyState === "open") dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
-    void this.session.signal({ t: "bye", reason: "canceled" });
-    this.session.send({ type: "abort", reason: "canceled" });
     this.stopReason = canceledByUs();
     this.stop?.(this.stopReason);
+  }
+
+  // leave tells the peer we are going after a failure or cancel: over the
+  // data channel when it is up (and then waits a little for the peer's
+  // goodbye, so its report reaches the server before we close), else by
+  // asking the server to end the pairing (PROTOCOL.md §2.5).
+  private async leave(err: FerryError): Promise<void> {
+    if (err.outcome !== "canceled" || err.code === 4011) return;
+    const dc = this.link?.dc;
+    if (dc?.readyState === "open") {
+      if (err === this.stopReason) dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
+      void this.session.signal({ t: "bye", reason: "canceled" });
+      if (err === this.stopReason) await until(this.peerBye, 2000);
+    } else if (err === this.stopReason) {
+      void this.session.signal({ t: "bye", reason: "canceled" });
+      this.session.send({ type: "abort", reason: "canceled" });
+    }
   }
 
   private report(outcome: string, bytes: number): void {
