@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -499,3 +500,15 @@ func (r *RedisStore) LiveTickets(ctx context.Context, limit int) ([]string, erro
 	}
 	return ids, nil
 }
+
+// slogPrintf adapts slog to go-redis's logger interface.
+type slogPrintf struct{ log *slog.Logger }
+
+func (l slogPrintf) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn("redis: " + fmt.Sprintf(format, v...))
+}
+
+// SetRedisLogger routes go-redis's own messages (reconnects, dial
+// failures) to log instead of its default, unstructured stderr logger.
+// go-redis keeps one process-wide logger, so main calls this once.
+func SetRedisLogger(log *slog.Logger) { redis.SetLogger(slogPrintf{log}) }

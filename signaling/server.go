@@ -126,7 +126,10 @@ func (s *Server) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			s.closeAll(ErrShutdown)
 			return nil
-		case m := <-msgs:
+		case m, ok := <-msgs:
+			if !ok {
+				return fmt.Errorf("signaling: %w: the store's subscription ended", ErrInternal)
+			}
 			s.dispatch(m)
 		case <-gc.C:
 			if g, ok := s.cfg.Store.(interface{ GC() }); ok {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/signaling"
 )
 
 func runServe(ctx context.Context, args []string, io stdio) error {
@@ -15,6 +16,9 @@ func runServe(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	log := newLogger(io.err, cfg.LogLevel, cfg.LogFormat)
+	if cfg.Redis != "" {
+		signaling.SetRedisLogger(log)
+	}
 	srv, err := server.New(cfg, server.Options{Logger: log, Version: version})
 	if err != nil {
 		return err

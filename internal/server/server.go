@@ -144,7 +144,7 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 	}
 	store := o.Store
 	if store == nil && cfg.Redis != "" {
-		rs, err := signaling.NewRedisStore(context.Background(), cfg.Redis)
+		rs, err := signaling.NewRedisStoreWith(context.Background(), signaling.RedisOptions{URL: cfg.Redis, Now: s.now})
 		if err != nil {
 			return nil, err
 		}
