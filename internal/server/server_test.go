@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +27,7 @@ import (
 	"github.com/ferrydev/ferry/internal/sigclient"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
+	"github.com/ferrydev/ferry/turn"
 )
 
 func testConfig() config.Serve {
@@ -420,5 +423,57 @@ func TestAdminPage(t *testing.T) {
 	}
 	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") {
 		t.Fatalf("admin CSP %q", csp)
+	}
+}
+
+// TestExternalTURN runs the relay as its own service (what `ferry turn`
+// does) and a server without a bundled relay that hands out credentials
+// for it: the credentials are stateless, so a relay-only transfer works.
+func TestExternalTURN(t *testing.T) {
+	const secret = "shared-turn-secret"
+	relay, err := turn.New(turn.Config{
+		ListenAddr: "127.0.0.1:0", RelayIP: net.IPv4(127, 0, 0, 1), RelayBind: "127.0.0.1", Secret: secret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- relay.Run(rctx) }()
+	defer func() { stop(); <-done }()
+
+	cfg := testConfig()
+	cfg.TURN.Listen = ""
+	cfg.TURN.Secret = secret
+	port := strconv.Itoa(relay.Port())
+	cfg.TURN.URLs = config.List{"turn:127.0.0.1:" + port + "?transport=udp", "turn:127.0.0.1:" + port + "?transport=tcp"}
+	srv := start(t, cfg, server.Options{})
+	if srv.Relay() != nil {
+		t.Fatal("a bundled relay started despite --turn-listen \"\"")
+	}
+	f := randomFile(t, "via-external-relay.bin", 1<<20)
+	ctx := testCtx(t)
+	links := make(chan string, 1)
+	var rerr error
+	var rres *peer.Result
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		base, tk, err := ticket.ParseLink(<-links)
+		if err != nil {
+			rerr = err
+			return
+		}
+		rres, rerr = peer.Receive(ctx, &peer.Config{Server: base, Options: peer.Options{RelayOnly: true}}, base, tk, peer.ReceiveOptions{Dir: t.TempDir()})
+	}()
+	sres, serr := peer.Send(ctx, &peer.Config{Server: srv.URL(), Options: peer.Options{RelayOnly: true},
+		Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}}, []transfer.SourceFile{f}, peer.SendOptions{})
+	wg.Wait()
+	if serr != nil || rerr != nil {
+		t.Fatalf("send %v, receive %v", serr, rerr)
+	}
+	if sres.Path != "relay" || rres.Path != "relay" || relay.RelayedBytes() < 1<<20 {
+		t.Fatalf("paths %s/%s, relayed %d bytes", sres.Path, rres.Path, relay.RelayedBytes())
 	}
 }
