@@ -41,6 +41,7 @@ type Sender struct {
 
 	man      *proto.Manifest
 	files    []*sfile
+	frames   *freeList
 	complete bool
 	// Sent counts chunk bytes put on the wire, resends included, over all
 	// connections (so tests and benchmarks can see what resuming saved).
@@ -115,6 +116,8 @@ func (s *Sender) prepare(c Conn) error {
 		m.TotalSize += src.Size
 	}
 	s.man = m
+	// Enough for the producer's queue, the frame being sent and a resend.
+	s.frames = newFreeList(24, proto.ChunkHeaderLen+cs)
 	return nil
 }
 
@@ -339,7 +342,7 @@ func (s *Sender) handleItem(c Conn, it item) (sent bool, err error) {
 	}
 	if f.known.has(it.index) && f.hashes[it.index] != it.hash {
 		if it.frame != nil {
-			framePool.Put(it.frame[:0])
+			s.frames.put(it.frame[:0])
 		}
 		return false, s.fail(c, fmt.Errorf("%w: %s", ErrFileChanged, f.src.Path))
 	}
@@ -349,7 +352,7 @@ func (s *Sender) handleItem(c Conn, it item) (sent bool, err error) {
 		return false, nil // a chunk the receiver has; only its hash was needed
 	}
 	err = s.sendChunk(c, it.file, it.index, it.frame, 0)
-	framePool.Put(it.frame[:0])
+	s.frames.put(it.frame[:0])
 	return err == nil, err
 }
 
@@ -440,16 +443,43 @@ func (s *Sender) resendChunk(c Conn, n proto.Nack) error {
 		return s.fail(c, fmt.Errorf("%w: %s", ErrFileChanged, f.src.Path))
 	}
 	err = s.sendChunk(c, int(n.File), n.Index, frame, proto.FlagResend)
-	framePool.Put(frame[:0])
+	s.frames.put(frame[:0])
 	return err
 }
 
-var framePool = sync.Pool{New: func() any { return make([]byte, 0, proto.ChunkHeaderLen+DefaultMaxChunk) }}
+// freeList keeps chunk buffers for reuse. Not a sync.Pool: every GC empties
+// those, pion allocates enough to collect often, and re-zeroing megabyte
+// buffers showed up in profiles.
+type freeList struct {
+	c    chan []byte
+	size int
+}
+
+func newFreeList(n, size int) *freeList { return &freeList{c: make(chan []byte, n), size: size} }
+
+func (f *freeList) get() []byte {
+	select {
+	case b := <-f.c:
+		return b[:0]
+	default:
+		return make([]byte, 0, f.size)
+	}
+}
+
+func (f *freeList) put(b []byte) {
+	if b == nil || cap(b) < f.size {
+		return
+	}
+	select {
+	case f.c <- b[:0]:
+	default:
+	}
+}
 
 // readChunk reads and hashes chunk index of f into a pooled CHUNK frame.
 func (s *Sender) readChunk(f *sfile, file int, index uint32) ([]byte, [proto.HashLen]byte, error) {
 	n := chunkLen(f.src.Size, s.man.ChunkSize, index)
-	frame := framePool.Get().([]byte)
+	frame := s.frames.get()
 	if cap(frame) < proto.ChunkHeaderLen+n {
 		frame = make([]byte, 0, proto.ChunkHeaderLen+n)
 	}
@@ -491,7 +521,7 @@ func (s *Sender) produce(ctx context.Context, have []*bitset, known []*bitset, o
 			return true
 		case <-ctx.Done():
 			if it.frame != nil {
-				framePool.Put(it.frame[:0])
+				s.frames.put(it.frame[:0])
 			}
 			return false
 		}
@@ -511,7 +541,7 @@ func (s *Sender) produce(ctx context.Context, have []*bitset, known []*bitset, o
 				return
 			}
 			if skip {
-				framePool.Put(frame[:0])
+				s.frames.put(frame[:0])
 				frame = nil
 			}
 			if !emit(item{file: i, index: k, hash: h, frame: frame}) {
