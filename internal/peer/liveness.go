@@ -26,7 +26,7 @@ func (s *session) probeSignaling() {
 		ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 		defer cancel()
 		if err := sig.Ping(ctx); err != nil {
-			s.log.Info("signaling does not answer; reconnecting it", "err", err)
+			s.log.Info("signaling connection is down; resuming the session", "err", err)
 		}
 	}()
 }

@@ -1,0 +1,34 @@
+package netlab_test
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/ferrydev/ferry/internal/netlab"
+)
+
+// ferryBin is the ferry binary built once for the whole run (by TestMain,
+// before any test starts; read-only afterwards).
+var ferryBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "netlab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// FERRY_NETLAB_BIN runs the lab against an already built binary (e.g.
+	// bin/ferry from `make build`) instead of building one.
+	if ferryBin = os.Getenv("FERRY_NETLAB_BIN"); ferryBin == "" {
+		ferryBin, err = netlab.Build(dir)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
