@@ -18,14 +18,14 @@ type transferCase struct {
 	corrupt  string // JS list of chunks the sender corrupts once, e.g. `[{file:0,index:3}]`
 	wantPath string
 	// during runs after the receiver accepted, while bytes flow.
-	during func(t *testing.T, sb, rb context.Context)
+	during func(t testing.TB, sb, rb context.Context)
 	// check runs after both sides are done.
-	check func(t *testing.T, sb, rb context.Context)
+	check func(t testing.TB, sb, rb context.Context)
 }
 
 // runTransfer sends one random file from one browser to another through a
 // real server and checks the received bytes by SHA-256.
-func runTransfer(t *testing.T, tc transferCase) (mbps float64) {
+func runTransfer(t testing.TB, tc transferCase) (mbps float64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	_, base, alog := startServerAudited(t, ctx, nil)
@@ -136,7 +136,18 @@ func indexOf(s, sub string) int {
 }
 
 func TestDirectFileSystemAccess(t *testing.T) {
-	runTransfer(t, transferCase{size: 50 << 20, sink: "opfs", wantPath: "direct"})
+	runTransfer(t, transferCase{
+		size: 50 << 20, sink: "opfs", wantPath: "direct",
+		check: func(t testing.TB, _, rb context.Context) {
+			// BLAKE3 speed in the receiver's worker, for the log (and a sanity
+			// floor: the WASM hasher must be running, not a fallback).
+			mbps, err := chromedp.Run(rb, chromedp.Evaluate[float64](`ferryDebug.bench(64)`, chromedp.EvalAwaitPromise))
+			if err != nil || mbps < 50 {
+				t.Fatalf("BLAKE3 in the browser worker: %.0f MB/s (%v)", mbps, err)
+			}
+			t.Logf("BLAKE3 in the browser worker: %.0f MB/s", mbps)
+		},
+	})
 }
 
 func TestDirectServiceWorkerDownload(t *testing.T) {
@@ -153,7 +164,7 @@ func TestCorruptChunkIsRefetched(t *testing.T) {
 		// 5 MiB is 81 chunks: one early, one just before the end (its resend
 		// arrives after the sender's "done").
 		corrupt: `[{file:0,index:3},{file:0,index:79}]`,
-		check: func(t *testing.T, _, rb context.Context) {
+		check: func(t testing.TB, _, rb context.Context) {
 			n, err := chromedp.Run(rb, chromedp.Evaluate[int](`ferryDebug.flow.refetched`))
 			if err != nil || n != 2 {
 				t.Fatalf("receiver re-fetched %d chunks (%v), want 2", n, err)
@@ -163,7 +174,7 @@ func TestCorruptChunkIsRefetched(t *testing.T) {
 }
 
 // waitProgress waits until the receiver has verified more than n bytes.
-func waitProgress(t *testing.T, sb, rb context.Context, n int) {
+func waitProgress(t testing.TB, sb, rb context.Context, n int) {
 	t.Helper()
 	js := fmt.Sprintf(`Number(document.getElementById("progress").dataset.done || 0) > %d`, n)
 	if _, err := chromedp.Run(rb, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
@@ -176,13 +187,13 @@ func waitProgress(t *testing.T, sb, rb context.Context, n int) {
 func TestReconnectNewGeneration(t *testing.T) {
 	runTransfer(t, transferCase{
 		size: 50 << 20, sink: "opfs",
-		during: func(t *testing.T, sb, rb context.Context) {
+		during: func(t testing.TB, sb, rb context.Context) {
 			waitProgress(t, sb, rb, 10<<20)
 			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.link.fail("test: connection cut")`)); err != nil {
 				t.Fatal(err)
 			}
 		},
-		check: func(t *testing.T, sb, rb context.Context) {
+		check: func(t testing.TB, sb, rb context.Context) {
 			gen, err := chromedp.Run(rb, chromedp.Evaluate[int](`ferryDebug.flow.generation`))
 			if err != nil || gen < 2 {
 				t.Fatalf("receiver finished on generation %d (%v), want a new one", gen, err)
@@ -196,13 +207,13 @@ func TestReconnectNewGeneration(t *testing.T) {
 func TestReconnectResumeSession(t *testing.T) {
 	runTransfer(t, transferCase{
 		size: 50 << 20, sink: "opfs",
-		during: func(t *testing.T, sb, rb context.Context) {
+		during: func(t testing.TB, sb, rb context.Context) {
 			waitProgress(t, sb, rb, 10<<20)
 			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.session.sig.close(); ferryDebug.flow.link.fail("test: everything cut")`)); err != nil {
 				t.Fatal(err)
 			}
 		},
-		check: func(t *testing.T, sb, rb context.Context) {
+		check: func(t testing.TB, sb, rb context.Context) {
 			gen, err := chromedp.Run(rb, chromedp.Evaluate[int](`ferryDebug.flow.generation`))
 			if err != nil || gen < 2 {
 				t.Fatalf("receiver finished on generation %d (%v), want a new one", gen, err)
