@@ -66,8 +66,15 @@ export class Receiver {
     return this.files.filter((f) => f.done).length;
   }
 
+  // live is set once this connection's accept is sent: chunks from an
+  // earlier connection that settle before it are in the resume ranges and
+  // earn the sender no credit here.
+  private live = false;
+
   private onWorker(m: FromWorker): void {
-    const push = (e: Ev) => this.events?.push(e);
+    const push = (e: Ev) => {
+      if (this.live || e.kind === "finished" || e.kind === "io") this.events?.push(e);
+    };
     switch (m.t) {
       case "rx-ready":
         this.ready?.(m.error);
@@ -129,7 +136,10 @@ export class Receiver {
     try {
       await this.serve(dc, ev, progress);
     } finally {
-      if (this.events === ev) this.events = null;
+      if (this.events === ev) {
+        this.events = null;
+        this.live = false;
+      }
     }
   }
 
@@ -183,6 +193,7 @@ export class Receiver {
     const batch = Math.max(1, Math.floor(window / 8));
     const resume = this.resumeRanges();
     send(encodeControl({ t: "accept", window, ...(resume.length > 0 ? { resume } : {}) }));
+    this.live = true;
 
     let owed = 0;
     let connBytes = 0;

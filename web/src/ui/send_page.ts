@@ -143,7 +143,9 @@ function start(sources: Source[]): void {
     (e: FerryError) => {
       cancel.hidden = true;
       $("share").hidden = true;
-      if (e.code === 4007) {
+      if (e.code === 4005) {
+        showError("The link expired before anyone opened it. Reload the page to create a new one.");
+      } else if (e.code === 4007) {
         showError("Someone opened your link with a wrong secret, so the link was closed for safety. Nothing was sent. Reload the page to create a new link.");
       } else {
         showError(e.message, e.outcome === "canceled" ? "canceled" : "error");
