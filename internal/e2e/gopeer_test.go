@@ -1,0 +1,87 @@
+package e2e_test
+
+import (
+	"context"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/ticket"
+	"github.com/ferrydev/ferry/internal/transfer"
+)
+
+// The Go command-line peer and the browser understand each other both
+// ways through the same server.
+func TestGoPeerToBrowser(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, base := startServer(t, ctx, nil)
+	src, want := randomFile(t, t.TempDir(), "from-go.bin", 20<<20+3)
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, _ := url.Parse(base)
+	links := make(chan string, 1)
+	cfg := &peer.Config{Server: server, Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := peer.Send(ctx, cfg, []transfer.SourceFile{{Path: "from-go.bin", Local: src, Size: fi.Size(), Mtime: fi.ModTime()}}, peer.SendOptions{})
+		sent <- err
+	}()
+	var link string
+	select {
+	case link = <-links:
+	case err := <-sent:
+		t.Fatalf("go sender: %v", err)
+	case <-ctx.Done():
+		t.Fatal("no link from the go sender")
+	}
+	rb := newBrowser(t, ctx, "receiver")
+	onNewDocument(t, rb, stubSavePickerOPFS)
+	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
+		t.Fatalf("receiver state %q (%v)\nreceiver: %s", st, err, diag(rb))
+	}
+	if err := chromedp.Do(rb, chromedp.Click(chromedp.ID("accept"))); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := waitState(rb, "done", "error", "canceled"); err != nil || st != "done" {
+		t.Fatalf("receiver ended in %q (%v)\nreceiver: %s", st, err, diag(rb))
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("go sender: %v", err)
+	}
+	if got := opfsSHA256(t, rb, "from-go.bin"); got != want {
+		t.Fatalf("received sha256 %s, sent %s", got, want)
+	}
+}
+
+func TestBrowserToGoPeer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, base := startServer(t, ctx, nil)
+	src, want := randomFile(t, t.TempDir(), "from-browser.bin", 20<<20+3)
+	sb := newBrowser(t, ctx, "sender")
+	link := sendFiles(t, sb, base+"/", src)
+	server, tk, err := ticket.ParseLink(link)
+	if err != nil {
+		t.Fatalf("the browser's link does not parse in Go: %v", err)
+	}
+	dir := t.TempDir()
+	if _, err := peer.Receive(ctx, &peer.Config{Server: server}, server, tk, peer.ReceiveOptions{Dir: dir}); err != nil {
+		t.Fatalf("go receiver: %v\nsender: %s", err, diag(sb))
+	}
+	if got := fileSHA256(t, filepath.Join(dir, "from-browser.bin")); got != want {
+		t.Fatalf("received sha256 %s, sent %s", got, want)
+	}
+	if st, err := waitState(sb, "done", "error", "canceled"); err != nil || st != "done" {
+		t.Fatalf("sender ended in %q (%v)\nsender: %s", st, err, diag(sb))
+	}
+}
