@@ -16,9 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
@@ -42,18 +42,7 @@ func TestMain(m *testing.M) {
 }
 
 func startServer(t *testing.T) *server.Server {
-	t.Helper()
-	cfg := config.DefaultServe()
-	cfg.Addr, cfg.TURN.Listen, cfg.TURN.RelayBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
-	srv, err := server.New(cfg, server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); srv.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	return srv
+	return servertest.Start(t, servertest.Config(), server.Options{})
 }
 
 // writeFile writes size pseudo-random bytes (fast, not secret) to path.

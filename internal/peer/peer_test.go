@@ -11,34 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/sigclient"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 func startServer(t *testing.T) *server.Server {
-	t.Helper()
-	cfg := config.DefaultServe()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.TURN.Listen = "127.0.0.1:0"
-	cfg.TURN.RelayBind = "127.0.0.1"
-	srv, err := server.New(cfg, server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return srv
+	return servertest.Start(t, servertest.Config(), server.Options{})
 }
 
 func randomFile(t *testing.T, dir, name string, size int) transfer.SourceFile {

@@ -24,34 +24,17 @@ import (
 	"github.com/ferrydev/ferry/internal/oidcstub"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/sigclient"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
 	"github.com/ferrydev/ferry/turn"
 )
 
-func testConfig() config.Serve {
-	cfg := config.DefaultServe()
-	cfg.Addr, cfg.TURN.Listen, cfg.TURN.RelayBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
-	return cfg
-}
+func testConfig() config.Serve { return servertest.Config() }
 
 func start(t *testing.T, cfg config.Serve, o server.Options) *server.Server {
-	t.Helper()
-	srv, err := server.New(cfg, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	return srv
+	return servertest.Start(t, cfg, o)
 }
 
 func testCtx(t *testing.T) context.Context {
