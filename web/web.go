@@ -94,12 +94,3 @@ func contentType(name string) string {
 	}
 	return "application/octet-stream"
 }
-
-// Paths lists the routes the handler serves (for tests and docs).
-func Paths() []string {
-	out := make([]string, 0, len(routes))
-	for p := range routes {
-		out = append(out, p)
-	}
-	return out
-}

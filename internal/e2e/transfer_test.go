@@ -67,6 +67,12 @@ func runTransfer(t testing.TB, tc transferCase) (mbps float64) {
 	if err := chromedp.Do(rb, chromedp.Click(chromedp.ID("accept"))); err != nil {
 		t.Fatalf("accept: %v", err)
 	}
+	// The first chunk is not held back by hashing the file first.
+	if _, err := chromedp.Run(rb, chromedp.Poll[bool](`Number((document.getElementById("progress") || {dataset: {}}).dataset.done || 0) > 0`,
+		chromedp.WithPollingInterval(10*time.Millisecond))); err != nil {
+		t.Fatalf("no first byte: %v\nreceiver: %s", err, diag(rb))
+	}
+	t.Logf("first verified bytes %s after Accept", time.Since(start).Round(time.Millisecond))
 	if tc.during != nil {
 		tc.during(t, sb, rb)
 	}
