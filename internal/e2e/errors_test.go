@@ -107,3 +107,28 @@ func TestMalformedLinks(t *testing.T) {
 	// A well-formed link the server never issued.
 	expectError(t, rb, base+"/r#AAECAwQFBgcI.AAECAwQFBgcICQoLDA0ODw", "wrong or was never valid")
 }
+
+func TestDecline(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, base := startServer(t, ctx, nil)
+	src, _ := randomFile(t, t.TempDir(), "unwanted.bin", 1000)
+	sb := newBrowser(t, ctx, "sender")
+	rb := newBrowser(t, ctx, "receiver")
+	link := sendFiles(t, sb, base+"/", src)
+	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
+		t.Fatalf("receiver state %q (%v)", st, err)
+	}
+	if err := chromedp.Do(rb, chromedp.Click(chromedp.ID("decline"))); err != nil {
+		t.Fatal(err)
+	}
+	for b, want := range map[context.Context]string{rb: "You declined", sb: "receiver declined"} {
+		st, err := waitState(b, "canceled", "error", "done")
+		if err != nil || st != "canceled" || !strings.Contains(text(b, "error"), want) {
+			t.Fatalf("state %q (%v), message %q; want %q", st, err, text(b, "error"), want)
+		}
+	}
+}
