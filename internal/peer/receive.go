@@ -70,9 +70,15 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 		}
 		return nil
 	}
-	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes}
-	defer recv.Close()
 	res := &Result{}
+	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes}
+	// Report before telling the sender: once it hears "complete" it leaves,
+	// and the server then closes our signaling connection too.
+	recv.BeforeComplete = func() {
+		m := recv.Manifest()
+		s.report(res.Path, m.TotalSize, proto.OutcomeCompleted, len(m.Files))
+	}
+	defer recv.Close()
 	reconnectFor := o.ReconnectFor
 	if reconnectFor <= 0 {
 		reconnectFor = DefaultReconnectFor
@@ -114,9 +120,6 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 		if err == nil {
 			res.Roots = recv.Roots()
 			removeState(o.Dir, tk.ID)
-			// Report now: once the sender hears "complete" it leaves, and
-			// the server then closes our signaling connection.
-			s.report(res.Path, res.Bytes, proto.OutcomeCompleted, res.Files)
 			s.stopSignaling()
 			// Keep the channel up until the sender has our "complete" and
 			// closes, or says goodbye. Detached channels report the close

@@ -154,8 +154,10 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 			for i := range files {
 				res.Roots = append(res.Roots, sender.Root(i))
 			}
-			s.signal(proto.Signal{T: proto.SigBye, Reason: byeDone})
+			// Report first: the server reads our messages in order, so the
+			// report is in before the bye can make the receiver leave.
 			s.report(res.Path, total, proto.OutcomeCompleted, len(files))
+			s.signal(proto.Signal{T: proto.SigBye, Reason: byeDone})
 			return res, nil
 		}
 		if !errors.Is(err, transfer.ErrConnLost) {
@@ -163,8 +165,8 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 				s.cancel()
 				return res, ctx.Err()
 			}
-			s.signal(proto.Signal{T: proto.SigBye, Reason: byeFor(err)})
 			s.report(res.Path, res.Sent, outcomeOf(err), len(files))
+			s.signal(proto.Signal{T: proto.SigBye, Reason: byeFor(err)})
 			return res, err
 		}
 		lastErr, lostAt = err, time.Now()

@@ -444,6 +444,11 @@ func (s *Server) Run(ctx context.Context) error {
 		}()
 	}
 	run("signaling", func() error { return s.sig.Run(ctx) })
+	// Accept connections only once signaling delivers messages.
+	select {
+	case <-s.sig.Ready():
+	case <-ctx.Done():
+	}
 	if s.turn != nil {
 		s.turnRan = true
 		run("turn", func() error { return s.turn.Run(ctx) })

@@ -115,9 +115,23 @@ func TestMetrics(t *testing.T) {
 	if _, serr, rerr := goTransfer(t, srv, []transfer.SourceFile{randomFile(t, "m.bin", 100_000)}, nil); serr != nil || rerr != nil {
 		t.Fatal(serr, rerr)
 	}
-	code, body := get(t, nil, srv.URL().String()+"/metrics", nil)
-	if code != 200 {
-		t.Fatalf("/metrics: %d", code)
+	// The sender's report reaches the server asynchronously.
+	ctx := testCtx(t)
+	var code int
+	var body string
+	for {
+		code, body = get(t, nil, srv.URL().String()+"/metrics", nil)
+		if code != 200 {
+			t.Fatalf("/metrics: %d", code)
+		}
+		if strings.Contains(body, `ferry_transfers_total{outcome="direct"} 1`) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the transfer never showed in /metrics:\n%s", body)
+		case <-time.After(10 * time.Millisecond): // polling, bounded by ctx
+		}
 	}
 	for _, want := range []string{
 		"ferry_tickets_created_total 1", "ferry_tickets_joined_total 1",

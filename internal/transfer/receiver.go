@@ -40,6 +40,9 @@ type Receiver struct {
 	MaxBytes int64
 	// Window overrides the credit window in chunks (0: about 16 MiB).
 	Window int
+	// BeforeComplete runs when every file is verified, just before the
+	// sender is told: the last moment both sides are surely still there.
+	BeforeComplete func()
 
 	root      *os.Root
 	man       *proto.Manifest
@@ -395,6 +398,9 @@ func (r *Receiver) control(c Conn, m proto.Control) (done bool, err error) {
 		}
 		r.complete = true
 		r.report()
+		if r.BeforeComplete != nil {
+			r.BeforeComplete()
+		}
 		return true, sendControl(c, &proto.Complete{})
 	case *proto.Cancel:
 		return true, ErrCanceled
