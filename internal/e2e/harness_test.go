@@ -216,11 +216,16 @@ const (
 }`
 )
 
+// pollTimeout bounds each wait on a page; longer than chromedp's default
+// so a loaded CI machine (other browser tests in parallel) does not flake,
+// shorter than the tests' own deadlines so failures still show diagnostics.
+const pollTimeout = 90 * time.Second
+
 // waitState polls the page's data-state until it is one of states and
 // returns it (the page sets it on every step; no sleeping).
 func waitState(b context.Context, states ...string) (string, error) {
 	js := fmt.Sprintf(`(() => { const s = document.body && document.body.dataset.state; return %s.includes(s) ? s : null; })()`, jsArray(states))
-	return chromedp.Run(b, chromedp.Poll[string](js, chromedp.WithPollingInterval(50*time.Millisecond)))
+	return chromedp.Run(b, chromedp.Poll[string](js, chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(pollTimeout)))
 }
 
 func jsArray(ss []string) string {
@@ -258,7 +263,7 @@ func sendFiles(t testing.TB, b context.Context, url string, files ...string) str
 	}
 	link, err := chromedp.Run(b, chromedp.Poll[string](
 		`(() => { const v = document.getElementById("link").value; if (v) return v; const e = document.getElementById("error"); if (!e.hidden) throw new Error(e.textContent); return null; })()`,
-		chromedp.WithPollingInterval(50*time.Millisecond)))
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(pollTimeout)))
 	if err != nil {
 		t.Fatalf("no link on the send page: %v (status %q)", err, text(b, "status"))
 	}

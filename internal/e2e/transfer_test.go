@@ -69,7 +69,7 @@ func runTransfer(t testing.TB, tc transferCase) (mbps float64) {
 	}
 	// The first chunk is not held back by hashing the file first.
 	if _, err := chromedp.Run(rb, chromedp.Poll[bool](`Number((document.getElementById("progress") || {dataset: {}}).dataset.done || 0) > 0`,
-		chromedp.WithPollingInterval(10*time.Millisecond))); err != nil {
+		chromedp.WithPollingInterval(10*time.Millisecond), chromedp.WithPollingTimeout(pollTimeout))); err != nil {
 		t.Fatalf("no first byte: %v\nreceiver: %s", err, diag(rb))
 	}
 	t.Logf("first verified bytes %s after Accept", time.Since(start).Round(time.Millisecond))
@@ -183,7 +183,7 @@ func TestCorruptChunkIsRefetched(t *testing.T) {
 func waitProgress(t testing.TB, sb, rb context.Context, n int) {
 	t.Helper()
 	js := fmt.Sprintf(`Number(document.getElementById("progress").dataset.done || 0) > %d`, n)
-	if _, err := chromedp.Run(rb, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond))); err != nil {
+	if _, err := chromedp.Run(rb, chromedp.Poll[bool](js, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(pollTimeout))); err != nil {
 		t.Fatalf("no progress past %d bytes: %v\nreceiver: %s\nsender: %s", n, err, diag(rb), diag(sb))
 	}
 }
