@@ -52,6 +52,7 @@ type Receiver struct {
 	filesDone int
 	flush     *flusher
 	complete  bool
+	doneSeen  bool
 }
 
 type rfile struct {
@@ -154,6 +155,10 @@ func (r *Receiver) run(c Conn) error {
 				return r.fail(c, proto.CodeProtocol, err)
 			}
 			ok, err := r.chunk(c, ch)
+			if errors.Is(err, errDone) {
+				r.report()
+				return nil
+			}
 			if err != nil {
 				return err
 			}
@@ -370,9 +375,24 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 	r.done += int64(len(ch.Data))
 	r.flush.add(f, ch.Index, ch.Hash)
 	if f.have.full() && f.root != "" {
-		return true, r.finish(c, int(ch.File))
+		if err := r.finish(c, int(ch.File)); err != nil {
+			return true, err
+		}
+		if done, err := r.maybeComplete(c); done || err != nil {
+			return true, errTransferDone(err)
+		}
 	}
 	return true, nil
+}
+
+// errDone ends the receive loop successfully from inside chunk handling.
+var errDone = errors.New("transfer complete")
+
+func errTransferDone(err error) error {
+	if err != nil {
+		return err
+	}
+	return errDone
 }
 
 // control handles CONTROL messages; done is true when the transfer is over.
@@ -388,20 +408,16 @@ func (r *Receiver) control(c Conn, m proto.Control) (done bool, err error) {
 		}
 		f.root = m.Root
 		if f.have.full() {
-			return false, r.finish(c, m.File)
+			if err := r.finish(c, m.File); err != nil {
+				return false, err
+			}
+			return r.maybeComplete(c)
 		}
 	case *proto.Done:
-		for i, f := range r.files {
-			if !f.done {
-				return false, r.fail(c, proto.CodeProtocol, protoErr("done before file %d was complete", i))
-			}
-		}
-		r.complete = true
-		r.report()
-		if r.BeforeComplete != nil {
-			r.BeforeComplete()
-		}
-		return true, sendControl(c, &proto.Complete{})
+		// Chunks re-sent after a NACK may still be on their way (§4.5):
+		// completion waits for the last file to verify.
+		r.doneSeen = true
+		return r.maybeComplete(c)
 	case *proto.Cancel:
 		return true, ErrCanceled
 	case *proto.Error:
@@ -410,6 +426,20 @@ func (r *Receiver) control(c Conn, m proto.Control) (done bool, err error) {
 		return false, r.fail(c, proto.CodeProtocol, protoErr("unexpected %s", m.T()))
 	}
 	return false, nil
+}
+
+// maybeComplete ends the transfer once the sender said done and every
+// file is verified.
+func (r *Receiver) maybeComplete(c Conn) (bool, error) {
+	if !r.doneSeen || r.filesDone < len(r.files) {
+		return false, nil
+	}
+	r.complete = true
+	r.report()
+	if r.BeforeComplete != nil {
+		r.BeforeComplete()
+	}
+	return true, sendControl(c, &proto.Complete{})
 }
 
 // finish checks a complete file's root and moves it into place.

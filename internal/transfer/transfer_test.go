@@ -340,3 +340,27 @@ func TestCheckPath(t *testing.T) {
 		}
 	}
 }
+
+// TestResendAfterDone corrupts the last chunk: its NACK reaches the sender
+// after it sent eof and done, so the good copy arrives after done (§4.5).
+func TestResendAfterDone(t *testing.T) {
+	ctx := testCtx(t)
+	src := tree(t, t.TempDir(), map[string]int{"a": 10_000, "b": 9_000})
+	out := t.TempDir()
+	s := &transfer.Sender{Files: src, MaxChunk: 1024, Mangle: func(file int, index uint32, data []byte) {
+		if file == 1 && index == 8 { // the very last chunk of the transfer
+			data[0] ^= 1
+		}
+	}}
+	r := &transfer.Receiver{Dir: out}
+	defer s.Close()
+	defer r.Close()
+	sc, rc := transfer.Pipe(64<<10, 64)
+	if serr, rerr := runPair(ctx, s, r, sc, rc); serr != nil || rerr != nil {
+		t.Fatalf("sender %v, receiver %v", serr, rerr)
+	}
+	checkSame(t, src, out)
+	if s.SentBytes() != 19_000+(9_000-8*1024) {
+		t.Fatalf("sent %d bytes: the last chunk was not re-sent exactly once", s.SentBytes())
+	}
+}
