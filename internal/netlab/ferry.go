@@ -64,6 +64,11 @@ func (in *Internet) Serve(bin string, args ...string) *Server {
 		"--turn-secret", secret,
 		"--log-level", "debug",
 	}
+	for i, a := range args {
+		if a == "--turn-secret" && i+1 < len(args) {
+			secret = args[i+1] // the caller's wins, as on the command line
+		}
+	}
 	argv = append(argv, args...)
 	p := in.Pub.Start("ferry serve", Env(t.TempDir()), argv...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -14,6 +14,7 @@ package netlab
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -98,6 +99,9 @@ func (l *Lab) close() {
 	for i := len(procs) - 1; i >= 0; i-- {
 		procs[i].Stop()
 	}
+	if dir := os.Getenv("NETLAB_LOGS"); dir != "" && l.t.Failed() {
+		l.saveLogs(dir, procs)
+	}
 	for _, ns := range nss {
 		killInside(ns.Name)
 	}
@@ -106,6 +110,33 @@ func (l *Lab) close() {
 			l.t.Errorf("netlab: delete namespace %s: %v: %s", ns.Name, err, bytes.TrimSpace(out))
 		}
 	}
+}
+
+// Describe summarizes every process of the lab, for failure messages.
+func (l *Lab) Describe() string {
+	l.mu.Lock()
+	procs := append([]*Proc(nil), l.procs...)
+	l.mu.Unlock()
+	var b strings.Builder
+	for _, p := range procs {
+		fmt.Fprintf(&b, "--- %s\n", p.Describe())
+	}
+	return b.String()
+}
+
+// saveLogs writes every process's output to dir/<test>/, for CI artifacts
+// and for reading more than a failure message holds.
+func (l *Lab) saveLogs(dir string, procs []*Proc) {
+	dir = filepath.Join(dir, strings.NewReplacer("/", "_", " ", "_").Replace(l.t.Name()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return
+	}
+	for i, p := range procs {
+		base := filepath.Join(dir, fmt.Sprintf("%02d-%s-%s", i, p.ns.Role, strings.ReplaceAll(p.Name, " ", "-")))
+		_ = os.WriteFile(base+".stdout", []byte(strings.Join(p.Stdout.All(), "\n")+"\n"), 0o644)
+		_ = os.WriteFile(base+".stderr", []byte(strings.Join(p.Stderr.All(), "\n")+"\n"), 0o644)
+	}
+	l.t.Logf("netlab: process logs saved in %s", dir)
 }
 
 // killInside kills the processes left in namespace name: they can only be
@@ -205,6 +236,19 @@ func (n *NS) Exec(args ...string) (string, error) {
 	out, err := exec.Command("ip", append([]string{"netns", "exec", n.Name}, args...)...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("in %s: %s: %v: %s", n.Role, strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return string(out), nil
+}
+
+// Run runs a command inside the namespace until it exits or ctx ends, and
+// returns its combined output.
+func (n *NS) Run(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", n.Name}, args...)...)
+	cmd.Env = Env(os.TempDir())
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("in %s: %s: %w", n.Role, strings.Join(args, " "), err)
 	}
 	return string(out), nil
 }

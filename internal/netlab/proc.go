@@ -193,5 +193,5 @@ func (p *Proc) Describe() string {
 		state = fmt.Sprintf("exited (%v)", p.err)
 	default:
 	}
-	return fmt.Sprintf("%s in %s, pid %d, %s; stderr:\n%s", p.Name, p.ns.Role, p.Pid(), state, p.Stderr.Tail(60))
+	return fmt.Sprintf("%s in %s, pid %d, %s; stderr:\n%s\nstdout:\n%s", p.Name, p.ns.Role, p.Pid(), state, p.Stderr.Tail(60), p.Stdout.Tail(60))
 }

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // NAT is how a home router translates addresses.
@@ -53,6 +54,7 @@ type Home struct {
 const (
 	PublicNet  = "198.18.0.0/24"
 	ServerIP   = "198.18.0.1"
+	coreIP     = "198.18.0.254"
 	homeLAN    = "192.168.1.0/24"
 	homeGW     = "192.168.1.1"
 	wanDev     = "wan"
@@ -80,6 +82,15 @@ func (l *Lab) Internet(homes ...HomeSpec) *Internet {
 	in := &Internet{Lab: l, Pub: l.NS("pub")}
 	in.Pub.IP("link", "add", "name", bridgeDev, "type", "bridge")
 	in.Pub.Up(bridgeDev, ServerIP+"/24")
+	// The rest of the internet: a default gateway that silently drops what
+	// it is sent (it does not forward). Without it, sending to an address
+	// outside the lab (a peer's private host candidate) fails at once with
+	// "network unreachable", which no server on the internet sees; coturn,
+	// for one, closes the allocation when its relay socket gets that error.
+	core := l.NS("core")
+	in.plug(core, hostDev, "up-core")
+	core.Up(hostDev, coreIP+"/24")
+	in.Pub.IP("route", "add", "default", "via", coreIP)
 	for i, spec := range homes {
 		in.Homes = append(in.Homes, in.addHome(i, spec))
 	}
@@ -117,6 +128,7 @@ func (in *Internet) addHome(i int, spec HomeSpec) *Home {
 	r := h.Router
 	in.plug(r, wanDev, "up-"+spec.Name)
 	r.Up(wanDev, h.PublicIP.String()+"/24")
+	r.IP("route", "add", "default", "via", coreIP)
 	Veth(r, lanDev, h.Host, hostDev)
 	r.Up(lanDev, homeGW+"/24")
 	h.Host.Up(hostDev, h.HostIP.String()+"/24")
@@ -175,6 +187,34 @@ func (h *Home) Renumber(ip netip.Addr) {
 	h.Router.IP("addr", "del", h.PublicIP.String()+"/24", "dev", wanDev)
 	h.Router.IP("addr", "add", ip.String()+"/24", "dev", wanDev)
 	h.PublicIP = ip
+	h.restoreRoute()
+}
+
+// SetUplink cuts (false) or restores (true) the router's uplink with
+// `ip link set wan down|up`, as pulling the cable would; restoring waits
+// for the link to be up.
+func (h *Home) SetUplink(up bool) {
+	t := h.Router.lab.t
+	t.Helper()
+	h.Router.SetLink(wanDev, up)
+	if up {
+		if err := h.Router.WaitLink(wanDev, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		h.restoreRoute()
+	}
+}
+
+// restoreRoute puts back the default route, which the kernel removes with
+// the link or the address it went through (when the link is up; a cut
+// link gets it back from SetUplink).
+func (h *Home) restoreRoute() {
+	h.Router.lab.t.Helper()
+	out, err := h.Router.Exec("ip", "-o", "link", "show", wanDev)
+	if err != nil || !strings.Contains(out, ",UP") && !strings.Contains(out, "<UP") {
+		return
+	}
+	h.Router.IP("route", "replace", "default", "via", coreIP)
 }
 
 // WAN is the router's uplink device, for SetLink (cutting the home off).
