@@ -34,6 +34,10 @@ type Options struct {
 	ExtraFlags map[string]any
 	// WindowWidth and WindowHeight set the window size (default 1280x900).
 	WindowWidth, WindowHeight int
+	// ExecPath replaces the Chromium binary, e.g. with a script that execs
+	// it inside a network namespace (`ip netns exec NS chromium "$@"`); it
+	// must exec, so that the pid chromedp kills is the browser's.
+	ExecPath string
 }
 
 // New starts a headless Chromium with a fresh user-data-dir and returns a
@@ -45,8 +49,12 @@ func New(t testing.TB, parent context.Context, o Options) context.Context {
 	if w == 0 {
 		w, h = 1280, 900
 	}
+	exe := o.ExecPath
+	if exe == "" {
+		exe = Path()
+	}
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(Path()),
+		chromedp.ExecPath(exe),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),

@@ -19,6 +19,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -387,4 +389,32 @@ func (n *NS) WaitLink(dev string, timeout time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the kernel's state, bounded by the deadline
 	}
+}
+
+// ListenPacket opens a packet socket inside the namespace.
+func (n *NS) ListenPacket(network, addr string) (net.PacketConn, error) {
+	var pc net.PacketConn
+	err := n.Do(func() error {
+		var err error
+		pc, err = net.ListenPacket(network, addr)
+		return err
+	})
+	return pc, err
+}
+
+// DialContext dials from inside the namespace.
+func (n *NS) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	var c net.Conn
+	err := n.Do(func() error {
+		var err error
+		c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+		return err
+	})
+	return c, err
+}
+
+// HTTPClient is an HTTP client whose connections start inside the
+// namespace (for the signaling client in tests).
+func (n *NS) HTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: n.DialContext}}
 }
