@@ -191,3 +191,90 @@ func TestBrowsersBehindNATs(t *testing.T) {
 		})
 	}
 }
+
+// progressAtLeast waits until the receiver page has verified at least
+// frac of the file (or more than after bytes), and returns the bytes.
+func progressAtLeast(b context.Context, frac float64, after float64) (float64, error) {
+	js := fmt.Sprintf(`(() => { const p = document.getElementById("progress"); if (!p || p.max <= 1) return null;
+  return (p.value / p.max >= %f && p.value > %f) ? p.value : null; })()`, frac, after)
+	return chromedp.Run(b, chromedp.Poll[float64](js, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(pagePoll)))
+}
+
+// browserCut sends 20 MiB between two Chromium pages in cone-NAT homes,
+// cuts home a off its router (a Wi-Fi drop) for outage at 40%, and checks
+// the file arrives intact.
+func browserCut(t *testing.T, outage time.Duration) browserResult {
+	lab := netlab.New(t)
+	in := lab.Internet(netlab.HomeSpec{Name: "a", NAT: netlab.Cone}, netlab.HomeSpec{Name: "b", NAT: netlab.Cone})
+	srv := in.Serve(ferryBin)
+	a := in.Home("a")
+	a.Host.MustExec("tc", "qdisc", "add", "dev", a.LAN(), "root", "tbf", "rate", "24mbit", "burst", "64kb", "latency", "100ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	bt := startBrowserTransfer(t, ctx, in, srv, size)
+	at, err := progressAtLeast(bt.rb, 0.4, 0)
+	if err != nil {
+		t.Fatalf("progress: %v\n%s", err, diag(bt.rb))
+	}
+	a.SetLAN(false)
+	cut := time.Now()
+	time.Sleep(outage) // the outage is the scenario, not a synchronisation
+	a.SetLAN(true)
+	restored := time.Now()
+	t.Logf("cut home a at %.0f%% for %s", at*100/size, restored.Sub(cut).Round(time.Millisecond))
+	if _, err := progressAtLeast(bt.rb, 0, at); err != nil {
+		t.Fatalf("no progress after the cut: %v\nreceiver: %s\nsender: %s", err, diag(bt.rb), diag(bt.sb))
+	}
+	t.Logf("data flowing again %s after the cable was back", time.Since(restored).Round(100*time.Millisecond))
+	r := bt.finish()
+	t.Logf("sender states %v", r.sendState)
+	return r
+}
+
+func reconnected(states []string) bool {
+	for _, s := range states {
+		if s == "reconnecting" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestBrowsersLinkCut5s is TestLinkCut5s between two browsers.
+func TestBrowsersLinkCut5s(t *testing.T) {
+	r := browserCut(t, 5*time.Second)
+	t.Logf("reconnected: receiver %v, sender %v", reconnected(r.states), reconnected(r.sendState))
+}
+
+// TestBrowsersLinkCutRestartsConnection is TestLinkCutRestartsConnection
+// between two browsers: the pages must go through "reconnecting", build a
+// new connection and finish.
+func TestBrowsersLinkCutRestartsConnection(t *testing.T) {
+	r := browserCut(t, 10*time.Second)
+	if !reconnected(r.states) && !reconnected(r.sendState) {
+		t.Fatalf("no page went through reconnecting: receiver %v, sender %v", r.states, r.sendState)
+	}
+}
+
+// TestBrowsersThroughCoturn: `ferry serve --turn-url … --turn-secret …`
+// without a bundled relay hands the pages coturn's URLs and credentials;
+// behind symmetric NATs the file can only go through coturn.
+func TestBrowsersThroughCoturn(t *testing.T) {
+	lab := netlab.New(t)
+	in := lab.Internet(netlab.HomeSpec{Name: "a", NAT: netlab.Symmetric}, netlab.HomeSpec{Name: "b", NAT: netlab.Symmetric})
+	secret := "coturn-secret-" + t.Name()
+	ct := in.Coturn(secret)
+	srv := in.Serve(ferryBin, "--turn-listen", "", "--turn-url", coturnURLs, "--turn-secret", secret)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	r := startBrowserTransfer(t, ctx, in, srv, size).finish()
+	if r.path != "relay" {
+		t.Fatalf("path %q, want relay", r.path)
+	}
+	overUDP(t, in)
+	if n := coturnAllocations(ct, ""); n == 0 {
+		t.Fatalf("coturn granted no allocation:\n%s", ct.Stdout.Tail(40))
+	} else {
+		t.Logf("coturn granted %d allocations", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,13 +20,26 @@ type cutResult struct {
 	// cut; resumed the most the sender skipped on a new connection because
 	// the receiver already had it.
 	verifiedAtCut, resumed int64
+	server                 *netlab.Server
 }
 
-// transferWithCut sends 20 MiB from home a to home b and cuts home a's
-// uplink for outage once the receiver has 40%.
-// If renumber is set, home a also gets a new public address during the
-// outage.
-func transferWithCut(t *testing.T, outage time.Duration, renumber bool) cutResult {
+// cut is what breaks during a transfer.
+type cut int
+
+const (
+	// cutLAN cuts home a's router from its LAN (a Wi-Fi drop): the NAT
+	// keeps its mappings, TCP connections survive a short cut.
+	cutLAN cut = iota
+	// cutRenumber cuts home a's uplink and gives the router a new public
+	// address meanwhile (an ISP reconnect, another network): every
+	// mapping is gone, the signaling WebSocket dies without a word and the
+	// peers must resume the session on a new one.
+	cutRenumber
+)
+
+// transferWithCut sends 20 MiB from home a to home b and breaks home a's
+// network for outage once the receiver has 40%.
+func transferWithCut(t *testing.T, outage time.Duration, how cut) cutResult {
 	lab := netlab.New(t)
 	in := lab.Internet(netlab.HomeSpec{Name: "a", NAT: netlab.Cone}, netlab.HomeSpec{Name: "b", NAT: netlab.Cone})
 	srv := in.Serve(ferryBin)
@@ -47,14 +61,18 @@ func transferWithCut(t *testing.T, outage time.Duration, renumber bool) cutResul
 	if err != nil {
 		t.Fatalf("%v\nsender: %s\nserver: %s", err, tr.Sender.Describe(), srv.Describe())
 	}
-	a.SetUplink(false)
+	setLink := a.SetLAN
+	if how == cutRenumber {
+		setLink = a.SetUplink
+	}
+	setLink(false)
 	cut := time.Now()
-	t.Logf("cut home a's uplink at %d%% (%d of %d bytes)", before.Done*100/before.Total, before.Done, before.Total)
-	if renumber {
+	t.Logf("cut home a at %d%% (%d of %d bytes)", before.Done*100/before.Total, before.Done, before.Total)
+	if how == cutRenumber {
 		a.Renumber(netip.MustParseAddr("198.18.0.99"))
 	}
 	time.Sleep(outage) // the outage is the scenario, not a synchronisation
-	a.SetUplink(true)
+	setLink(true)
 	restored := time.Now()
 	// Data flows again when the receiver reports progress past the cut.
 	after, _, err := netlab.WaitEvent(ctx, tr.Receiver, next, "progress", func(e netlab.Event) bool { return e.Done > before.Done })
@@ -77,7 +95,7 @@ func transferWithCut(t *testing.T, outage time.Duration, renumber bool) cutResul
 	if os.Getenv("NETLAB_DUMP") != "" {
 		t.Logf("sender: %s\nreceiver: %s\nserver: %s", tr.Sender.Describe(), tr.Receiver.Describe(), srv.Describe())
 	}
-	r := cutResult{Result: res, flowing: after.Time.Sub(restored), verifiedAtCut: before.Done}
+	r := cutResult{Result: res, flowing: after.Time.Sub(restored), verifiedAtCut: before.Done, server: srv}
 	// The sender's progress counts what it skipped on this connection
 	// because the receiver reported it verified (accept's resume ranges).
 	for _, e := range res.Send {
@@ -87,28 +105,30 @@ func transferWithCut(t *testing.T, outage time.Duration, renumber bool) cutResul
 	return r
 }
 
-// TestLinkCut5s cuts the cable for 5 s: ICE goes "disconnected" after 3 s
-// of silence, but the Go peer gives a disconnected connection 4 s more
-// before it builds a new one (PROTOCOL §3.4), so the path that comes back
-// after 5 s is kept: ICE consent checks find it again (the router maps the
-// UDP socket to the same public port again) and SCTP retransmits. What must
-// hold: the transfer resumes soon after the cable is back and ends with the
-// right file. (The signaling WebSocket silently dies here, since the router
-// forgets its mapping and does not pick up TCP mid-stream; the transfer
-// does not need it.)
+// TestLinkCut5s cuts home a off its router for 5 s: ICE goes
+// "disconnected" after 3 s of silence, but the Go peer gives a disconnected
+// connection 4 s more before it builds a new one (PROTOCOL §3.4), so the
+// path that comes back after 5 s is kept: ICE consent checks find it again
+// and SCTP retransmits. What must hold: the transfer resumes soon after the
+// cable is back and ends with the right file.
 func TestLinkCut5s(t *testing.T) {
-	r := transferWithCut(t, 5*time.Second, false)
+	r := transferWithCut(t, 5*time.Second, cutLAN)
 	if r.flowing > 5*time.Second {
 		t.Errorf("data moved again only %s after the cable was back", r.flowing)
 	}
 }
 
-// TestLinkCutRestartsConnection cuts the cable for longer than the
-// 3 s + 4 s the Go peer waits: the sender must give the connection up and
-// bring a new generation up (ICE restart with fresh candidates) once the
-// network is back, and the transfer continues from the verified chunks.
+// TestLinkCutRestartsConnection cuts for longer than the 3 s + 4 s the Go
+// peer waits: the sender gives the connection up and, over the signaling
+// connection that survived, brings a new generation up (an ICE restart
+// with fresh candidates) once the network is back; the transfer continues
+// from the verified chunks.
 func TestLinkCutRestartsConnection(t *testing.T) {
-	checkRestarted(t, transferWithCut(t, 10*time.Second, false))
+	r := transferWithCut(t, 10*time.Second, cutLAN)
+	checkRestarted(t, r)
+	if r.flowing > 10*time.Second {
+		t.Errorf("data moved again only %s after the cable was back", r.flowing)
+	}
 }
 
 // checkRestarted checks that a new connection was built and continued from
@@ -123,11 +143,21 @@ func checkRestarted(t *testing.T, r cutResult) {
 	}
 }
 
-// TestNewAddressResumesSignaling cuts home a off for 5 s and gives it a new
-// public address meanwhile: the NAT mappings of both the ICE path and the
-// signaling WebSocket die with the old address. The peers must notice,
-// reconnect signaling with the session established after the handshake
-// (the ticket is spent), and build a new connection.
+// TestNewAddressResumesSignaling cuts home a's uplink for 5 s and gives it
+// a new public address meanwhile: the NAT mappings of both the ICE path and
+// the signaling WebSocket die with the old address, silently. The peers
+// must notice, reconnect signaling with the session established after the
+// handshake (the ticket is spent), and build a new connection.
 func TestNewAddressResumesSignaling(t *testing.T) {
-	checkRestarted(t, transferWithCut(t, 5*time.Second, true))
+	r := transferWithCut(t, 5*time.Second, cutRenumber)
+	checkRestarted(t, r)
+	resumed := 0
+	for _, l := range r.server.Stderr.All() {
+		if strings.Contains(l, "kind=resumed") && strings.Contains(l, "role=S") {
+			resumed++
+		}
+	}
+	if resumed == 0 {
+		t.Fatalf("the sender never resumed its signaling session:\n%s", r.server.Stderr.Tail(30))
+	}
 }

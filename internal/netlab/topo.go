@@ -191,8 +191,12 @@ func (h *Home) Renumber(ip netip.Addr) {
 }
 
 // SetUplink cuts (false) or restores (true) the router's uplink with
-// `ip link set wan down|up`, as pulling the cable would; restoring waits
-// for the link to be up.
+// `ip link set wan down|up`, as pulling the cable to the modem would.
+// Linux's MASQUERADE forgets every mapping through the interface when it
+// goes down, and the router does not pick up TCP mid-stream: UDP flows get
+// a new mapping (the same port, when free) with their next packet, TCP
+// connections through the router are dead without anyone being told.
+// Restoring waits for the link to be up.
 func (h *Home) SetUplink(up bool) {
 	t := h.Router.lab.t
 	t.Helper()
@@ -202,6 +206,21 @@ func (h *Home) SetUplink(up bool) {
 			t.Fatal(err)
 		}
 		h.restoreRoute()
+	}
+}
+
+// SetLAN cuts (false) or restores (true) the router's side of the home
+// network, like a Wi-Fi drop between the computer and its router: the
+// NAT's mappings survive, and so do connections that outlast the cut.
+// Restoring waits for the link to be up.
+func (h *Home) SetLAN(up bool) {
+	t := h.Router.lab.t
+	t.Helper()
+	h.Router.SetLink(lanDev, up)
+	if up {
+		if err := h.Router.WaitLink(lanDev, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
