@@ -77,10 +77,9 @@ func newAPI(o Options, log *slog.Logger) *webrtc.API {
 		// Only relay pairs exist: nothing better is worth waiting for.
 		se.SetRelayAcceptanceMinWait(0)
 	}
-	if o.BatchUDP {
-		if n, err := udpbatch.NewNet(); err == nil {
-			se.SetNet(n)
-		}
+	// Our sockets: large buffers always, batching if asked.
+	if n, err := udpbatch.NewNet(o.BatchUDP); err == nil {
+		se.SetNet(n)
 	}
 	lf := logging.NewDefaultLoggerFactory()
 	lf.DefaultLogLevel = logging.LogLevelError

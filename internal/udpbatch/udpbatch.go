@@ -36,18 +36,38 @@ const (
 	lingerFor     = 50 * time.Microsecond
 )
 
-// Net is a transport.Net whose UDP sockets batch.
+// Socket buffer sizes asked for (the kernel caps them at net.core.rmem_max
+// and wmem_max). Linux's default of ~200 KiB overflows at a few hundred
+// megabits: every dropped datagram halves SCTP's congestion window.
+const (
+	readBuffer  = 8 << 20
+	writeBuffer = 4 << 20
+)
+
+// Net is a transport.Net whose UDP sockets have large buffers and, with
+// Batch, move packets in batches.
 type Net struct {
 	*stdnet.Net
+	Batch bool
 }
 
 // NewNet wraps the standard network.
-func NewNet() (*Net, error) {
+func NewNet(batch bool) (*Net, error) {
 	n, err := stdnet.NewNet()
 	if err != nil {
 		return nil, err
 	}
-	return &Net{Net: n}, nil
+	return &Net{Net: n, Batch: batch}, nil
+}
+
+// wrap enlarges c's buffers and, if batching, wraps it.
+func (n *Net) wrap(c *net.UDPConn) transport.UDPConn {
+	_ = c.SetReadBuffer(readBuffer)
+	_ = c.SetWriteBuffer(writeBuffer)
+	if !n.Batch {
+		return c
+	}
+	return newConn(c)
 }
 
 // mdnsPort: pion's mDNS client reads its socket through x/net's
@@ -63,7 +83,7 @@ func (n *Net) ListenUDP(network string, laddr *net.UDPAddr) (transport.UDPConn, 
 	if laddr != nil && (laddr.Port == mdnsPort || laddr.IP.IsMulticast()) {
 		return c, nil
 	}
-	return newConn(c), nil
+	return n.wrap(c), nil
 }
 
 // ListenPacket returns a batching socket for UDP networks.
@@ -73,7 +93,7 @@ func (n *Net) ListenPacket(network, address string) (net.PacketConn, error) {
 		return nil, err
 	}
 	if c, ok := pc.(*net.UDPConn); ok && c.LocalAddr().(*net.UDPAddr).Port != mdnsPort {
-		return newConn(c), nil
+		return n.wrap(c), nil
 	}
 	return pc, nil
 }
