@@ -95,6 +95,10 @@ func TestUclientAgainstFerryTURN(t *testing.T) {
 		args []string
 		// refused: the relay must not carry anything.
 		refused bool
+		// minShare is the share of what was sent that must come back (in
+		// %): all of it when idle, most of it under load on a shared
+		// two-core machine.
+		minShare int64
 	}
 	run := func(i int, c uclientCase) {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -114,7 +118,7 @@ func TestUclientAgainstFerryTURN(t *testing.T) {
 			t.Logf("%s: refused as it must be: %s", c.name, lastLine(out))
 		case err != nil || perr != nil:
 			t.Errorf("%s: %v, %v:\n%s", c.name, err, perr, out)
-		case u.RecvBytes == 0 || u.RecvBytes < u.SentBytes*99/100:
+		case u.RecvBytes == 0 || u.RecvBytes < u.SentBytes*c.minShare/100:
 			t.Errorf("%s: too little relayed: %s", c.name, u)
 		default:
 			t.Logf("%s: %s", c.name, u)
@@ -124,15 +128,15 @@ func TestUclientAgainstFerryTURN(t *testing.T) {
 	// seconds after its last packet); the load case runs alone.
 	var wg sync.WaitGroup
 	for i, c := range []uclientCase{
-		{"UDP, relay to relay", append([]string{"-y"}, light...), false},
-		{"TCP, relay to relay", append([]string{"-t", "-y"}, light...), false},
-		{"UDP, to a peer on the internet (echo)", append([]string{"-e", peerIP.String(), "-r", "3480"}, light...), false},
-		{"UDP, to the server's own loopback", append([]string{"-e", "127.0.0.1", "-r", "8080"}, light...), true},
+		{"UDP, relay to relay", append([]string{"-y"}, light...), false, 99},
+		{"TCP, relay to relay", append([]string{"-t", "-y"}, light...), false, 99},
+		{"UDP, to a peer on the internet (echo)", append([]string{"-e", peerIP.String(), "-r", "3480"}, light...), false, 99},
+		{"UDP, to the server's own loopback", append([]string{"-e", "127.0.0.1", "-r", "8080"}, light...), true, 0},
 	} {
 		wg.Go(func() { run(i, c) })
 	}
 	wg.Wait()
-	run(9, uclientCase{"UDP, relay to relay, 5 clients at 1.2 MB/s each", append([]string{"-y"}, load...), false})
+	run(9, uclientCase{"UDP, relay to relay, 5 clients at 1.2 MB/s each", append([]string{"-y"}, load...), false, 90})
 }
 
 func lastLine(s string) string {
