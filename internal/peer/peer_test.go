@@ -19,11 +19,11 @@ import (
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
-func startServer(t *testing.T) *server.Server {
+func startServer(t testing.TB) *server.Server {
 	return servertest.Start(t, servertest.Config(), server.Options{})
 }
 
-func randomFile(t *testing.T, dir, name string, size int) transfer.SourceFile {
+func randomFile(t testing.TB, dir, name string, size int) transfer.SourceFile {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	b := make([]byte, size)
@@ -34,7 +34,7 @@ func randomFile(t *testing.T, dir, name string, size int) transfer.SourceFile {
 	return transfer.SourceFile{Path: name, Local: p, Size: int64(size), Mtime: time.Now().Truncate(time.Millisecond)}
 }
 
-func fileSum(t *testing.T, p string) [32]byte {
+func fileSum(t testing.TB, p string) [32]byte {
 	t.Helper()
 	b, err := os.ReadFile(p)
 	if err != nil {
@@ -51,7 +51,7 @@ type transferResult struct {
 }
 
 // transferGoGo runs a Go sender and a Go receiver through srv.
-func transferGoGo(t *testing.T, srv *server.Server, files []transfer.SourceFile, out string, o peer.Options, so peer.SendOptions) transferResult {
+func transferGoGo(t testing.TB, srv *server.Server, files []transfer.SourceFile, out string, o peer.Options, so peer.SendOptions) transferResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
