@@ -9,7 +9,13 @@
 // inside those namespaces and disappear with them.
 //
 // The lab needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN for setns) and the ip,
-// iptables and tc commands (Debian: iproute2, iptables).
+// iptables and tc commands (Debian: iproute2, iptables); the tests also use
+// coturn (turnserver, turnutils_uclient, turnutils_peer) and chromium. All
+// come from scripts/deps.sh. Without root the tests fail, never skip.
+//
+// Environment for the tests: FERRY_NETLAB_BIN runs them against a built
+// ferry binary instead of building one; NETLAB_LOGS=DIR keeps the output of
+// every process of a failed test in DIR.
 package netlab
 
 import (
