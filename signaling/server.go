@@ -519,6 +519,13 @@ func (c *conn) resume(sid, role string) error {
 	if prev != "" && prev != c.id {
 		s.send(c.ctx, envelope{Kind: envReplaced, From: c.id, To: prev})
 	}
+	// Our previous connection may still hold the ticket's slot (it was
+	// never a session connection) and look alive for a while after a
+	// silent network change; replace it too, so its peer learns at once
+	// and resumes instead of waiting for ping timeouts.
+	if old, err := s.cfg.Store.Slot(c.ctx, "t:"+sess.TicketID, c.role); err == nil && old != "" && old != c.id {
+		s.send(c.ctx, envelope{Kind: envReplaced, From: c.id, To: old})
+	}
 	c.observe(Event{Kind: EventResumed})
 	if err := c.writeJSON(proto.ServerMessage{Type: proto.MsgResumed, ICEServers: s.cfg.ICE(c.r, sess.TicketID, c.role)}); err != nil {
 		return err
