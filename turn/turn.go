@@ -80,11 +80,12 @@ type Server struct {
 	tcp    net.Listener
 	server *pionturn.Server
 
-	mu       sync.Mutex
+	mu       sync.RWMutex
 	perUser  map[string]int          // active allocations per ticket
 	byRelay  map[string]*meteredConn // relay address -> conn
 	relayed  atomic.Int64
 	dropped  atomic.Int64
+	refused  atomic.Int64
 	allocNow atomic.Int64
 }
 
@@ -157,6 +158,10 @@ func (s *Server) DroppedBytes() int64 { return s.dropped.Load() }
 func (s *Server) Close() error {
 	return errors.Join(s.udp.Close(), s.tcp.Close())
 }
+
+// RefusedBytes is the total not relayed because the destination was a
+// non-allocation port on the relay's own address.
+func (s *Server) RefusedBytes() int64 { return s.refused.Load() }
 
 // Run serves until ctx ends.
 func (s *Server) Run(ctx context.Context) error {
@@ -253,6 +258,21 @@ func (s *Server) released(username string) {
 	s.allocNow.Add(-1)
 }
 
+// ownRelayOK limits traffic to our own relay IP to our allocations: the
+// permission filter has to allow that IP so two peers can relay to each
+// other, but permissions are per IP, and without this a client could
+// reach every UDP service on the server's address, the TURN port included.
+func (s *Server) ownRelayOK(addr net.Addr) bool {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok || !ua.IP.Equal(s.cfg.RelayIP) {
+		return true
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	_, live := s.byRelay[ua.String()]
+	return live
+}
+
 // permit refuses relaying to addresses inside the server's own networks,
 // so the relay cannot be used to reach internal services. Relaying between
 // two of our own allocations (the relay IP itself) stays allowed.
@@ -337,6 +357,10 @@ func (c *meteredConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if !c.s.cfg.AllowPrivate && !c.s.ownRelayOK(addr) {
+		c.s.refused.Add(int64(len(p)))
+		return len(p), nil // see ownRelayOK
+	}
 	if !c.out.allow(len(p)) {
 		c.s.dropped.Add(int64(len(p)))
 		return len(p), nil // dropped by the cap

@@ -222,7 +222,8 @@ func TestBandwidthCap(t *testing.T) {
 	// The clock never moves, so exactly one second's worth of budget (the
 	// burst) may pass in each direction, whatever the machine's speed.
 	const capBytes = 10_000
-	s, clk, _ := start(t, func(c *turn.Config) { c.Bandwidth = capBytes })
+	// The sink is a plain socket on loopback: allow private peers.
+	s, clk, _ := start(t, func(c *turn.Config) { c.Bandwidth = capBytes; c.AllowPrivate = true })
 	a, err := allocate(t, s, "ticketI", time.Hour, clk.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +233,6 @@ func TestBandwidthCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	// The sink is on the relay IP (127.0.0.1), which is always permitted.
 	pkt := make([]byte, 1000)
 	for range 50 {
 		if _, err := a.relay.WriteTo(pkt, sink.LocalAddr()); err != nil {
@@ -271,5 +271,56 @@ func TestInternal(t *testing.T) {
 		if got := turn.Internal(netip.MustParseAddr(c.ip)); got != c.want {
 			t.Errorf("Internal(%s) = %v", c.ip, got)
 		}
+	}
+}
+
+// TestOwnRelayIPOnlyToAllocations: the relay IP must be permitted (peers
+// relay to each other's allocations), but only allocation ports may be
+// reached there, not other services on the server's address.
+func TestOwnRelayIPOnlyToAllocations(t *testing.T) {
+	s, clk, _ := start(t, nil)
+	a, err := allocate(t, s, "ticketJ", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := allocate(t, s, "ticketJ", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	service, err := net.ListenPacket("udp4", "127.0.0.1:0") // "some other service" on the relay IP
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer service.Close()
+	for range 5 {
+		if _, err := a.relay.WriteTo([]byte("probe"), service.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A marker to an allocation goes through; once it has, the probes
+	// (sent before it on the same path) have been handled, and dropped.
+	if _, err := b.relay.WriteTo([]byte("open"), a.relay.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 100)
+	for {
+		if _, err := a.relay.WriteTo([]byte("marker"), b.relay.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		_ = b.relay.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := b.relay.ReadFrom(buf)
+		if err == nil && string(buf[:n]) == "marker" {
+			break
+		}
+		if err != nil && !isTimeout(err) {
+			t.Fatal(err)
+		}
+	}
+	_ = service.SetReadDeadline(time.Now()) // everything that could arrive has
+	if n, _, err := service.ReadFrom(buf); err == nil {
+		t.Fatalf("a non-allocation port on the relay IP received %q", buf[:n])
+	}
+	if s.RefusedBytes() == 0 || s.DroppedBytes() != 0 {
+		t.Fatalf("refused %d, dropped %d bytes", s.RefusedBytes(), s.DroppedBytes())
 	}
 }
