@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/termui"
+	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
 	"github.com/ferrydev/ferry/turn"
 )
@@ -58,7 +59,8 @@ func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
 		if p.turnSecret == "" {
 			return nil, errors.New("--turn needs --turn-secret (the TURN server's shared secret)")
 		}
-		user, pass := turn.Credentials(p.turnSecret, "ferry-cli", 12*time.Hour, time.Now())
+		// A user of its own per run: relays count quotas per user.
+		user, pass := turn.Credentials(p.turnSecret, "ferry-cli-"+ticket.NewID(), 12*time.Hour, time.Now())
 		cfg.ICEServers = turn.ExternalICEServers(p.turnURLs, user, pass)
 	}
 	return cfg, nil

@@ -16,6 +16,7 @@ type Sources struct {
 	Allocations      func() float64 // live TURN allocations
 	RelayedBytes     func() float64 // bytes relayed by TURN
 	DroppedBytes     func() float64 // bytes dropped by the TURN bandwidth cap
+	RefusedBytes     func() float64 // bytes refused: to the relay's own address, not an allocation
 	AuditWriteErrors func() float64
 }
 
@@ -91,6 +92,7 @@ func New(src Sources) *Metrics {
 	gauge("ferry_turn_allocations", "Live TURN allocations.", src.Allocations)
 	counter("ferry_turn_relayed_bytes_total", "Bytes relayed by the bundled TURN server.", src.RelayedBytes)
 	counter("ferry_turn_dropped_bytes_total", "Bytes dropped by the TURN bandwidth cap.", src.DroppedBytes)
+	counter("ferry_turn_refused_bytes_total", "Bytes not relayed: aimed at the relay's own address but no allocation.", src.RefusedBytes)
 	counter("ferry_audit_write_errors_total", "Audit records that could not be written.", src.AuditWriteErrors)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -249,6 +249,7 @@ func (s *Server) metricSources() metrics.Sources {
 		src.Allocations = func() float64 { return float64(s.turn.Allocations()) }
 		src.RelayedBytes = func() float64 { return float64(s.turn.RelayedBytes()) }
 		src.DroppedBytes = func() float64 { return float64(s.turn.DroppedBytes()) }
+		src.RefusedBytes = func() float64 { return float64(s.turn.RefusedBytes()) }
 	}
 	return src
 }
