@@ -28,7 +28,7 @@ type peerFlags struct {
 	turnSecret string
 	json       bool
 	token      string
-	batchUDP   bool
+	plainUDP   bool
 }
 
 // register adds the shared flags; sender-only ones only for send (the
@@ -43,13 +43,13 @@ func (p *peerFlags) register(fs flagSet, sender bool) {
 	fs.Var(&p.turnURLs, "turn", "use these TURN/STUN URLs (comma-separated, e.g. turn:turn.example.org:3478) instead of the ferry server's")
 	fs.StringVar(&p.turnSecret, "turn-secret", "", "TURN REST shared secret of the --turn servers")
 	fs.BoolVar(&p.json, "json", false, "print machine-readable events as JSON lines on stdout")
-	fs.BoolVar(&p.batchUDP, "udp-batch", false, "batch UDP packets into fewer system calls (GSO/GRO on Linux; experimental)")
+	fs.BoolVar(&p.plainUDP, "plain-udp", false, "send one UDP packet per system call instead of batching them (GSO/GRO on Linux); for troubleshooting")
 }
 
 func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
 	cfg := &peer.Config{
 		Server:  server,
-		Options: peer.Options{RelayOnly: p.relayOnly, BatchUDP: p.batchUDP},
+		Options: peer.Options{RelayOnly: p.relayOnly, PlainUDP: p.plainUDP},
 		Logger:  newLogger(io.err, p.logLevel, "text"),
 	}
 	if p.token != "" {

@@ -41,8 +41,9 @@ type Options struct {
 	IncludeLoopback bool
 	// ICETimeouts override pion's (0: 3 s disconnected, 15 s failed, 1 s keepalive).
 	Disconnected, Failed, KeepAlive time.Duration
-	// BatchUDP sends and receives UDP in batches (GSO/GRO on Linux).
-	BatchUDP bool
+	// PlainUDP sends and receives one UDP packet per system call instead
+	// of batching (GSO/GRO on Linux).
+	PlainUDP bool
 }
 
 func (o Options) maxMessage() uint32 {
@@ -78,7 +79,7 @@ func newAPI(o Options, log *slog.Logger) *webrtc.API {
 		se.SetRelayAcceptanceMinWait(0)
 	}
 	// Our sockets: large buffers always, batching if asked.
-	if n, err := udpbatch.NewNet(o.BatchUDP); err == nil {
+	if n, err := udpbatch.NewNet(!o.PlainUDP); err == nil {
 		se.SetNet(n)
 	}
 	lf := logging.NewDefaultLoggerFactory()

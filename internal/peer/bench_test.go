@@ -22,7 +22,7 @@ func BenchmarkGoToGo(b *testing.B) {
 		o    peer.Options
 	}{
 		{"default", peer.Options{}},
-		{"batch", peer.Options{BatchUDP: true}},
+		{"plain-udp", peer.Options{PlainUDP: true}},
 		{"chunk256k", peer.Options{MaxChunk: 256 << 10}},
 		{"chunk64k", peer.Options{MaxChunk: 64 << 10}},
 		{"relay", peer.Options{RelayOnly: true}},
