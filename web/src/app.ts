@@ -1,6 +1,9 @@
 // Entry point of both pages.
 import { receivePage } from "./ui/receive_page";
+import { runScene, sceneFromPage } from "./ui/scene";
 import { sendPage } from "./ui/send_page";
 
-if (document.body.dataset.page === "receive") receivePage();
+const scene = sceneFromPage();
+if (scene) runScene(scene);
+else if (document.body.dataset.page === "receive") receivePage();
 else sendPage();

@@ -3,8 +3,9 @@
 import { blake3, initBlake3, rootHex } from "./crypto/blake3";
 import { chunkHeaderLen, hashLen, writeChunkHeader } from "./protocol/frames";
 import { chunkCount, chunkLen } from "./protocol/control";
-import type { FromWorker, ReadRequest, SinkSpec, ToWorker } from "./transfer/worker_api";
+import type { Dropped, FromWorker, ReadRequest, RxFileSpec, SinkSpec, ToWorker } from "./transfer/worker_api";
 import { openWriter, type Writer } from "./sink/writers";
+import { ZipStream } from "./sink/zip";
 
 interface WorkerScope {
   postMessage(m: FromWorker, transfer?: Transferable[]): void;
@@ -34,7 +35,7 @@ interface RxFile {
   hashes: Uint8Array;
   writer: Writer | null;
 }
-let rx: { chunkSize: number; files: RxFile[]; sink: SinkSpec } | null = null;
+let rx: { chunkSize: number; files: RxFile[]; sink: SinkSpec; zip: ZipStream | null } | null = null;
 // Download ports of the streaming sink; the first may arrive before rx-open.
 const ports = new Map<number, MessagePort>();
 
@@ -56,10 +57,18 @@ async function handle(m: ToWorker): Promise<void> {
       return chunk(m.file, m.index, m.frame);
     case "finish":
       return finish(m.file, m.root);
-    case "sync":
+    case "sync": {
+      // Every chunk posted before this message has been handled (messages
+      // run in order): written, held back by a sequential sink, or bad.
+      const dropped: Dropped[] = [];
+      (rx?.files ?? []).forEach((f, file) => {
+        const indices = f.writer?.drop?.() ?? [];
+        if (indices.length > 0) dropped.push({ file, indices });
+      });
       await Promise.all((rx?.files ?? []).map((f) => f.writer?.flush()));
-      post({ t: "sync", id: m.id });
+      post({ t: "sync", id: m.id, dropped });
       return;
+    }
     case "abort":
       for (const f of rx?.files ?? []) await f.writer?.abort();
       return;
@@ -102,12 +111,24 @@ async function read(r: ReadRequest): Promise<void> {
   post({ t: "read", id: r.id, frames, hashes: hashes.buffer }, [...frames, hashes.buffer]);
 }
 
-async function rxOpen(chunkSize: number, files: { path: string; size: number }[], sink: SinkSpec): Promise<void> {
+async function rxOpen(chunkSize: number, files: RxFileSpec[], sink: SinkSpec): Promise<void> {
   rx = {
     chunkSize,
     sink,
     files: files.map((f) => ({ size: f.size, n: chunkCount(f.size, chunkSize), hashes: new Uint8Array(chunkCount(f.size, chunkSize) * hashLen), writer: null })),
+    zip: null,
   };
+  if (sink.kind === "zip") {
+    const port = ports.get(0);
+    if (!port) {
+      post({ t: "rx-ready", error: "no download stream for the archive" });
+      return;
+    }
+    rx.zip = new ZipStream(port, files, chunkSize, (file, indices, bytes) => post({ t: "committed", file, indices, bytes }), (message) =>
+      post({ t: "rx-error", message }),
+    );
+    rx.zip.start();
+  }
   // Create the files up front so a name clash or a permission problem shows
   // before anything is accepted.
   if (sink.kind === "fsa-dir" || sink.kind === "fsa-file") {
@@ -124,6 +145,7 @@ async function rxOpen(chunkSize: number, files: { path: string; size: number }[]
 async function writerFor(i: number, path: string): Promise<Writer> {
   const r = rx!;
   const f = r.files[i]!;
+  if (r.zip) return r.zip.writer(i);
   return openWriter(r.sink, path, f.size, r.chunkSize, ports.get(i) ?? null, (indices, bytes) =>
     post({ t: "committed", file: i, indices, bytes }),
   );

@@ -18,6 +18,7 @@ export interface ServerMessage {
   expires?: number;
   iceServers?: IceServer[];
   maxBytes?: number;
+  auditNames?: boolean;
 }
 
 export type Role = "S" | "R";
@@ -88,4 +89,19 @@ export function closeMessage(code: number): string {
       return "This transfer was taken over by another tab or device.";
   }
   return "The connection to the server was lost.";
+}
+
+// reportNames is the list of file names a report may carry when the
+// operator records them: as many as fit in budget bytes of JSON, since
+// a signaling message over 64 KiB would close the connection (4002).
+export function reportNames(paths: string[], budget = 48 << 10): string[] {
+  const enc = new TextEncoder();
+  const out: string[] = [];
+  let used = 0;
+  for (const p of paths) {
+    used += enc.encode(JSON.stringify(p)).length + 1;
+    if (used > budget) break;
+    out.push(p);
+  }
+  return out;
 }

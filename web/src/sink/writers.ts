@@ -10,6 +10,10 @@ export interface Writer {
   flush(): Promise<void>;
   close(): Promise<Blob | undefined>;
   abort(): Promise<void>;
+  // drop forgets verified chunks a sequential writer holds back (waiting
+  // for an earlier chunk) and returns their indices: after a lost
+  // connection they are asked for again instead of being written later.
+  drop?(): number[];
 }
 
 type Commit = (indices: number[], bytes: number) => void;
@@ -35,6 +39,8 @@ export async function openWriter(
       return new StreamWriter(port, size, chunkSize, commit);
     case "memory":
       return new MemoryWriter(commit);
+    case "zip":
+      throw new Error("zip entries come from the ZipStream");
   }
 }
 
@@ -193,6 +199,12 @@ class StreamWriter implements Writer {
   }
 
   async flush(): Promise<void> {}
+
+  drop(): number[] {
+    const out = [...this.early.keys()];
+    this.early.clear();
+    return out;
+  }
 
   async close(): Promise<undefined> {
     this.port.postMessage({ t: "end" });

@@ -13,6 +13,17 @@ export class FerryError extends Error {
   }
 }
 
+// TooLarge: the files are more than the server allows for one transfer
+// (created.maxBytes); nothing was offered.
+export class TooLarge extends FerryError {
+  constructor(
+    readonly total: number,
+    readonly max: number,
+  ) {
+    super("These files are larger than this server allows for one transfer.");
+  }
+}
+
 // ConnLost means the data channel or peer connection broke; the transfer
 // can continue on a new connection generation.
 export class ConnLost extends Error {}

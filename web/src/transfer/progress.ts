@@ -1,9 +1,14 @@
-// Progress is what both pages show: bytes, rate and time left.
+// Progress is what both pages show: bytes, rate and time left, in total
+// and per file.
 export interface Progress {
   total: number;
   done: number; // bytes verified by the receiver (including resumed ones)
   files: number;
   filesDone: number;
+  // Per file, in manifest order. The arrays are the engine's own (read
+  // them during the callback, do not keep them).
+  fileDone: ArrayLike<number>; // bytes
+  roots: readonly string[]; // BLAKE3 root once the file is verified, else ""
 }
 
 // RateMeter smooths the transfer rate over the last few seconds.
@@ -23,5 +28,9 @@ export class RateMeter {
     const b = s[s.length - 1]!;
     const dt = (b.t - a.t) / 1000;
     return dt > 0.2 ? Math.max(0, (b.bytes - a.bytes) / dt) : 0;
+  }
+
+  reset(): void {
+    this.samples = [];
   }
 }

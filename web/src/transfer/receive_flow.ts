@@ -6,7 +6,7 @@ import { Session, waitPaired } from "../net/session";
 import { SignalingConn } from "../net/signaling";
 import type { Manifest } from "../protocol/control";
 import { encodeControl } from "../protocol/frames";
-import { agent, features, type Signal } from "../protocol/signal";
+import { agent, features, reportNames, type Signal } from "../protocol/signal";
 import type { Ticket } from "../protocol/ticket";
 import { ConnLost, FerryError, canceledByPeer, canceledByUs, internal } from "./errors";
 import type { Progress } from "./progress";
@@ -85,6 +85,7 @@ export class ReceiveFlow {
     s.sig = sig;
     sig.send({ type: "join", id: this.ticket.id });
     const joined = await this.race(sig.expect("joined"));
+    this.auditNames = joined.auditNames === true;
     await this.race(waitPaired(sig));
     this.ev.paired();
     const keys = await this.race(s.handshake(sig, this.ticket.secret, this.ticket.id));
@@ -234,8 +235,13 @@ export class ReceiveFlow {
     }
   }
 
+  // auditNames: see SendFlow.report.
+  private auditNames = false;
+
   private report(outcome: string, bytes: number, files: number): void {
-    this.session.send({ type: "report", path: this.path || "direct", bytes, outcome, files });
+    const paths = this.auditNames ? this.receiver?.man?.files.map((f) => f.path) : undefined;
+    const names = paths ? reportNames(paths) : undefined;
+    this.session.send({ type: "report", path: this.path || "direct", bytes, outcome, files, ...(names ? { names } : {}) });
   }
 
   private close(): void {

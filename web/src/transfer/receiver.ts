@@ -9,10 +9,16 @@ import { Inbox } from "../net/inbox";
 import type { Link } from "../net/link";
 import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "./errors";
 import type { Progress } from "./progress";
+import { formatBytes } from "../ui/format";
 import type { SinkSpec, FromWorker } from "./worker_api";
 import type { WorkerClient } from "./worker_client";
 
 const maxBadCopies = 8;
+
+// Test hook (end-to-end tests): holdNack swallows the next NACK once.
+interface TestHooks {
+  holdNack?: boolean;
+}
 const inFlightBytes = 16 << 20;
 
 // Sink is where the person chose to save; beforeFile prepares what a file
@@ -50,8 +56,12 @@ export class Receiver {
   private ready: ((err?: string) => void) | null = null;
   doneBytes = 0;
   complete = false;
+  private fileDone = new Float64Array(0);
+  private roots: string[] = [];
   stats: Record<string, number> = {};
   refetched = 0; // chunks that failed verification and were asked for again
+  dropped = 0; // verified chunks a sequential sink let go at a reconnection
+  held = 0; // NACKs held back by the test hook
 
   constructor(
     private worker: WorkerClient,
@@ -84,6 +94,7 @@ export class Receiver {
         for (const i of m.indices) f.state[i] = 2;
         f.count += m.indices.length;
         this.doneBytes += m.bytes;
+        this.fileDone[m.file] += m.bytes;
         push({ kind: "committed", file: m.file, n: m.indices.length, bytes: m.bytes });
         return;
       }
@@ -96,6 +107,7 @@ export class Receiver {
         f.finishing = false;
         if (m.ok) {
           f.done = true;
+          this.roots[m.file] = m.root;
           this.sink?.finished(m.file, m.blob);
         }
         push({ kind: "finished", file: m.file, ok: m.ok });
@@ -177,7 +189,9 @@ export class Receiver {
     if (!this.man) {
       if (this.maxBytes > 0 && man.totalSize > this.maxBytes) {
         send(encodeControl({ t: "decline", reason: "too large" }));
-        throw new FerryError("The files are larger than this server allows for one transfer.");
+        throw new FerryError(
+          `The sender offered ${formatBytes(man.totalSize)}, more than this server allows in one transfer (${formatBytes(this.maxBytes)}), so the files were declined.`,
+        );
       }
       const sink = await this.decide(man);
       if (!sink) {
@@ -187,7 +201,14 @@ export class Receiver {
       await this.open(man, sink);
     } else {
       if (!sameManifest(this.man, man)) throw fail("protocol", protocolError("the sender offered different files after reconnecting"));
-      await this.worker.sync(); // settle chunks still at the worker
+      // Settle chunks still at the worker. A sequential sink (download,
+      // zip) forgets verified chunks it was holding back for an earlier
+      // one: they are asked for again rather than written out of turn.
+      for (const d of await this.worker.sync()) {
+        const f = this.files[d.file]!;
+        for (const i of d.indices) f.state[i] = 0;
+        this.dropped += d.indices.length;
+      }
     }
     const window = Math.min(maxWindow, Math.max(8, Math.floor(inFlightBytes / man.chunkSize)));
     const batch = Math.max(1, Math.floor(window / 8));
@@ -203,7 +224,14 @@ export class Receiver {
       const now = performance.now();
       if (!force && now - lastReport < 100) return;
       lastReport = now;
-      progress({ total: man.totalSize, done: this.doneBytes, files: man.files.length, filesDone: this.filesDone });
+      progress({
+        total: man.totalSize,
+        done: this.doneBytes,
+        files: man.files.length,
+        filesDone: this.filesDone,
+        fileDone: this.fileDone,
+        roots: this.roots,
+      });
     };
     const ack = () => {
       if (owed > 0) send(encodeAck({ credit: owed, committed: connBytes }));
@@ -238,6 +266,14 @@ export class Receiver {
           f.bad.set(e.index, n);
           console.warn(`ferry: chunk ${e.file}/${e.index} failed verification (copy ${n}); asking again`);
           if (n >= maxBadCopies) throw fail("protocol", new FerryError("The data kept arriving damaged, so the transfer was stopped. Try again, perhaps on another network."));
+          const hooks = (globalThis as { ferryTest?: TestHooks }).ferryTest;
+          if (hooks?.holdNack) {
+            // Test hook: never ask for this copy again on this connection,
+            // so later chunks pile up behind the gap.
+            hooks.holdNack = false;
+            this.held++;
+            break;
+          }
           send(encodeNack({ file: e.file, index: e.index }));
           this.refetched++;
           break;
@@ -319,12 +355,14 @@ export class Receiver {
   private async open(man: Manifest, sink: Sink): Promise<void> {
     const err = await new Promise<string | undefined>((resolve) => {
       this.ready = resolve;
-      this.worker.post({ t: "rx-open", chunkSize: man.chunkSize, files: man.files.map((f) => ({ path: f.path, size: f.size })), sink: sink.spec });
+      this.worker.post({ t: "rx-open", chunkSize: man.chunkSize, files: man.files.map((f) => ({ path: f.path, size: f.size, mtime: f.mtime })), sink: sink.spec });
     });
     this.ready = null;
     if (err) throw new FerryError(err.includes("already exists") ? err : "The files could not be created where you chose. Try another place.");
     this.man = man;
     this.sink = sink;
+    this.fileDone = new Float64Array(man.files.length);
+    this.roots = man.files.map(() => "");
     this.files = man.files.map((f) => {
       const n = chunkCount(f.size, man.chunkSize);
       return { n, size: f.size, state: new Uint8Array(n), count: 0, root: "", finishing: false, done: false, started: false, bad: new Map() };

@@ -5,9 +5,9 @@ import { Link } from "../net/link";
 import { Session, waitPaired } from "../net/session";
 import { SignalingConn } from "../net/signaling";
 import { encodeControl } from "../protocol/frames";
-import { agent, features, type Signal } from "../protocol/signal";
+import { agent, features, reportNames, type Signal } from "../protocol/signal";
 import { linkFor, newSecret } from "../protocol/ticket";
-import { ConnLost, FerryError, canceledByPeer, canceledByUs, internal } from "./errors";
+import { ConnLost, FerryError, TooLarge, canceledByPeer, canceledByUs, internal } from "./errors";
 import type { Progress } from "./progress";
 import { Sender, type Source } from "./sender";
 import { WorkerClient } from "./worker_client";
@@ -56,7 +56,7 @@ export class SendFlow {
       await until(this.byeDone, 3000);
     } catch (e) {
       const err = internal(e);
-      this.report(err.outcome, this.sender.sentBytes);
+      if (!(err instanceof TooLarge)) this.report(err.outcome, this.sender.sentBytes);
       await this.leave(err);
       throw err;
     } finally {
@@ -75,9 +75,13 @@ export class SendFlow {
     s.sig = sig;
     sig.send({ type: "create" });
     const created = await this.race(sig.expect("created"));
-    if (created.maxBytes && this.sender.man.totalSize > created.maxBytes) {
-      throw new FerryError("These files are larger than this server allows for one transfer.");
+    // Test hook: ferryTest.ignoreMaxBytes offers anyway, so the tests can
+    // check that the receiver refuses.
+    const ignore = (globalThis as { ferryTest?: { ignoreMaxBytes?: boolean } }).ferryTest?.ignoreMaxBytes === true;
+    if (created.maxBytes && this.sender.man.totalSize > created.maxBytes && !ignore) {
+      throw new TooLarge(this.sender.man.totalSize, created.maxBytes);
     }
+    this.auditNames = created.auditNames === true;
     const secret = newSecret();
     const id = created.id ?? "";
     this.ev.link(linkFor(this.base, { id, secret }), created.expires ?? 0);
@@ -212,8 +216,20 @@ export class SendFlow {
     }
   }
 
+  // auditNames: the operator records file names (created.auditNames);
+  // only then do reports name the files.
+  private auditNames = false;
+
   private report(outcome: string, bytes: number): void {
-    this.session.send({ type: "report", path: this.path || "direct", bytes, outcome, files: this.sender.man.files.length });
+    const files = this.sender.man.files;
+    this.session.send({
+      type: "report",
+      path: this.path || "direct",
+      bytes,
+      outcome,
+      files: files.length,
+      ...(this.auditNames ? { names: reportNames(files.map((f) => f.path)) } : {}),
+    });
   }
 
   private close(): void {

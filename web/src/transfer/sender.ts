@@ -61,6 +61,12 @@ export class Sender {
   private files: SFile[];
   sentBytes = 0;
   complete = false;
+  // Per-file progress for the page: bytes the receiver committed (credit
+  // returned for chunks sent first-time in order, so attributed in send
+  // order) and the roots of files the receiver verified.
+  private fileDone: Float64Array;
+  private roots: string[];
+  private computedRoots: string[];
   // stats is a snapshot for debugging (ferryDebug in the console).
   stats: Record<string, number | boolean> = {};
 
@@ -81,6 +87,9 @@ export class Sender {
       totalSize: sources.reduce((a, s) => a + s.file.size, 0),
       files: sources.map((s) => ({ path: s.path, size: s.file.size, ...(s.file.lastModified ? { mtime: s.file.lastModified } : {}) })),
     };
+    this.fileDone = new Float64Array(sources.length);
+    this.roots = sources.map(() => "");
+    this.computedRoots = sources.map(() => "");
     worker.post({ t: "tx-open", files: sources.map((s) => s.file), chunkSize: cs });
   }
 
@@ -139,21 +148,38 @@ export class Sender {
         }
         break;
       }
-      if (m.t === "decline") throw new FerryError("The receiver declined the files.", "canceled");
+      if (m.t === "decline") {
+        throw new FerryError(
+          m.reason === "too large"
+            ? "The receiver's page refused the files: together they are larger than the server allows for one transfer."
+            : "The receiver declined the files.",
+          "canceled",
+        );
+      }
       if (m.t === "cancel") throw canceledByPeer();
       if (m.t === "error") throw peerError(m.code);
       throw fail("protocol", protocolError(`unexpected ${m.t} before accept`));
     }
     const have = this.files.map((f) => new Uint8Array(f.n));
     let resumed = 0;
+    this.files.forEach((f, i) => (this.fileDone[i] = f.verified ? f.src.file.size : 0));
     for (const r of acc.resume ?? []) {
       for (const [a, b] of r.have) {
         for (let k = a; k < b; k++) {
-          if (!have[r.file]![k]) resumed += Math.min(this.man.chunkSize, this.files[r.file]!.src.file.size - k * this.man.chunkSize);
+          if (!have[r.file]![k]) {
+            const len = Math.min(this.man.chunkSize, this.files[r.file]!.src.file.size - k * this.man.chunkSize);
+            resumed += len;
+            if (!this.files[r.file]!.verified) this.fileDone[r.file] += len;
+          }
           have[r.file]![k] = 1;
         }
       }
     }
+    // First-time sends of this connection, oldest first: each returned
+    // credit stands for the oldest one (the receiver commits in order,
+    // except for the odd re-requested chunk).
+    const sentQ: { file: number; len: number }[] = [];
+    let sentHead = 0;
 
     const runs = this.plan(have);
     const ready: Item[] = [];
@@ -197,6 +223,8 @@ export class Sender {
         done: Math.min(this.man.totalSize, resumed + committed),
         files: this.files.length,
         filesDone: this.verifiedFiles,
+        fileDone: this.fileDone,
+        roots: this.roots,
       });
     };
     report(true);
@@ -210,6 +238,14 @@ export class Sender {
             const a = parseAck(b);
             credit += a.credit;
             committed = a.committed;
+            for (let k = 0; k < a.credit && sentHead < sentQ.length; k++) {
+              const s = sentQ[sentHead++]!;
+              if (!this.files[s.file]!.verified) this.fileDone[s.file] = Math.min(this.files[s.file]!.src.file.size, this.fileDone[s.file] + s.len);
+            }
+            if (sentHead > 4096 && sentHead * 2 > sentQ.length) {
+              sentQ.splice(0, sentHead);
+              sentHead = 0;
+            }
             report();
             break;
           }
@@ -226,10 +262,20 @@ export class Sender {
               const f = this.files[m.file as number];
               if (!f) throw fail("protocol", protocolError("verified for unknown file"));
               f.verified = true;
+              this.fileDone[m.file as number] = f.src.file.size;
+              this.roots[m.file as number] = this.computedRoots[m.file as number]!;
               report(true);
             } else if (m.t === "complete") {
               this.complete = true;
-              progress({ total: this.man.totalSize, done: this.man.totalSize, files: this.files.length, filesDone: this.files.length });
+              this.files.forEach((f, i) => (this.fileDone[i] = f.src.file.size));
+              progress({
+                total: this.man.totalSize,
+                done: this.man.totalSize,
+                files: this.files.length,
+                filesDone: this.files.length,
+                fileDone: this.fileDone,
+                roots: this.roots,
+              });
               return;
             } else if (m.t === "cancel") {
               throw canceledByPeer();
@@ -274,6 +320,7 @@ export class Sender {
             }
             send(it.frame);
             this.sentBytes += it.frame.byteLength - 42;
+            sentQ.push({ file: it.file, len: it.frame.byteLength - 42 });
             credit--;
             break;
           }
@@ -288,7 +335,9 @@ export class Sender {
           }
           case "eof": {
             const f = this.files[it.file]!;
-            send(encodeControl({ t: "eof", file: it.file, root: rootHex(f.src.file.size, this.man.chunkSize, f.hashes) }));
+            const root = rootHex(f.src.file.size, this.man.chunkSize, f.hashes);
+            this.computedRoots[it.file] = root;
+            send(encodeControl({ t: "eof", file: it.file, root }));
             break;
           }
           case "error":

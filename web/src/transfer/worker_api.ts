@@ -15,12 +15,26 @@ export type SinkSpec =
   | { kind: "fsa-file"; handle: FileSystemFileHandle }
   | { kind: "fsa-dir"; dir: FileSystemDirectoryHandle }
   | { kind: "stream" } // a port per file arrives with "rx-port"
+  | { kind: "zip" } // one archive; its port arrives as "rx-port" for file 0
   | { kind: "memory" };
+
+export interface RxFileSpec {
+  path: string;
+  size: number;
+  mtime?: number;
+}
+
+// Dropped lists the verified chunks a sequential sink forgot at a sync
+// (they were held back, not written); the sender sends them again.
+export interface Dropped {
+  file: number;
+  indices: number[];
+}
 
 export type ToWorker =
   | { t: "tx-open"; files: File[]; chunkSize: number }
   | ReadRequest
-  | { t: "rx-open"; chunkSize: number; files: { path: string; size: number }[]; sink: SinkSpec }
+  | { t: "rx-open"; chunkSize: number; files: RxFileSpec[]; sink: SinkSpec }
   | { t: "rx-port"; file: number; port: MessagePort }
   | { t: "chunk"; file: number; index: number; frame: ArrayBuffer }
   | { t: "finish"; file: number; root: string }
@@ -36,5 +50,5 @@ export type FromWorker =
   | { t: "bad"; file: number; index: number }
   | { t: "finished"; file: number; ok: boolean; root: string; blob?: Blob }
   | { t: "rx-error"; message: string }
-  | { t: "sync"; id: number }
+  | { t: "sync"; id: number; dropped: Dropped[] }
   | { t: "bench"; mbps: number };

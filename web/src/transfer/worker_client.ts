@@ -1,5 +1,5 @@
 // WorkerClient owns the transfer worker on the page side.
-import type { FromWorker, ToWorker } from "./worker_api";
+import type { Dropped, FromWorker, ToWorker } from "./worker_api";
 
 export class WorkerClient {
   private w: Worker;
@@ -39,8 +39,11 @@ export class WorkerClient {
     });
   }
 
-  sync(): Promise<unknown> {
-    return this.request((id) => ({ t: "sync", id }));
+  // sync waits until the worker has handled everything posted so far and
+  // returns the held-back chunks sequential sinks dropped.
+  async sync(): Promise<Dropped[]> {
+    const m = await this.request<{ t: "sync"; id: number; dropped: Dropped[] }>((id) => ({ t: "sync", id }));
+    return m.dropped;
   }
 
   // bench measures BLAKE3 speed in the worker (MB/s), for diagnostics.

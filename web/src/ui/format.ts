@@ -9,7 +9,7 @@ export function formatBytes(n: number): string {
     v /= 1000;
     u++;
   }
-  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+  return `${v < 10 ? v.toFixed(1) : v < 100 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
 }
 
 export function formatRate(bytesPerSecond: number): string {
@@ -21,4 +21,13 @@ export function formatEta(seconds: number): string {
   if (seconds < 60) return `${Math.ceil(seconds)} s left`;
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.ceil(seconds % 60)} s left`;
   return `${Math.floor(seconds / 3600)} h ${Math.ceil((seconds % 3600) / 60)} min left`;
+}
+
+export function plural(n: number, word: string): string {
+  return `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
+}
+
+// formatClock is a local time of day, e.g. "14:05" or "2:05 PM".
+export function formatClock(unixSeconds: number): string {
+  return new Date(unixSeconds * 1000).toLocaleTimeString(undefined, { hour: "numeric", minute: "2-digit" });
 }

@@ -1,117 +1,170 @@
-// The receive page: open the link from the fragment, show what is offered,
-// save it where the person chooses, verified.
+// The receive page: open the link from the fragment, show what is offered
+// (names, sizes, total), save it where the person chooses, verified.
 import type { Manifest } from "../protocol/control";
 import { LinkError, parseTicket } from "../protocol/ticket";
-import { pickSink, registerServiceWorker, saveMode } from "../sink/choose";
+import { pickSink, registerServiceWorker, saveMode, zipName, type SaveMode } from "../sink/choose";
 import { FerryError } from "../transfer/errors";
+import type { Progress } from "../transfer/progress";
 import type { Sink } from "../transfer/receiver";
 import { ReceiveFlow } from "../transfer/receive_flow";
-import { formatBytes } from "./format";
-import { $, ProgressView, setState, showError, showPath, showPhrase, supportProblem } from "./view";
+import { formatBytes, plural } from "./format";
+import { guardUnload } from "./unload";
+import { $, commonFolder, h, setState, showError, showPath, showPhrase, supportProblem, TransferCard } from "./view";
+
+// The views: what the page shows at each step (also used by scene.ts).
+
+export function viewOffer(m: Manifest, mode: SaveMode): TransferCard {
+  const card = new TransferCard(m.files, m.totalSize, "receive");
+  const zip = zipName(m);
+  $("offer-mode").textContent = {
+    file: "You choose where to save it; it is written to disk as it arrives.",
+    folder: "You choose a folder; the files, in their folders, are written into it as they arrive.",
+    download: "It is saved to your downloads as it arrives.",
+    zip: `This browser cannot save folders, so the files arrive as one archive, ${zip}, saved to your downloads as it arrives.`,
+    memory: `This browser keeps the files in memory until they are complete, then offers them for saving (at most ${formatBytes(512 << 20)}).`,
+  }[mode];
+  $("offer").hidden = false;
+  const folder = commonFolder(m.files) !== "";
+  setState(
+    "review",
+    `Someone is sending you ${folder ? "a folder" : m.files.length === 1 ? "a file" : plural(m.files.length, "file")}`,
+    "Check the names and sizes. Nothing is saved until you accept.",
+  );
+  return card;
+}
+
+export function viewReceiving(m: Manifest, mode: SaveMode): void {
+  $("offer").hidden = true;
+  $("cancel").hidden = false;
+  const where = mode === "zip" ? ` into ${zipName(m)} in your downloads` : mode === "download" ? " to your downloads" : "";
+  setState("transferring", "Receiving…", `Every chunk is checked with BLAKE3 before it is saved${where}. Keep this page open.`);
+}
+
+export function viewReconnecting(): void {
+  setState("reconnecting", "Reconnecting…", "The connection dropped. It picks up from the verified chunks as soon as it is back.");
+}
+
+export function viewDone(card: TransferCard, roots: readonly string[], m: Manifest, mode: SaveMode): void {
+  $("cancel").hidden = true;
+  card.done(roots);
+  const note = $("saved-note");
+  note.textContent = {
+    file: "Saved where you chose.",
+    folder: "Saved in the folder you chose.",
+    download: "Saved in your downloads.",
+    zip: `Saved in your downloads as ${zipName(m)}.`,
+    memory: "Save the files from here:",
+  }[mode];
+  note.hidden = false;
+  setState(
+    "done",
+    "Received and verified",
+    `Every chunk and ${m.files.length === 1 ? "the file's BLAKE3 root" : `all ${m.files.length} files' BLAKE3 roots`} matched what was sent: ${formatBytes(m.totalSize)} arrived intact.`,
+  );
+}
 
 export function receivePage(): void {
   const problem = supportProblem();
   if (problem) {
-    showError(problem);
+    showError(problem, "error", []);
     return;
   }
   const frag = location.hash.replace(/^#/, "");
   if (frag === "") {
-    showError("This link is incomplete: the part after “#” is missing. Ask the sender to copy the whole link.");
+    showError("This link is incomplete: the part after “#” is missing. Ask the sender to copy the whole link.", "error", []);
     return;
   }
   let ticket;
   try {
     ticket = parseTicket(decodeURIComponent(frag));
   } catch (e) {
-    showError(e instanceof LinkError ? e.message : "This is not a valid ferry link.");
+    showError(e instanceof LinkError ? e.message : "This is not a valid ferry link.", "error", []);
     return;
   }
   const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
   const swReady = registerServiceWorker();
-  setState("waiting", "Connecting to the sender…");
-  let progress: ProgressView | null = null;
+  setState("waiting", "Receive files", "Connecting to the sender…");
+  let card: TransferCard | null = null;
+  let mode: SaveMode = "memory";
+  let last: Progress | null = null;
+  let accepted = false;
+  let finished = false;
   const flow = new ReceiveFlow(location.origin, ticket, () => relayOnly, {
     paired() {
-      setState("paired", "Securing the connection…");
+      setState("paired", "Connecting…", "Securing the connection…");
     },
     phrase(words) {
       showPhrase(words);
-      setState("connecting", "Connecting to the sender…");
+      setState("connecting", undefined, "Connecting to the sender…");
     },
     connected(path) {
       showPath(path);
+      if (accepted) viewReceiving(flow.receiver!.man!, mode);
     },
     reconnecting() {
-      setState("reconnecting", "The connection dropped. Reconnecting…");
+      viewReconnecting();
     },
-    manifest: async (m) => review(m, flow, await swReady),
+    manifest: async (m) => {
+      const sw = await swReady;
+      mode = saveMode(m, sw);
+      card = viewOffer(m, mode);
+      const sink = await review(m, flow, sw);
+      if (sink) accepted = true;
+      return sink;
+    },
     progress(p) {
-      progress ??= new ProgressView();
-      progress.update(p);
-      if (document.body.dataset.state !== "transferring") setState("transferring", "Receiving and verifying…");
+      last = p;
+      card?.update(p);
+      if (accepted && document.body.dataset.state !== "transferring") viewReceiving(flow.receiver!.man!, mode);
     },
   });
   (window as unknown as { ferryDebug: unknown }).ferryDebug = { flow, bench: (mib: number) => flow.worker.bench(mib) };
-  const cancel = $("cancel") as HTMLButtonElement;
-  cancel.onclick = () => flow.cancel();
+  $("cancel").onclick = () => flow.cancel();
+  guardUnload(() => accepted && !finished);
   flow.run().then(
     () => {
-      cancel.hidden = true;
-      setState("done", "Done: every file was received and verified.");
+      finished = true;
+      viewDone(card!, last?.roots ?? [], flow.receiver!.man!, mode);
     },
     (e: FerryError) => {
-      cancel.hidden = true;
+      finished = true;
+      $("cancel").hidden = true;
       $("offer").hidden = true;
-      showError(e.message, e.outcome === "canceled" ? "canceled" : "error");
+      showError(e.message, e.outcome === "canceled" ? "canceled" : "error", []);
     },
   );
 }
 
-// review shows the offer and resolves with the chosen sink, or null when
-// the person declines.
+// review waits for Accept (resolving with the chosen sink) or Decline
+// (null).
 function review(m: Manifest, flow: ReceiveFlow, sw: ServiceWorkerRegistration | null): Promise<Sink | null> {
-  const list = $("offer-list");
-  list.replaceChildren(
-    ...m.files.slice(0, 500).map((f) => {
-      const li = document.createElement("li");
-      li.textContent = `${f.path} — ${formatBytes(f.size)}`;
-      return li;
-    }),
-  );
-  if (m.files.length > 500) {
-    const li = document.createElement("li");
-    li.textContent = `… and ${m.files.length - 500} more`;
-    list.append(li);
-  }
-  $("offer-total").textContent = `${m.files.length} file${m.files.length === 1 ? "" : "s"}, ${formatBytes(m.totalSize)} in total`;
-  const mode = saveMode(m, sw);
-  $("offer-mode").textContent = {
-    file: "You choose where to save it; it is written to disk as it arrives.",
-    folder: "You choose a folder; the files are written to disk as they arrive.",
-    download: "The files are saved as downloads as they arrive.",
-    memory: "This browser keeps the files in memory until they are complete, then offers them for saving.",
-  }[mode];
-  $("offer").hidden = false;
-  setState("review", "The sender offers these files:");
   const accept = $("accept") as HTMLButtonElement;
   const decline = $("decline") as HTMLButtonElement;
-  accept.focus();
+  // Keyboard users start on Accept; the page stays scrolled to the top.
+  accept.focus({ preventScroll: true });
   return new Promise((resolve) => {
     accept.onclick = () => {
       accept.disabled = true;
+      $("error").hidden = true;
+      // The total bar takes its place now, while this is the person's own
+      // doing, not when the first bytes arrive (no layout shift then).
+      $("total").hidden = false;
       pickSink(m, flow.worker, sw, offerBlob).then(
         (sink) => {
           accept.disabled = false;
-          if (!sink) return; // picker closed: ask again
-          $("offer").hidden = true;
-          $("cancel").hidden = false;
-          setState("transferring", "Receiving and verifying…");
+          if (!sink) {
+            $("total").hidden = true;
+            return; // picker closed: ask again
+          }
+          viewReceiving(m, saveMode(m, sw));
           resolve(sink);
         },
         (e: unknown) => {
+          $("total").hidden = true;
           accept.disabled = false;
-          showError(e instanceof FerryError ? e.message : "Could not prepare saving the files.", "review");
+          $("error-text").textContent = e instanceof FerryError ? e.message : "Could not prepare saving the files.";
+          $("error-actions").hidden = true;
+          $("error").hidden = false;
         },
       );
     };
@@ -124,12 +177,8 @@ function review(m: Manifest, flow: ReceiveFlow, sw: ServiceWorkerRegistration | 
 
 // offerBlob offers a file kept in memory for saving.
 function offerBlob(_file: number, name: string, blob: Blob): void {
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(blob);
-  a.download = name;
-  a.textContent = `Save ${name} (${formatBytes(blob.size)})`;
-  const li = document.createElement("li");
-  li.append(a);
-  $("saved-list").append(li);
-  $("saved").hidden = false;
+  const a = h("a", { href: URL.createObjectURL(blob), download: name, class: "button" }, `Save ${name}`);
+  a.append(h("span", { class: "muted" }, ` (${formatBytes(blob.size)})`));
+  $("saved-list").append(h("li", {}, a));
+  $("saved-list").hidden = false;
 }

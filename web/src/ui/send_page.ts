@@ -1,42 +1,129 @@
-// The send page: pick files, get a link and QR code, watch the transfer.
-import { FerryError } from "../transfer/errors";
+// The send page: pick files or a folder (picker or drag and drop), get a
+// link and QR code, watch the transfer until the receiver verified it.
+import type { FileEntry } from "../protocol/control";
+import { pathProblem } from "../protocol/control";
+import { FerryError, TooLarge } from "../transfer/errors";
+import type { Progress } from "../transfer/progress";
 import { SendFlow } from "../transfer/send_flow";
 import type { Source } from "../transfer/sender";
-import { formatBytes } from "./format";
+import { fetchMe, showAccount, signInHref, type Me } from "./account";
+import { guardUnload } from "./unload";
+import { formatBytes, formatClock } from "./format";
 import { qrSVG } from "./qr";
-import { $, ProgressView, setState, showError, showPath, showPhrase, supportProblem } from "./view";
+import { $, announce, setState, showError, showPath, showPhrase, supportProblem, TransferCard } from "./view";
+
+// The views below are what the page shows at each step; the controller
+// (sendPage) and the test scenes (scene.ts) both go through them.
+
+export function viewIdle(): void {
+  setState("idle", "Send files of any size", "Straight to the other device: end-to-end encrypted, verified, and never stored on the server.");
+  $("pick").hidden = false;
+  $("signin").hidden = true;
+}
+
+export function viewSignIn(me: Me): void {
+  setState("signin", "Send files of any size", "Straight to the other device: end-to-end encrypted, verified, and never stored on the server.");
+  ($("signin-link") as HTMLAnchorElement).href = signInHref(me);
+  $("pick").hidden = true;
+  $("signin").hidden = false;
+}
+
+export function viewPicked(files: FileEntry[], total: number): TransferCard {
+  $("pick").hidden = true;
+  $("error").hidden = true;
+  setState("waiting", "Creating a link…", "");
+  const card = new TransferCard(files, total, "send");
+  $("cancel").hidden = false;
+  return card;
+}
+
+export function viewLink(link: string, expires: number, canShare: boolean): void {
+  ($("link") as HTMLInputElement).value = link;
+  $("qr").replaceChildren(qrSVG(link));
+  $("share-button").hidden = !canShare;
+  $("share-hint").textContent =
+    (expires > 0 ? `The link works once, until ${formatClock(expires)}. ` : "The link works once. ") +
+    "Anyone who has it can receive the files, so share it privately.";
+  $("share").hidden = false;
+  setState("waiting", "Your link is ready", "Send it to the receiver and keep this page open: the files go straight from here once they open it.");
+}
+
+export function viewPaired(): void {
+  // The link card goes; the connection row and the total bar take their
+  // places at once, so nothing moves again when the bytes start.
+  $("share").hidden = true;
+  $("conn").hidden = false;
+  $("total").hidden = false;
+  setState("paired", "Connecting…", "The receiver opened the link. Securing the connection…");
+}
+
+export function viewConnected(path: string): void {
+  showPath(path);
+  setState("transferring", "Waiting for the receiver to accept", "They see the names and sizes and choose where to save.");
+}
+
+export function viewSending(): void {
+  setState("transferring", "Sending…", "Keep this page open until the transfer is done.");
+}
+
+export function viewReconnecting(): void {
+  setState("reconnecting", "Reconnecting…", "The connection dropped. It picks up from the verified chunks as soon as it is back.");
+}
+
+export function viewDone(card: TransferCard, roots: readonly string[], total: number, files: number): void {
+  $("cancel").hidden = true;
+  card.done(roots);
+  $("after").hidden = false;
+  setState(
+    "done",
+    "Sent and verified",
+    `The receiver checked every chunk and ${files === 1 ? "the file's BLAKE3 root" : `all ${files} files' BLAKE3 roots`}: ${formatBytes(total)} arrived intact.`,
+  );
+}
+
+let running = false;
+let me: Me | null = null;
 
 export function sendPage(): void {
   const problem = supportProblem();
   if (problem) {
-    showError(problem);
-    ($("file-input") as HTMLInputElement).disabled = true;
+    showError(problem, "error", []);
     return;
   }
-  setState("idle");
+  viewIdle();
+  void fetchMe().then((m) => {
+    me = m;
+    showAccount(m);
+    if (m.signInRequired && !m.maySend && !running) viewSignIn(m);
+  });
   const relay = $("relay-only") as HTMLInputElement;
   if (new URLSearchParams(location.search).get("relay") === "1") relay.checked = true;
   const fileInput = $("file-input") as HTMLInputElement;
   const dirInput = $("dir-input") as HTMLInputElement;
+  $("choose-files").onclick = () => fileInput.click();
+  $("choose-folder").onclick = () => dirInput.click();
   fileInput.addEventListener("change", () => fileInput.files && start(fromList(fileInput.files)));
   dirInput.addEventListener("change", () => dirInput.files && start(fromList(dirInput.files)));
-  const drop = $("drop");
-  drop.addEventListener("dragover", (e) => {
+  // The whole page takes drops while nothing is being sent; the card
+  // shows where they land.
+  const drop = $("pick");
+  const idle = () => !running && document.body.dataset.state === "idle";
+  document.addEventListener("dragover", (e) => {
+    if (!idle()) return;
     e.preventDefault();
+    if (e.dataTransfer) e.dataTransfer.dropEffect = "copy";
     drop.classList.add("over");
   });
-  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
-  drop.addEventListener("drop", (e) => {
+  document.addEventListener("dragleave", (e) => {
+    if (e.relatedTarget === null) drop.classList.remove("over");
+  });
+  document.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    if (e.dataTransfer) void fromDrop(e.dataTransfer).then(start, () => showError("Could not read the dropped files."));
+    if (!idle() || !e.dataTransfer) return;
+    void fromDrop(e.dataTransfer).then(start, () => notice("Could not read the dropped files. Try the “Choose files” button."));
   });
-  drop.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" || e.key === " ") {
-      e.preventDefault();
-      fileInput.click();
-    }
-  });
+  guardUnload(() => running && ["waiting", "paired", "connecting", "transferring", "reconnecting"].includes(document.body.dataset.state ?? ""));
 }
 
 // fromList keeps folder-relative paths (webkitdirectory) when present.
@@ -66,90 +153,143 @@ async function fromDrop(dt: DataTransfer): Promise<Source[]> {
   return out;
 }
 
-let running = false;
+// notice explains why a pick was not taken; the page stays ready.
+function notice(message: string): void {
+  $("error-text").textContent = message;
+  $("error-actions").hidden = true;
+  $("error").hidden = false;
+}
 
-function start(sources: Source[]): void {
-  if (running || sources.length === 0) return;
+// problemWith returns why these files cannot be offered, or "".
+function problemWith(sources: Source[]): string {
+  if (sources.length === 0) return "There are no files in what you chose (empty folders are not sent).";
   const seen = new Set<string>();
   for (const s of sources) {
-    if (seen.has(s.path.toLowerCase())) {
-      showError(`Two files are both named “${s.path}”. Rename one and try again.`);
-      return;
-    }
-    seen.add(s.path.toLowerCase());
+    const why = pathProblem(s.path);
+    if (why) return `“${s.path}” cannot be sent safely (${why}). Rename it and try again.`;
+    const key = s.path.toLowerCase();
+    if (seen.has(key)) return `Two files are both named “${s.path}”. Rename one and try again.`;
+    seen.add(key);
+  }
+  return "";
+}
+
+function start(sources: Source[]): void {
+  if (running) return;
+  const why = problemWith(sources);
+  if (why) {
+    notice(why);
+    return;
   }
   running = true;
-  $("pick").hidden = true;
-  const list = $("file-list");
-  list.replaceChildren(
-    ...sources.slice(0, 200).map((s) => {
-      const li = document.createElement("li");
-      li.textContent = `${s.path} — ${formatBytes(s.file.size)}`;
-      return li;
-    }),
-  );
+  const files = sources.map((s) => ({ path: s.path, size: s.file.size }));
   const total = sources.reduce((a, s) => a + s.file.size, 0);
-  $("files-total").textContent = `${sources.length} file${sources.length === 1 ? "" : "s"}, ${formatBytes(total)}`;
-  $("files").hidden = false;
-  setState("waiting", "Creating a link…");
+  const card = viewPicked(files, total);
   const relay = $("relay-only") as HTMLInputElement;
-  let progress: ProgressView | null = null;
+  let last: Progress | null = null;
+  let sending = false;
   const flow = new SendFlow(sources, location.origin, () => relay.checked, {
-    link(link) {
-      const input = $("link") as HTMLInputElement;
-      input.value = link;
-      $("qr").replaceChildren(qrSVG(link));
-      $("share").hidden = false;
-      setState("waiting", "Waiting for the receiver to open the link. Keep this page open.");
+    link(link, expires) {
+      viewLink(link, expires, canShare(link));
+      // The button that was used is gone: keep the keyboard focus on the
+      // page, on the next thing to do.
+      if (!document.activeElement || document.activeElement === document.body) $("copy").focus();
     },
     paired() {
-      $("share").hidden = true;
       relay.disabled = true;
-      setState("paired", "The receiver opened the link. Securing the connection…");
+      viewPaired();
     },
     phrase(words) {
       showPhrase(words);
-      setState("connecting", "Connecting…");
+      setState("connecting", undefined, "Connecting to the receiver…");
     },
     connected(path) {
-      showPath(path);
-      setState("transferring", "Waiting for the receiver to accept…");
+      if (sending) {
+        showPath(path);
+        viewSending();
+      } else {
+        viewConnected(path);
+      }
     },
     reconnecting() {
-      setState("reconnecting", "The connection dropped. Reconnecting…");
+      viewReconnecting();
     },
     progress(p) {
-      progress ??= new ProgressView();
-      progress.update(p);
-      if (p.done > 0 || document.body.dataset.state !== "transferring") setState("transferring", "Sending…");
+      last = p;
+      card.update(p);
+      if (!sending && p.done > 0) sending = true;
+      if (sending && document.body.dataset.state !== "transferring") viewSending();
     },
   });
   (window as unknown as { ferryDebug: unknown }).ferryDebug = { flow };
-  const cancel = $("cancel") as HTMLButtonElement;
-  cancel.hidden = false;
-  cancel.onclick = () => flow.cancel();
-  $("copy").onclick = () => {
-    const input = $("link") as HTMLInputElement;
-    void navigator.clipboard?.writeText(input.value).then(
-      () => ($("copy").textContent = "Copied"),
-      () => input.select(),
-    );
+  $("cancel").onclick = () => flow.cancel();
+  $("copy").onclick = () => void copyLink();
+  $("share-button").onclick = () => {
+    const link = ($("link") as HTMLInputElement).value;
+    void navigator.share?.({ title: "Files for you (ferry)", text: "Open this link to receive the files I'm sending:", url: link }).catch(() => {});
   };
   flow.run().then(
     () => {
-      cancel.hidden = true;
-      setState("done", `Done: ${formatBytes(flow.totalSize)} sent and verified by the receiver.`);
+      running = false;
+      viewDone(card, last?.roots ?? [], total, files.length);
     },
     (e: FerryError) => {
-      cancel.hidden = true;
+      running = false;
+      $("cancel").hidden = true;
       $("share").hidden = true;
-      if (e.code === 4005) {
-        showError("The link expired before anyone opened it. Reload the page to create a new one.");
+      if (e instanceof TooLarge) {
+        // Nothing was offered: go back to choosing, and say why.
+        backToPicking();
+        notice(`These files come to ${formatBytes(e.total)}, but this server accepts at most ${formatBytes(e.max)} in one transfer. Choose fewer or smaller files.`);
+      } else if (e.code === 4009) {
+        const actions = me?.signInUrl ? [{ label: "Sign in to send", href: signInHref(me) }, { label: "Start over", href: "" }] : undefined;
+        showError(
+          me?.signInUrl
+            ? "This server lets only signed-in people create links (your sign-in may have expired). Sign in and try again."
+            : "This server does not let you create links from your network. Ask its operator if you think this is wrong.",
+          "error",
+          actions,
+        );
+      } else if (e.code === 4005) {
+        showError("The link expired before anyone opened it. Start over to create a new one.");
       } else if (e.code === 4007) {
-        showError("Someone opened your link with a wrong secret, so the link was closed for safety. Nothing was sent. Reload the page to create a new link.");
+        showError("Someone opened your link with a wrong secret, so the link was closed for safety. Nothing was sent. Start over to create a new link.");
       } else {
         showError(e.message, e.outcome === "canceled" ? "canceled" : "error");
       }
     },
   );
+}
+
+function backToPicking(): void {
+  for (const id of ["files", "conn", "share", "phrase-box"]) $(id).hidden = true;
+  ($("file-input") as HTMLInputElement).value = "";
+  ($("dir-input") as HTMLInputElement).value = "";
+  ($("relay-only") as HTMLInputElement).disabled = false;
+  viewIdle();
+}
+
+function canShare(link: string): boolean {
+  if (typeof navigator.share !== "function") return false;
+  try {
+    return navigator.canShare?.({ url: link }) ?? true;
+  } catch {
+    return false;
+  }
+}
+
+async function copyLink(): Promise<void> {
+  const input = $("link") as HTMLInputElement;
+  const button = $("copy");
+  try {
+    await navigator.clipboard.writeText(input.value);
+    button.textContent = "Copied";
+    announce("Link copied");
+    setTimeout(() => (button.textContent = "Copy link"), 2000);
+  } catch {
+    // No clipboard permission: select the link so it can be copied by hand.
+    input.focus();
+    input.select();
+    announce("Press Control+C (or Command+C) to copy the selected link");
+  }
 }
