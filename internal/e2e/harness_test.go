@@ -54,12 +54,21 @@ func startServer(t testing.TB, ctx context.Context, now func() time.Time) (*serv
 // startServerAudited is startServer that also returns the audit log, which
 // records the peers' reports (path, bytes, outcome).
 func startServerAudited(t testing.TB, ctx context.Context, now func() time.Time) (*server.Server, string, *audit.Log) {
+	return startServerWith(t, ctx, now, nil)
+}
+
+// startServerWith is startServerAudited with changes to the configuration
+// (sign-in, size limit, audit names, ...).
+func startServerWith(t testing.TB, ctx context.Context, now func() time.Time, change func(*config.Serve)) (*server.Server, string, *audit.Log) {
 	t.Helper()
-	alog := audit.New(nil, false, 200, now)
 	cfg := config.DefaultServe()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TURN.Listen = "127.0.0.1:0"
 	cfg.TURN.RelayBind = "127.0.0.1"
+	if change != nil {
+		change(&cfg)
+	}
+	alog := audit.New(nil, cfg.AuditNames, 200, now)
 	srv, err := server.New(cfg, server.Options{Now: now, Logger: testLogger(t), Audit: alog})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

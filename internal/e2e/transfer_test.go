@@ -59,7 +59,7 @@ func runTransfer(t testing.TB, tc transferCase) (mbps float64) {
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)\nreceiver: %s\nsender: %s", st, err, diag(rb), diag(sb))
 	}
-	offer := text(rb, "offer-list")
+	offer := text(rb, "file-list")
 	if want := "random.bin"; !contains(offer, want) {
 		t.Fatalf("offer %q does not list %q", offer, want)
 	}

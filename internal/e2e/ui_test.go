@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/ferrydev/ferry/internal/browsertest"
 )
@@ -32,7 +33,35 @@ func TestPhoneLayoutAndQRCode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A phone offers the Web Share API: the page shows "Share…", which
+	// hands over the link (stubbed here: headless Linux has no share sheet).
+	onNewDocument(t, sb, `navigator.share = async (d) => { window.__shared = d; }; navigator.canShare = () => true;`)
 	link := sendFiles(t, sb, base+"/", src)
+	if err := chromedp.Do(sb, chromedp.Click(chromedp.ID("share-button"))); err != nil {
+		t.Fatalf("no Share button: %v", err)
+	}
+	if shared, err := chromedp.Run(sb, chromedp.Poll[string](`window.__shared ? window.__shared.url : null`,
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))); err != nil || shared != link {
+		t.Errorf("shared %q (%v), want the link", shared, err)
+	}
+	// "Copy link" puts the link on the clipboard.
+	for _, name := range []string{"clipboard-read", "clipboard-write"} {
+		if _, err := chromedp.CallBrowser(sb, browser.SetPermission, browser.SetPermissionParams{
+			Permission: &browser.PermissionDescriptor{Name: name}, Setting: browser.PermissionSettingGranted, Origin: base,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := chromedp.Do(sb, chromedp.Click(chromedp.ID("copy"))); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Run(sb, chromedp.Poll[bool](`document.getElementById("copy").textContent === "Copied"`,
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second))); err != nil {
+		t.Errorf("the Copy button never said Copied: %v", err)
+	}
+	if copied, err := chromedp.Run(sb, chromedp.Evaluate[string](`navigator.clipboard.readText()`, chromedp.EvalAwaitPromise)); err != nil || copied != link {
+		t.Errorf("clipboard holds %q (%v), want the link", copied, err)
+	}
 
 	png, err := chromedp.Run(sb, chromedp.Screenshot(chromedp.ID("qr")))
 	if err != nil {
