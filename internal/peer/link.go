@@ -286,3 +286,29 @@ func (c *dcConn) Close() error {
 	c.l.fail(errLinkClosed)
 	return nil
 }
+
+// logStats logs the SCTP association's state every second until done, for
+// diagnosing throughput (a small cwnd means losses or a slow start; a small
+// rwnd a slow receiver).
+func (l *link) logStats(done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var last uint64
+	for {
+		select {
+		case <-t.C:
+			sctp := l.pc.SCTP()
+			if sctp == nil {
+				continue
+			}
+			st := sctp.Stats()
+			l.log.Debug("sctp", "gen", l.gen, "MBps", float64(st.BytesSent-last)/1e6, "cwnd", st.CongestionWindow,
+				"rwnd", st.ReceiverWindow, "srtt_ms", st.SmoothedRoundTripTime*1000, "mtu", st.MTU)
+			last = st.BytesSent
+		case <-done:
+			return
+		case <-l.dead:
+			return
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/handshake"
@@ -286,6 +287,9 @@ func (s *session) watch(ctx context.Context, l *link, f func(context.Context) er
 	defer cancel(nil)
 	done := make(chan struct{})
 	defer close(done)
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		go l.logStats(done)
+	}
 	go func() {
 		for {
 			select {
