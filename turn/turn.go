@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/udpbatch"
 	"github.com/pion/logging"
 	pionturn "github.com/pion/turn/v4"
 )
@@ -123,9 +124,14 @@ func (s *Server) listen() error {
 		return fmt.Errorf("%w: listen address %q: %v", ErrConfig, s.cfg.ListenAddr, err)
 	}
 	for range 20 {
-		udp, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, port))
 		if err != nil {
 			return fmt.Errorf("%w: udp %s: %v", ErrListen, s.cfg.ListenAddr, err)
+		}
+		// One socket carries every client's packets: batch its syscalls.
+		var udp net.PacketConn = pc
+		if uc, ok := pc.(*net.UDPConn); ok {
+			udp = udpbatch.Wrap(uc)
 		}
 		p := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
 		tcp, err := net.Listen("tcp", net.JoinHostPort(host, p))
@@ -313,6 +319,9 @@ func (g *generator) AllocatePacketConn(network string, port int) (net.PacketConn
 	pc, addr, err := g.base.AllocatePacketConn(network, port)
 	if err != nil {
 		return nil, nil, err
+	}
+	if uc, ok := pc.(*net.UDPConn); ok {
+		pc = udpbatch.Wrap(uc)
 	}
 	mc := &meteredConn{PacketConn: pc, s: g.s, relay: addr.String()}
 	if bw := g.s.cfg.Bandwidth; bw > 0 {

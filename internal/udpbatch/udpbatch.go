@@ -62,11 +62,22 @@ func NewNet(batch bool) (*Net, error) {
 
 // wrap enlarges c's buffers and, if batching, wraps it.
 func (n *Net) wrap(c *net.UDPConn) transport.UDPConn {
-	_ = c.SetReadBuffer(readBuffer)
-	_ = c.SetWriteBuffer(writeBuffer)
 	if !n.Batch {
+		setBuffers(c)
 		return c
 	}
+	return Wrap(c)
+}
+
+func setBuffers(c *net.UDPConn) {
+	_ = c.SetReadBuffer(readBuffer)
+	_ = c.SetWriteBuffer(writeBuffer)
+}
+
+// Wrap makes c a batching socket with large buffers; c belongs to the
+// returned Conn from now on.
+func Wrap(c *net.UDPConn) *Conn {
+	setBuffers(c)
 	return newConn(c)
 }
 
