@@ -255,3 +255,50 @@ func TestReceiverKilledResumes(t *testing.T) {
 		t.Fatalf("left behind: %v", left)
 	}
 }
+
+// TestReceiveDiskFull fills the target file system half way (a 2 MiB
+// tmpfs for a 6 MiB file): the receiver must stop with a clear message and
+// keep what it verified; after space is freed, the same command finishes
+// the transfer, while the sender waited.
+func TestReceiveDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "small-disk")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", out).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, msg)
+	}
+	t.Cleanup(func() { exec.Command("umount", out).Run() })
+	srv := startServer(t)
+	src := filepath.Join(t.TempDir(), "big.bin")
+	const size = 6 << 20
+	writeFile(t, src, size)
+	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+	link := send.next(t, ctx, "link").Link
+	env := []string{"FERRY_LINK=" + link}
+
+	first := exec.CommandContext(ctx, ferryBin, "receive", "--out", out)
+	first.Env = append(os.Environ(), env...)
+	msg, err := first.CombinedOutput()
+	if err == nil || !strings.Contains(string(msg), "not enough disk space") || !strings.Contains(string(msg), "run the same command again") {
+		t.Fatalf("receiving onto a full disk: %v\n%s", err, msg)
+	}
+	if msg, err := exec.Command("mount", "-o", "remount,size=20m", out).CombinedOutput(); err != nil {
+		t.Fatalf("grow tmpfs: %v %s", err, msg)
+	}
+	recv := startFerry(t, ctx, env, "receive", "--json", "--out", out)
+	recv.next(t, ctx, "done")
+	sdone := send.next(t, ctx, "done")
+	if sha(t, src) != sha(t, filepath.Join(out, "big.bin")) {
+		t.Fatal("file differs after resuming")
+	}
+	t.Logf("sender sent %d MiB for a %d MiB file over %d connections", sdone.Sent>>20, size>>20, sdone.Generations)
+	if sdone.Sent-size >= size*6/10 {
+		t.Fatalf("resent %d bytes: verified chunks were not kept", sdone.Sent-size)
+	}
+}

@@ -140,6 +140,12 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			}
 			return res, nil
 		}
+		if errors.Is(err, transfer.ErrDiskFull) {
+			// Keep the resume state and leave without a bye: the sender
+			// waits for us as for a lost connection.
+			return res, fmt.Errorf("%w; free some space and run the same command again within %s to continue from where it stopped (the sender is waiting)",
+				err, DefaultReconnectFor)
+		}
 		if !errors.Is(err, transfer.ErrConnLost) {
 			if ctx.Err() != nil {
 				s.cancel()

@@ -367,6 +367,11 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 	}
 	off := int64(ch.Index) * int64(r.man.ChunkSize)
 	if _, err := f.f.WriteAt(ch.Data, off); err != nil {
+		if isDiskFull(err) {
+			// Not the sender's problem and not fatal: stop here with what
+			// is verified so far; after freeing space, resuming continues.
+			return false, fmt.Errorf("%w: %s", ErrDiskFull, r.Dir)
+		}
 		return false, r.fail(c, proto.CodeIO, fmt.Errorf("writing %s: %w", f.part, err))
 	}
 	f.have.set(ch.Index)

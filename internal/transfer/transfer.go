@@ -8,6 +8,7 @@ package transfer
 import (
 	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/proto"
@@ -34,7 +35,14 @@ var (
 	ErrExists       = errors.New("file already exists (use --force to overwrite)")
 	ErrProtocol     = errors.New("transfer protocol error")
 	ErrTooLarge     = errors.New("transfer is larger than allowed")
+	ErrDiskFull     = errors.New("not enough disk space")
 )
+
+// isDiskFull reports whether err means the file system is full or the
+// user's quota is used up.
+func isDiskFull(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
 
 // PeerError is an error the other side reported.
 type PeerError struct {
