@@ -1,7 +1,10 @@
 // Human-readable sizes, rates and durations.
 
+// Sizes and counts keep their unit on the same line (no-break space).
+const nb = "\u00a0";
+
 export function formatBytes(n: number): string {
-  if (n < 1000) return `${n} B`;
+  if (n < 1000) return `${n}${nb}B`;
   const units = ["kB", "MB", "GB", "TB"];
   let v = n;
   let u = -1;
@@ -9,11 +12,11 @@ export function formatBytes(n: number): string {
     v /= 1000;
     u++;
   }
-  return `${v < 10 ? v.toFixed(1) : v < 100 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+  return `${v < 100 ? v.toFixed(1) : Math.round(v)}${nb}${units[u]}`;
 }
 
 export function formatRate(bytesPerSecond: number): string {
-  return `${(bytesPerSecond / 1e6).toFixed(1)} MB/s`;
+  return `${(bytesPerSecond / 1e6).toFixed(1)}${nb}MB/s`;
 }
 
 export function formatEta(seconds: number): string {
@@ -24,7 +27,7 @@ export function formatEta(seconds: number): string {
 }
 
 export function plural(n: number, word: string): string {
-  return `${n.toLocaleString("en")} ${word}${n === 1 ? "" : "s"}`;
+  return `${n.toLocaleString("en")}${nb}${word}${n === 1 ? "" : "s"}`;
 }
 
 // formatClock is a local time of day, e.g. "14:05" or "2:05 PM".

@@ -15,6 +15,7 @@ import { $, commonFolder, h, setState, showError, showPath, showPhrase, supportP
 
 export function viewOffer(m: Manifest, mode: SaveMode): TransferCard {
   const card = new TransferCard(m.files, m.totalSize, "receive");
+  $("files").hidden = false;
   const zip = zipName(m);
   $("offer-mode").textContent = {
     file: "You choose where to save it; it is written to disk as it arrives.",

@@ -57,10 +57,11 @@ export function runScene(s: Scene): void {
       send.viewIdle();
       showError(s.error ?? "");
     } else {
-      const card: TransferCard = send.viewPicked(files, total);
+      const card: TransferCard = send.viewPicked(files, total, s.canShare ?? false);
       if (s.step === "link") {
-        send.viewLink(s.link ?? "", s.expires ?? 0, s.canShare ?? false);
+        send.viewLink(s.link ?? "", s.expires ?? 0);
       } else {
+        send.viewPaired();
         connect();
         send.viewSending();
         card.update(progress, s.rate ?? 0);

@@ -10,7 +10,7 @@ import { fetchMe, showAccount, signInHref, type Me } from "./account";
 import { guardUnload } from "./unload";
 import { formatBytes, formatClock } from "./format";
 import { qrSVG } from "./qr";
-import { $, announce, setState, showError, showPath, showPhrase, supportProblem, TransferCard } from "./view";
+import { $, announce, describeFiles, fileRows, moreRow, setState, showError, showPath, showPhrase, supportProblem, TransferCard } from "./view";
 
 // The views below are what the page shows at each step; the controller
 // (sendPage) and the test scenes (scene.ts) both go through them.
@@ -28,32 +28,39 @@ export function viewSignIn(me: Me): void {
   $("signin").hidden = false;
 }
 
-export function viewPicked(files: FileEntry[], total: number): TransferCard {
+// viewPicked replaces the picker with the share card (the link comes a
+// moment later into space already there) and prepares the files card
+// that replaces the share card once the receiver is there. Each step
+// swaps one card for another in place, so nothing on screen moves.
+export function viewPicked(files: FileEntry[], total: number, shareable: boolean): TransferCard {
   $("pick").hidden = true;
   $("error").hidden = true;
   setState("waiting", "Creating a link…", "");
-  const card = new TransferCard(files, total, "send");
-  $("cancel").hidden = false;
-  return card;
+  const d = describeFiles(files, total);
+  $("share-files-title").textContent = d.title;
+  $("share-files-meta").textContent = d.meta;
+  const list = $("share-list");
+  list.replaceChildren(...fileRows(files).map((r) => r.li));
+  if (files.length > 1000) list.append(moreRow(files.length));
+  $("share-button").hidden = !shareable;
+  $("share").hidden = false;
+  return new TransferCard(files, total, "send");
 }
 
-export function viewLink(link: string, expires: number, canShare: boolean): void {
+export function viewLink(link: string, expires: number): void {
   ($("link") as HTMLInputElement).value = link;
+  ($("copy") as HTMLButtonElement).disabled = false;
   $("qr").replaceChildren(qrSVG(link));
-  $("share-button").hidden = !canShare;
-  $("share-hint").textContent =
-    (expires > 0 ? `The link works once, until ${formatClock(expires)}. ` : "The link works once. ") +
-    "Anyone who has it can receive the files, so share it privately.";
-  $("share").hidden = false;
+  $("share-expiry").textContent = expires > 0 ? `Valid until ${formatClock(expires)}` : "";
   setState("waiting", "Your link is ready", "Send it to the receiver and keep this page open: the files go straight from here once they open it.");
 }
 
 export function viewPaired(): void {
-  // The link card goes; the connection row and the total bar take their
-  // places at once, so nothing moves again when the bytes start.
   $("share").hidden = true;
+  $("files").hidden = false;
   $("conn").hidden = false;
   $("total").hidden = false;
+  $("cancel").hidden = false;
   setState("paired", "Connecting…", "The receiver opened the link. Securing the connection…");
 }
 
@@ -184,13 +191,13 @@ function start(sources: Source[]): void {
   running = true;
   const files = sources.map((s) => ({ path: s.path, size: s.file.size }));
   const total = sources.reduce((a, s) => a + s.file.size, 0);
-  const card = viewPicked(files, total);
+  const card = viewPicked(files, total, canShare(location.origin + "/r"));
   const relay = $("relay-only") as HTMLInputElement;
   let last: Progress | null = null;
   let sending = false;
   const flow = new SendFlow(sources, location.origin, () => relay.checked, {
     link(link, expires) {
-      viewLink(link, expires, canShare(link));
+      viewLink(link, expires);
       // The button that was used is gone: keep the keyboard focus on the
       // page, on the next thing to do.
       if (!document.activeElement || document.activeElement === document.body) $("copy").focus();
@@ -222,7 +229,7 @@ function start(sources: Source[]): void {
     },
   });
   (window as unknown as { ferryDebug: unknown }).ferryDebug = { flow };
-  $("cancel").onclick = () => flow.cancel();
+  $("cancel").onclick = $("cancel-share").onclick = () => flow.cancel();
   $("copy").onclick = () => void copyLink();
   $("share-button").onclick = () => {
     const link = ($("link") as HTMLInputElement).value;
@@ -262,7 +269,7 @@ function start(sources: Source[]): void {
 }
 
 function backToPicking(): void {
-  for (const id of ["files", "conn", "share", "phrase-box"]) $(id).hidden = true;
+  for (const id of ["files", "conn", "share", "phrase-box", "total"]) $(id).hidden = true;
   ($("file-input") as HTMLInputElement).value = "";
   ($("dir-input") as HTMLInputElement).value = "";
   ($("relay-only") as HTMLInputElement).disabled = false;

@@ -130,11 +130,46 @@ export function describeFiles(files: FileEntry[], total: number): { title: strin
 
 const maxRows = 1000;
 
+interface Row {
+  li: HTMLLIElement;
+  fill: HTMLElement;
+  status: HTMLElement;
+  root: HTMLElement;
+}
+
+// fileRows makes the list rows of files (at most maxRows): the name (its
+// folders dimmed, inside the common folder), the size, and a line for the
+// bar, the root and the status.
+export function fileRows(files: FileEntry[]): Row[] {
+  const strip = commonFolder(files).length;
+  return files.slice(0, maxRows).map((f) => {
+    const rel = strip ? f.path.slice(strip + 1) : f.path;
+    const slash = rel.lastIndexOf("/");
+    const name = h("span", { class: "file-name", title: f.path });
+    if (slash >= 0) name.append(h("span", { class: "file-dir" }, rel.slice(0, slash + 1)));
+    name.append(rel.slice(slash + 1));
+    const fill = h("span", { class: "file-fill" });
+    const status = h("span", { class: "file-status" });
+    const root = h("code", { class: "file-root" });
+    const li = h(
+      "li",
+      { class: "file" },
+      h("span", { class: "file-line" }, name, h("span", { class: "file-size" }, formatBytes(f.size))),
+      h("span", { class: "file-sub" }, h("span", { class: "file-bar", "aria-hidden": "true" }, fill), root, status),
+    );
+    return { li, fill, status, root };
+  });
+}
+
+export function moreRow(n: number): HTMLLIElement {
+  return h("li", { class: "file more" }, `… and ${plural(n - maxRows, "more file")}`);
+}
+
 // TransferCard is the files card: the list with a bar per file, the total
 // bar with rate and time left, and the roots once verified. Row updates
 // touch only what changed, so hundreds of files stay cheap at 10 Hz.
 export class TransferCard {
-  private rows: { li: HTMLLIElement; fill: HTMLElement; status: HTMLElement; root: HTMLElement; shown: string; frac: number }[] = [];
+  private rows: (Row & { shown: string; frac: number })[] = [];
   private meter = new RateMeter();
   private bar = $("progress") as HTMLProgressElement;
   private lastMilestone = -1;
@@ -149,35 +184,18 @@ export class TransferCard {
     const d = describeFiles(files, total);
     $("files-title").textContent = d.title;
     $("files-meta").textContent = d.meta;
-    // Rows show paths inside the common folder (the heading names it).
-    const strip = commonFolder(files).length;
     const list = $("file-list");
     list.hidden = files.length === 1; // the total bar is that file's bar
     list.replaceChildren(
-      ...files.slice(0, maxRows).map((f) => {
-        const rel = strip ? f.path.slice(strip + 1) : f.path;
-        const slash = rel.lastIndexOf("/");
-        const name = h("span", { class: "file-name", title: f.path });
-        if (slash >= 0) name.append(h("span", { class: "file-dir" }, rel.slice(0, slash + 1)));
-        name.append(rel.slice(slash + 1));
-        const fill = h("span", { class: "file-fill" });
-        const status = h("span", { class: "file-status" });
-        const root = h("code", { class: "file-root" });
-        const li = h(
-          "li",
-          { class: "file" },
-          h("span", { class: "file-line" }, name, h("span", { class: "file-size" }, formatBytes(f.size))),
-          h("span", { class: "file-sub" }, h("span", { class: "file-bar", "aria-hidden": "true" }, fill), root, status),
-        );
+      ...fileRows(files).map(({ li, fill, status, root }) => {
         li.dataset.state = "waiting";
         status.textContent = "Waiting";
         this.rows.push({ li, fill, status, root, shown: "waiting", frac: 0 });
         return li;
       }),
     );
-    if (files.length > maxRows) list.append(h("li", { class: "file more" }, `… and ${plural(files.length - maxRows, "more file")}`));
+    if (files.length > maxRows) list.append(moreRow(files.length));
     this.text(0, 0, 0, 0);
-    $("files").hidden = false;
   }
 
   // update shows p; rate overrides the measured rate (test scenes).
