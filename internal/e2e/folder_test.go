@@ -12,12 +12,14 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
 
@@ -192,7 +194,15 @@ new PerformanceObserver((list) => {
     window.__shifts.push({ value: e.value, state: document.body && document.body.dataset.state,
       nodes: (e.sources || []).map((s) => s.node && (s.node.id || s.node.className || s.node.nodeName)) });
   }
-}).observe({ type: "layout-shift", buffered: true });`
+}).observe({ type: "layout-shift", buffered: true });
+// The page's main thread stays free while the worker hashes and writes.
+window.__longTasks = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) window.__longTasks.push(Math.round(e.duration));
+}).observe({ type: "longtask", buffered: true });
+// Anything the Content-Security-Policy blocked.
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (e) => window.__cspViolations.push(e.violatedDirective + " " + e.blockedURI));`
 
 func layoutShift(t testing.TB, b context.Context) (float64, string) {
 	t.Helper()
@@ -234,6 +244,23 @@ func runFolder(t *testing.T, fc folderCase) {
 	} else {
 		onNewDocument(t, rb, noFSAccess)
 		setDownloads(t, rb, dl)
+	}
+	// Every request of both pages goes to this server (no third parties).
+	var requests []<-chan string
+	for _, b := range []context.Context{sb, rb} {
+		ch := make(chan string, 4096)
+		requests = append(requests, ch)
+		go func() {
+			for ev, err := range chromedp.Events(b, network.RequestWillBeSent) {
+				if err != nil {
+					return
+				}
+				select {
+				case ch <- ev.Request.URL:
+				default:
+				}
+			}
+		}()
 	}
 	link := sendFolder(t, sb, base+"/", folder)
 	if got := text(sb, "files-title"); got != "tree" {
@@ -299,11 +326,34 @@ func runFolder(t *testing.T, fc folderCase) {
 		if c := countLines(roots); c != len(want) {
 			t.Errorf("%s lists %d BLAKE3 roots, want %d", name, c, len(want))
 		}
+		if v, _ := chromedp.Run(b, chromedp.Evaluate[[]string](`window.__cspViolations`)); len(v) > 0 {
+			t.Errorf("%s: Content-Security-Policy violations: %v", name, v)
+		}
+		if lt, _ := chromedp.Run(b, chromedp.Evaluate[[]int](`window.__longTasks`)); len(lt) > 0 {
+			longest := slices.Max(lt)
+			t.Logf("%s: %d main-thread tasks over 50 ms, the longest %d ms", name, len(lt), longest)
+			if longest > 1000 {
+				t.Errorf("%s: the page was unresponsive for %d ms", name, longest)
+			}
+		} else {
+			t.Logf("%s: no main-thread task over 50 ms", name)
+		}
 		if cls, shifts := layoutShift(t, b); cls > 0.01 {
 			t.Errorf("%s: cumulative layout shift %.3f: %s", name, cls, shifts)
 		} else {
 			t.Logf("%s: cumulative layout shift %.4f %s", name, cls, shifts)
 		}
+	}
+	for i, ch := range requests {
+		n := 0
+		for len(ch) > 0 {
+			u := <-ch
+			n++
+			if !strings.HasPrefix(u, base+"/") && !strings.HasPrefix(u, "data:") && !strings.HasPrefix(u, "blob:") {
+				t.Errorf("%s page requested %s", []string{"send", "receive"}[i], u)
+			}
+		}
+		t.Logf("%s page: %d requests, all to %s", []string{"send", "receive"}[i], n, base)
 	}
 	// Both sides' roots agree.
 	sr, _ := chromedp.Run(sb, chromedp.Evaluate[string](`document.getElementById("roots-text").textContent`))

@@ -258,7 +258,7 @@ func diag(b context.Context) string {
 
 func text(b context.Context, id string) string {
 	s, _ := chromedp.Run(b, chromedp.Evaluate[string](fmt.Sprintf(`(document.getElementById(%q) || {}).textContent || ""`, id)))
-	return s
+	return strings.ReplaceAll(s, "\u00a0", " ") // sizes keep their units with no-break spaces
 }
 
 // sendFiles opens the send page, picks files and returns the link.
