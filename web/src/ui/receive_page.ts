@@ -64,6 +64,8 @@ export function viewDone(card: TransferCard, roots: readonly string[], m: Manife
   );
 }
 
+const linkTitle = "This link does not work";
+
 export function receivePage(): void {
   const problem = supportProblem();
   if (problem) {
@@ -72,14 +74,14 @@ export function receivePage(): void {
   }
   const frag = location.hash.replace(/^#/, "");
   if (frag === "") {
-    showError("This link is incomplete: the part after “#” is missing. Ask the sender to copy the whole link.", "error", []);
+    showError("This link is incomplete: the part after “#” is missing. Ask the sender to copy the whole link.", "error", [], linkTitle);
     return;
   }
   let ticket;
   try {
     ticket = parseTicket(decodeURIComponent(frag));
   } catch (e) {
-    showError(e instanceof LinkError ? e.message : "This is not a valid ferry link.", "error", []);
+    showError(e instanceof LinkError ? e.message : "This is not a valid ferry link.", "error", [], linkTitle);
     return;
   }
   const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
@@ -131,7 +133,8 @@ export function receivePage(): void {
       finished = true;
       $("cancel").hidden = true;
       $("offer").hidden = true;
-      showError(e.message, e.outcome === "canceled" ? "canceled" : "error", []);
+      const linkProblem = [4004, 4005, 4006, 4007].includes(e.code) && !accepted;
+      showError(e.message, e.outcome === "canceled" ? "canceled" : "error", [], linkProblem ? linkTitle : undefined);
     },
   );
 }

@@ -25,6 +25,7 @@ export interface Scene {
   rate?: number; // bytes per second
   mode?: SaveMode;
   error?: string;
+  title?: string; // of the error
 }
 
 export function sceneFromPage(): Scene | null {
@@ -70,7 +71,7 @@ export function runScene(s: Scene): void {
     }
   } else {
     if (s.step === "error") {
-      showError(s.error ?? "", "error", []);
+      showError(s.error ?? "", "error", [], s.title);
     } else {
       connect();
       const mode = s.mode ?? "folder";

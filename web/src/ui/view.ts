@@ -56,8 +56,13 @@ export interface Action {
   primary?: boolean;
 }
 
-export function showError(message: string, state: PageState = "error", actions: Action[] = [{ label: "Start over", href: "" }]): void {
-  setState(state, state === "canceled" ? "Transfer canceled" : "Something went wrong", "");
+export function showError(
+  message: string,
+  state: PageState = "error",
+  actions: Action[] = [{ label: "Start over", href: "" }],
+  title = state === "canceled" ? "Transfer canceled" : "Something went wrong",
+): void {
+  setState(state, title, "");
   $("error-text").textContent = message;
   $("error-actions").replaceChildren(
     ...actions.map((a, i) => {
