@@ -62,6 +62,8 @@ func screenshotScenes() []scene {
 			"phrase": scenePhrase, "path": "direct", "mode": "zip"}},
 		{"receive-progress", "/r", map[string]any{"page": "receive", "step": "transferring", "files": sceneFiles,
 			"phrase": scenePhrase, "path": "relay", "mode": "zip", "fileDone": progress, "roots": partRoots, "rate": 18_300_000}},
+		{"receive-error", "/r", map[string]any{"page": "receive", "step": "error", "title": "This link does not work",
+			"error": "This link was already opened by someone. Links work only once: ask the sender for a new one."}},
 		{"receive-done", "/r", map[string]any{"page": "receive", "step": "done",
 			"files":  []map[string]any{{"path": "Quarterly report 2025.pdf", "size": 18_402_991}},
 			"phrase": scenePhrase, "path": "direct", "mode": "file", "fileDone": []int{18_402_991}, "roots": sceneRoots[2:3]}},
