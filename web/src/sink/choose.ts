@@ -66,6 +66,13 @@ export async function pickSink(
     console.warn("ferry: the service worker did not serve the download; keeping the files in memory");
   }
   if (mode === "zip") {
+    // client-zip writes a zip64 end record only for big files, so an
+    // archive of more entries than a plain zip can count would not open.
+    if (man.files.length > 65535) {
+      throw new FerryError(
+        "This browser cannot save folders, and these are too many files for one zip archive (at most 65,535). Open the link in Chrome or Edge on a computer, or use the ferry command-line tool.",
+      );
+    }
     const name = zipName(man);
     const dl = await startDownload(sw!, worker, 0, name, zipLength(man.files));
     let verified = 0;

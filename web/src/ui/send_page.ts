@@ -231,6 +231,7 @@ function start(sources: Source[]): void {
   (window as unknown as { ferryDebug: unknown }).ferryDebug = { flow };
   $("cancel").onclick = $("cancel-share").onclick = () => flow.cancel();
   $("copy").onclick = () => void copyLink();
+  $("link").addEventListener("focus", () => ($("link") as HTMLInputElement).select());
   $("share-button").onclick = () => {
     const link = ($("link") as HTMLInputElement).value;
     void navigator.share?.({ title: "Files for you (ferry)", text: "Open this link to receive the files I'm sending:", url: link }).catch(() => {});

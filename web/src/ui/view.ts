@@ -178,6 +178,7 @@ export class TransferCard {
   private meter = new RateMeter();
   private bar = $("progress") as HTMLProgressElement;
   private lastMilestone = -1;
+  private lastPct = -1;
   private verb: string;
 
   constructor(
@@ -235,6 +236,12 @@ export class TransferCard {
         }
       }
     }
+    // A tab in the background shows how far it is.
+    const pct = p.total > 0 ? Math.floor((100 * p.done) / p.total) : 0;
+    if (pct !== this.lastPct) {
+      this.lastPct = pct;
+      document.title = `${pct}% ${this.verb} · ferry`;
+    }
     // Screen readers hear about every quarter, not every tick.
     const q = p.total > 0 ? Math.floor((4 * p.done) / p.total) : 0;
     if (q !== this.lastMilestone && q > 0 && q < 4) announce(`${q * 25}% ${this.verb}`);
@@ -272,5 +279,6 @@ export class TransferCard {
       $("roots").hidden = false;
     }
     announce(`Done: ${n === 1 ? "the file was" : `all ${n} files were`} ${this.verb} and verified.`);
+    document.title = `✓ ${this.verb[0]!.toUpperCase()}${this.verb.slice(1)} and verified · ferry`;
   }
 }
