@@ -355,6 +355,9 @@ func runFolder(t *testing.T, fc folderCase) {
 		}
 		t.Logf("%s page: %d requests, all to %s", []string{"send", "receive"}[i], n, base)
 	}
+	if title, _ := chromedp.Run(rb, chromedp.Evaluate[string](`document.title`)); !strings.Contains(title, "Received and verified") {
+		t.Errorf("receive page title %q", title)
+	}
 	// Both sides' roots agree.
 	sr, _ := chromedp.Run(sb, chromedp.Evaluate[string](`document.getElementById("roots-text").textContent`))
 	rr, _ := chromedp.Run(rb, chromedp.Evaluate[string](`document.getElementById("roots-text").textContent`))
