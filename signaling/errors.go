@@ -2,6 +2,7 @@ package signaling
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/coder/websocket"
 	"github.com/ferrydev/ferry/internal/proto"
@@ -16,17 +17,19 @@ var (
 	ErrExists      = errors.New("signaling: id already exists")
 	ErrRateLimited = errors.New("signaling: rate limited")
 	ErrForbidden   = errors.New("signaling: forbidden by policy")
-	ErrProtocol    = errors.New("signaling: protocol violation")
-	ErrVersion     = errors.New("signaling: unsupported protocol version")
-	ErrTooLarge    = errors.New("signaling: message too large")
-	ErrLimit       = errors.New("signaling: per-pairing limit reached")
-	ErrWrongKey    = errors.New("signaling: key confirmation failed")
-	ErrPeerGone    = errors.New("signaling: peer disconnected")
-	ErrCanceled    = errors.New("signaling: peer canceled")
-	ErrTimeout     = errors.New("signaling: timed out waiting for peer")
-	ErrShutdown    = errors.New("signaling: server shutting down")
-	ErrReplaced    = errors.New("signaling: replaced by a newer connection")
-	ErrInternal    = errors.New("signaling: internal error")
+	// ErrSignInRequired is the ErrForbidden of a sender who must sign in.
+	ErrSignInRequired = fmt.Errorf("%w: sign-in required", ErrForbidden)
+	ErrProtocol       = errors.New("signaling: protocol violation")
+	ErrVersion        = errors.New("signaling: unsupported protocol version")
+	ErrTooLarge       = errors.New("signaling: message too large")
+	ErrLimit          = errors.New("signaling: per-pairing limit reached")
+	ErrWrongKey       = errors.New("signaling: key confirmation failed")
+	ErrPeerGone       = errors.New("signaling: peer disconnected")
+	ErrCanceled       = errors.New("signaling: peer canceled")
+	ErrTimeout        = errors.New("signaling: timed out waiting for peer")
+	ErrShutdown       = errors.New("signaling: server shutting down")
+	ErrReplaced       = errors.New("signaling: replaced by a newer connection")
+	ErrInternal       = errors.New("signaling: internal error")
 )
 
 var closeCodes = []struct {
@@ -43,7 +46,8 @@ var closeCodes = []struct {
 	{ErrUsed, proto.CloseUsed, "link already used"},
 	{ErrWrongKey, proto.CloseWrongKey, "wrong key; link closed"},
 	{ErrPeerGone, proto.ClosePeerGone, "peer disconnected"},
-	{ErrForbidden, proto.CloseForbidden, "not allowed"},
+	{ErrSignInRequired, proto.CloseForbidden, "sign-in required"},
+	{ErrForbidden, proto.CloseForbidden, "not allowed from this network"},
 	{ErrTimeout, proto.CloseTimeout, "timed out"},
 	{ErrCanceled, proto.CloseCanceled, "canceled by peer"},
 	{ErrShutdown, proto.CloseShutdown, "server shutting down"},

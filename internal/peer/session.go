@@ -406,7 +406,7 @@ func (s *session) report(path string, bytes int64, outcome string, files int) {
 	defer cancel()
 	m := proto.ClientMessage{Type: proto.MsgReport, Path: path, Bytes: bytes, Outcome: outcome, Files: files}
 	if s.auditNames {
-		m.Names = s.names
+		m.Names = capNames(s.names)
 	}
 	_ = sig.Send(ctx, m)
 }
@@ -432,4 +432,19 @@ func (s *session) emitConnected(l *link) {
 	if f := s.cfg.Events.Connected; f != nil {
 		f(l.path(), l.gen)
 	}
+}
+
+// maxReportNames keeps a report well inside the server's 64 KiB message
+// limit, whatever the number of files (PROTOCOL §2.5: names may be cut).
+const maxReportNames = 48 << 10
+
+func capNames(names []string) []string {
+	total := 0
+	for i, n := range names {
+		total += len(n) + 4 // quotes, comma, some escaping
+		if total > maxReportNames {
+			return names[:i]
+		}
+	}
+	return names
 }

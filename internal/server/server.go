@@ -235,7 +235,7 @@ func (s *Server) mayCreate(r *http.Request, ip netip.Addr) (string, error) {
 	}
 	user, ok := s.auth.Sender(r)
 	if !ok {
-		return "", fmt.Errorf("%w: sign-in required", signaling.ErrForbidden)
+		return "", signaling.ErrSignInRequired
 	}
 	return user, nil
 }
@@ -340,7 +340,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /api/v1/me", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		_ = json.NewEncoder(w).Encode(s.auth.WhoAmI(r))
+		// The page learns the policy before it creates a link.
+		_ = json.NewEncoder(w).Encode(struct {
+			auth.Me
+			MaxBytes int64 `json:"maxBytes,omitempty"`
+		}{s.auth.WhoAmI(r), int64(s.cfg.MaxTransfer)})
 	})
 	s.adminRoutes(mux)
 	mux.Handle("/", web.Handler())
