@@ -15,8 +15,8 @@ import (
 
 // Link errors.
 var (
-	errLinkFailed = errors.New("peer connection failed")
-	errLinkClosed = errors.New("peer connection closed")
+	errLinkFailed = errors.New("peer: connection failed")
+	errLinkClosed = errors.New("peer: connection closed")
 )
 
 const (

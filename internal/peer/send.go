@@ -247,7 +247,7 @@ func (s *session) connectSender(ctx context.Context, gen int) (*link, error) {
 }
 
 // errPeerDone is the bye of a peer that finished successfully.
-var errPeerDone = errors.New("the other side finished")
+var errPeerDone = errors.New("peer: the other side finished")
 
 // Bye reasons (PROTOCOL §3.3).
 const (
@@ -295,7 +295,7 @@ func (s *session) watch(ctx context.Context, l *link, f func(context.Context) er
 			select {
 			case g := <-s.restarts:
 				if g == 0 || g >= l.gen {
-					l.fail(errors.New("the other side asked to reconnect"))
+					l.fail(errors.New("peer: the other side asked to reconnect"))
 					return
 				}
 			case <-s.bye:

@@ -18,9 +18,9 @@ import (
 
 // Errors the session returns besides sigclient's and transfer's.
 var (
-	ErrPeerLeft      = errors.New("the other side left")
-	ErrSessionLost   = errors.New("could not reconnect to the other side")
-	errSignalingDown = errors.New("signaling connection lost")
+	ErrPeerLeft      = errors.New("peer: the other side left")
+	ErrSessionLost   = errors.New("peer: could not reconnect to the other side")
+	errSignalingDown = errors.New("peer: signaling connection lost")
 )
 
 // Events lets a user interface follow a transfer. Every field may be nil.

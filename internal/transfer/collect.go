@@ -12,7 +12,7 @@ import (
 )
 
 // ErrNothingToSend is returned when the paths contain no regular files.
-var ErrNothingToSend = errors.New("nothing to send: no regular files in the given paths")
+var ErrNothingToSend = errors.New("transfer: nothing to send: no regular files in the given paths")
 
 // Collect expands files and folders into SourceFiles. A folder keeps its
 // name and relative paths ("photos/2024/a.jpg"). Symbolic links inside

@@ -13,7 +13,7 @@ import (
 )
 
 // ErrUnsafePath reports a path the receiver refuses to write.
-var ErrUnsafePath = errors.New("unsafe path")
+var ErrUnsafePath = errors.New("transfer: unsafe path")
 
 // Windows device names are refused on every platform: a folder received on
 // Linux is often copied to Windows later.

@@ -391,7 +391,7 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 }
 
 // errDone ends the receive loop successfully from inside chunk handling.
-var errDone = errors.New("transfer complete")
+var errDone = errors.New("transfer: complete")
 
 func errTransferDone(err error) error {
 	if err != nil {

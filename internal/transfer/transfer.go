@@ -27,15 +27,15 @@ type Conn interface {
 // Errors. ErrConnLost means the connection broke and the transfer may
 // continue on a new one; the others end the transfer.
 var (
-	ErrConnLost     = errors.New("connection lost")
-	ErrCanceled     = errors.New("the other side canceled the transfer")
-	ErrDeclined     = errors.New("the receiver declined the transfer")
-	ErrRootMismatch = errors.New("verification failed: the received file does not match what was sent")
-	ErrFileChanged  = errors.New("a file changed on disk while it was being sent")
-	ErrExists       = errors.New("file already exists (use --force to overwrite)")
-	ErrProtocol     = errors.New("transfer protocol error")
-	ErrTooLarge     = errors.New("transfer is larger than allowed")
-	ErrDiskFull     = errors.New("not enough disk space")
+	ErrConnLost     = errors.New("transfer: connection lost")
+	ErrCanceled     = errors.New("transfer: the other side canceled the transfer")
+	ErrDeclined     = errors.New("transfer: the receiver declined the transfer")
+	ErrRootMismatch = errors.New("transfer: verification failed: the received file does not match what was sent")
+	ErrFileChanged  = errors.New("transfer: a file changed on disk while it was being sent")
+	ErrExists       = errors.New("transfer: file already exists (use --force to overwrite)")
+	ErrProtocol     = errors.New("transfer: protocol error")
+	ErrTooLarge     = errors.New("transfer: larger than allowed")
+	ErrDiskFull     = errors.New("transfer: not enough disk space")
 )
 
 // isDiskFull reports whether err means the file system is full or the
