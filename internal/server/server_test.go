@@ -3,10 +3,17 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -473,4 +480,78 @@ func TestExternalTURN(t *testing.T) {
 	if sres.Path != "relay" || rres.Path != "relay" || relay.RelayedBytes() < 1<<20 {
 		t.Fatalf("paths %s/%s, relayed %d bytes", sres.Path, rres.Path, relay.RelayedBytes())
 	}
+}
+
+// TestTLS serves HTTPS from --tls-cert/--tls-key; peers that trust the
+// certificate transfer over wss://, and links say https.
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM, pool := selfSigned(t)
+	cfg := testConfig()
+	cfg.TLSCert, cfg.TLSKey = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cfg.TLSCert, certPEM, 0o600)
+	os.WriteFile(cfg.TLSKey, keyPEM, 0o600)
+	srv := start(t, cfg, server.Options{})
+	if srv.URL().Scheme != "https" {
+		t.Fatalf("URL %s", srv.URL())
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	if code, _ := get(t, client, srv.URL().String()+"/healthz", nil); code != 200 {
+		t.Fatalf("healthz over TLS: %d", code)
+	}
+	dial := sigclient.Options{HTTPClient: client}
+	ctx := testCtx(t)
+	f := randomFile(t, "tls.bin", 200_000)
+	links := make(chan string, 1)
+	var rerr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		link := <-links
+		if !strings.HasPrefix(link, "https://") {
+			rerr = errors.New("link is not https: " + link)
+			return
+		}
+		base, tk, err := ticket.ParseLink(link)
+		if err != nil {
+			rerr = err
+			return
+		}
+		_, rerr = peer.Receive(ctx, &peer.Config{Server: base, Dial: dial}, base, tk, peer.ReceiveOptions{Dir: t.TempDir()})
+	}()
+	_, serr := peer.Send(ctx, &peer.Config{Server: srv.URL(), Dial: dial, Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}},
+		[]transfer.SourceFile{f}, peer.SendOptions{})
+	wg.Wait()
+	if serr != nil || rerr != nil {
+		t.Fatalf("send %v, receive %v", serr, rerr)
+	}
+	// A client that does not trust the certificate gets a clear error.
+	if _, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{}); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("untrusted certificate: %v", err)
+	}
+}
+
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ferry test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), pool
 }
