@@ -12,12 +12,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/handshake"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/redistest"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/sigclient"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
@@ -27,32 +27,9 @@ import (
 // the store in Redis at redisURL.
 func startInstance(t *testing.T, redisURL string) *server.Server {
 	t.Helper()
-	cfg := config.DefaultServe()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.TURN.Listen = "127.0.0.1:0"
-	cfg.TURN.RelayBind = "127.0.0.1"
+	cfg := servertest.Config()
 	cfg.Redis = redisURL
-	srv, err := server.New(cfg, server.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	// Run subscribes before it serves signaling; wait for it so that no
-	// envelope published to this instance is lost.
-	select {
-	case <-srv.Signaling().Ready():
-	case <-time.After(10 * time.Second):
-		t.Fatal("instance did not become ready")
-	}
-	return srv
+	return servertest.Start(t, cfg, server.Options{})
 }
 
 // twoInstances is the smallest cluster: instances A and B behind one

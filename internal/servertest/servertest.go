@@ -5,6 +5,7 @@ package servertest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/server"
@@ -34,5 +35,13 @@ func Start(t testing.TB, cfg config.Serve, o server.Options) *server.Server {
 			t.Errorf("server: %v", err)
 		}
 	})
+	// Ready once signaling delivers messages (it serves HTTP only then).
+	select {
+	case <-srv.Signaling().Ready():
+	case err := <-done:
+		t.Fatalf("server stopped at start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not become ready")
+	}
 	return srv
 }
