@@ -1,0 +1,113 @@
+package config_test
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/ferrydev/ferry/internal/config"
+)
+
+func parse(t *testing.T, args []string, env map[string]string) (config.Serve, error) {
+	t.Helper()
+	c := config.DefaultServe()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.Flags(fs)
+	err := config.Parse(fs, args, func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	return c, err
+}
+
+func TestPrecedence(t *testing.T) {
+	env := map[string]string{"FERRY_ADDR": ":9000", "FERRY_TICKET_TTL": "2h", "FERRY_TURN_ALLOW_PRIVATE": "true"}
+	c, err := parse(t, []string{"--addr", ":7000"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":7000" {
+		t.Errorf("flag must beat env: addr %s", c.Addr)
+	}
+	if c.TicketTTL.Hours() != 2 || !c.TURN.AllowPrivate {
+		t.Errorf("env not applied: %+v", c)
+	}
+	if c.TURN.Listen != ":3478" || c.CreateLimit != 30 {
+		t.Errorf("defaults lost: %+v", c)
+	}
+	if _, err := parse(t, nil, map[string]string{"FERRY_TICKET_TTL": "soon"}); !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), "FERRY_TICKET_TTL") {
+		t.Errorf("bad env value: %v", err)
+	}
+}
+
+func TestBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1500": 1500, "64KiB": 64 << 10, "10MB": 10e6, "2GiB": 2 << 30, "1.5 GB": 1.5e9, "3tib": 3 << 40} {
+		var b config.Bytes
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("Bytes(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "ten", "5XB"} {
+		var b config.Bytes
+		if err := b.Set(in); err == nil {
+			t.Errorf("Bytes(%q) accepted", in)
+		}
+	}
+	if s := config.FormatBytes(3 << 30); s != "3GiB" {
+		t.Errorf("FormatBytes = %s", s)
+	}
+}
+
+func TestPortRange(t *testing.T) {
+	var p config.PortRange
+	if err := p.Set("49152-65535"); err != nil || p.Min != 49152 || p.Max != 65535 || p.String() != "49152-65535" {
+		t.Fatalf("%v %+v", err, p)
+	}
+	for _, in := range []string{"1", "5-4", "0-10", "a-b", "1-70000"} {
+		if err := p.Set(in); err == nil {
+			t.Errorf("PortRange(%q) accepted", in)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string // substring of the error, "" for valid
+	}{
+		{"defaults", nil, ""},
+		{"bad addr", []string{"--addr", "nope"}, "--addr"},
+		{"public url", []string{"--public-url", "ferry.example"}, "--public-url"},
+		{"tls half", []string{"--tls-cert", "c.pem"}, "--tls-cert"},
+		{"ttl", []string{"--ticket-ttl", "0s"}, "--ticket-ttl"},
+		{"log level", []string{"--log-level", "loud"}, "--log-level"},
+		{"proxies", []string{"--trusted-proxies", "10.0.0.0/8,nonsense"}, "--trusted-proxies"},
+		{"relay ip", []string{"--turn-relay-ip", "host"}, "--turn-relay-ip"},
+		{"turn url scheme", []string{"--turn-url", "http://x", "--turn-secret", "s"}, "--turn-url"},
+		{"turn url needs secret", []string{"--turn-url", "turn:x:3478"}, "--turn-secret"},
+		{"redis", []string{"--redis", "localhost:6379"}, "--redis"},
+		{"oidc needs client", []string{"--oidc-issuer", "https://id.example"}, "--oidc-client-id"},
+		{"short cookie secret", []string{"--cookie-secret", "short"}, "--cookie-secret"},
+		{"create-from", []string{"--allow-create-from", "10.0.0.1"}, "--allow-create-from"},
+		{"no turn is fine", []string{"--turn-listen", ""}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parse(t, tc.args, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("valid config refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one about %s", err, tc.want)
+			}
+		})
+	}
+}
