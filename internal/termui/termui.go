@@ -115,7 +115,8 @@ func (p *Progress) Update(pr transfer.Progress) {
 	for len(p.samples) > 2 && now.Sub(p.samples[0].t) > 5*time.Second {
 		p.samples = p.samples[1:]
 	}
-	done := pr.Done >= pr.Total && pr.Total > 0 || pr.FilesDone == pr.Files && pr.Files > 0
+	// Finished means every file verified, not merely every byte received.
+	done := pr.Files > 0 && pr.FilesDone == pr.Files
 	if !p.tty && !done && now.Sub(p.last) < p.interval {
 		return
 	}

@@ -1,0 +1,61 @@
+package termui_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/termui"
+	"github.com/ferrydev/ferry/internal/transfer"
+)
+
+func TestBytes(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 kB", 1_500_000: "1.5 MB", 3e12: "3.0 TB"} {
+		if got := termui.Bytes(n); got != want {
+			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
+		}
+	}
+}
+
+func TestProgressLines(t *testing.T) {
+	var buf bytes.Buffer // not a TTY: plain lines, rate limited
+	p := termui.NewProgress(&buf, "receiving")
+	start := time.Unix(1000, 0)
+	for i := range 11 {
+		p.Update(transfer.Progress{Total: 100e6, Done: int64(i) * 10e6, Files: 2, FilesDone: i / 10, Time: start.Add(time.Duration(i) * time.Second)})
+	}
+	p.Update(transfer.Progress{Total: 100e6, Done: 100e6, Files: 2, FilesDone: 2, Time: start.Add(11 * time.Second)})
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	// t=0, t=5 and t=10 (every 5 s), then done once.
+	if len(lines) != 4 {
+		t.Fatalf("%d lines:\n%s", len(lines), buf.String())
+	}
+	if !strings.Contains(lines[1], "50.0%") || !strings.Contains(lines[1], "10.0 MB/s") || !strings.Contains(lines[1], "ETA 0:05") {
+		t.Errorf("middle line %q", lines[1])
+	}
+	if !strings.Contains(lines[3], "100.0%") || !strings.Contains(lines[3], "files 2/2") {
+		t.Errorf("last line %q", lines[3])
+	}
+	if strings.Contains(buf.String(), "\r") {
+		t.Error("carriage returns written to a non-terminal")
+	}
+}
+
+func TestQR(t *testing.T) {
+	var buf bytes.Buffer
+	if err := termui.QR(&buf, "https://ferry.example/r#AAECAwQFBgcI.AAECAwQFBgcICQoLDA0ODw"); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(buf.String(), "\n"), "\n")
+	w := len([]rune(lines[0]))
+	for _, l := range lines {
+		if len([]rune(l)) != w {
+			t.Fatal("ragged QR rows")
+		}
+	}
+	// Two modules per text row: about half as many rows as columns.
+	if w < 25 || len(lines) < w/2-1 || len(lines) > w/2+2 {
+		t.Fatalf("%d rows of %d columns", len(lines), w)
+	}
+}
