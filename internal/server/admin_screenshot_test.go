@@ -57,6 +57,10 @@ func TestAdminScreenshots(t *testing.T) {
 	})
 
 	b := browsertest.New(t, ctx, browsertest.Options{})
+	// Overlay scrollbars fade in and out: keep them out of the pixels.
+	if _, err := chromedp.Call(b, emulation.SetScrollbarsHidden, emulation.SetScrollbarsHiddenParams{Hidden: true}); err != nil {
+		t.Fatal(err)
+	}
 	// Sign in the way the login form does (its behaviour is covered by
 	// TestAdminPage), then load the page: a plain navigation is easier to
 	// wait for than a form submission. The fetch runs from /healthz, since
