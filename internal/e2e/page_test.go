@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/ferrydev/ferry/internal/audit"
 	"github.com/ferrydev/ferry/internal/browsertest"
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/oidcstub"
@@ -200,24 +201,30 @@ func TestDropFilesAndFolder(t *testing.T) {
 	}
 }
 
-// When the server asks senders to sign in, the send page says so and
-// links to the sign-in; after signing in it shows who is signed in, with
-// a sign-out link, and sending works. If the sign-in is gone by the time a
-// link is created (the server closes with 4009), the page says what
-// happened and links to the sign-in again.
-func TestSignInToSend(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+// signInServer starts a server whose senders sign in with an OIDC
+// provider (a stub that signs in alice@example.org); change adjusts the
+// rest of its configuration.
+func signInServer(t *testing.T, ctx context.Context, change func(*config.Serve)) string {
+	t.Helper()
 	stub, err := oidcstub.Start("ferry-e2e", "client-secret", "alice@example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stub.Close()
+	t.Cleanup(stub.Close)
 	_, base, _ := startServerWith(t, ctx, nil, func(c *config.Serve) {
 		c.OIDCIssuer, c.OIDCClientID, c.OIDCClientSecret = stub.URL, "ferry-e2e", "client-secret"
+		if change != nil {
+			change(c)
+		}
 	})
-	src, _ := randomFile(t, t.TempDir(), "signed.bin", 1000)
-	sb := newBrowser(t, ctx, "sender")
+	return base
+}
+
+// signIn opens the send page, which asks to sign in, follows its sign-in
+// link through the provider and back, and checks the page then says who
+// is signed in, with a sign-out link.
+func signIn(t *testing.T, sb context.Context, base string) {
+	t.Helper()
 	if err := chromedp.Do(sb, chromedp.Navigate(base+"/")); err != nil {
 		t.Fatal(err)
 	}
@@ -249,6 +256,20 @@ func TestSignInToSend(t *testing.T) {
 	if out != "/auth/logout" {
 		t.Errorf("sign-out link %q", out)
 	}
+}
+
+// When the server asks senders to sign in, the send page says so and
+// links to the sign-in; after signing in it shows who is signed in, with
+// a sign-out link, and sending works. If the sign-in is gone by the time a
+// link is created (the server closes with 4009, reason "sign-in
+// required"), the page says so and links to the sign-in again.
+func TestSignInToSend(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	base := signInServer(t, ctx, nil)
+	src, _ := randomFile(t, t.TempDir(), "signed.bin", 1000)
+	sb := newBrowser(t, ctx, "sender")
+	signIn(t, sb, base)
 	if err := chromedp.Do(sb, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{src})); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +299,7 @@ func TestSignInToSend(t *testing.T) {
 	if st, err := waitState(sb, "error"); err != nil || st != "error" {
 		t.Fatalf("state %q (%v)", st, err)
 	}
-	if msg := text(sb, "error-text"); !strings.Contains(msg, "signed-in") {
+	if msg := text(sb, "error-text"); !strings.Contains(msg, "signed-in") || strings.Contains(msg, "network") {
 		t.Errorf("4009 message %q does not explain the sign-in", msg)
 	}
 	again, _ := chromedp.Run(sb, chromedp.Evaluate[string](`(document.querySelector('#error-actions a') || {getAttribute: () => ""}).getAttribute("href")`))
@@ -287,38 +308,67 @@ func TestSignInToSend(t *testing.T) {
 	}
 }
 
-// Creating links only from some networks: the page explains the refusal.
+// Creating links only from some networks: the page explains the refusal
+// (4009, reason "not allowed from this network"). On a server that also
+// has sign-in, a signed-in sender from another network is told about the
+// network, not sent to sign in again: the page goes by the close reason,
+// not by whether the server offers a sign-in.
 func TestCreateForbiddenNetwork(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	_, base, _ := startServerWith(t, ctx, nil, func(c *config.Serve) {
-		c.AllowCreateFrom = config.List{"192.0.2.0/24"}
-	})
-	src, _ := randomFile(t, t.TempDir(), "x.bin", 10)
-	sb := newBrowser(t, ctx, "sender")
-	if err := chromedp.Do(sb, chromedp.Navigate(base+"/"), chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{src})); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := waitState(sb, "error"); err != nil || st != "error" {
-		t.Fatalf("state %q (%v)", st, err)
-	}
-	if msg := text(sb, "error-text"); !strings.Contains(msg, "from your network") {
-		t.Errorf("message %q", msg)
+	for _, withSignIn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "anyone", true: "signed in"}[withSignIn], func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			elsewhere := func(c *config.Serve) { c.AllowCreateFrom = config.List{"192.0.2.0/24"} }
+			src, _ := randomFile(t, t.TempDir(), "x.bin", 10)
+			sb := newBrowser(t, ctx, "sender")
+			if withSignIn {
+				signIn(t, sb, signInServer(t, ctx, elsewhere))
+			} else {
+				_, base, _ := startServerWith(t, ctx, nil, elsewhere)
+				if err := chromedp.Do(sb, chromedp.Navigate(base+"/")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := chromedp.Do(sb, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{src})); err != nil {
+				t.Fatal(err)
+			}
+			if st, err := waitState(sb, "error"); err != nil || st != "error" {
+				t.Fatalf("state %q (%v)", st, err)
+			}
+			if msg := text(sb, "error-text"); !strings.Contains(msg, "from your network") || strings.Contains(msg, "sign") {
+				t.Errorf("message %q", msg)
+			}
+			if links, _ := chromedp.Run(sb, chromedp.Evaluate[int](`document.querySelectorAll('#error-actions a[href^="/auth/login"]').length`)); links != 0 {
+				t.Errorf("the refusal offers to sign in")
+			}
+		})
 	}
 }
 
-// The server's size limit: the send page refuses before offering anything
+// The server's size limit (GET /api/v1/me maxBytes): the send page says
+// how much one transfer may carry, refuses more before creating a link
 // and lets the person choose again; a receiver refuses a sender that
 // offers more anyway.
 func TestMaxTransferSize(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base, _ := startServerWith(t, ctx, nil, func(c *config.Serve) { c.MaxTransfer = 1_000_000 })
+	_, base, alog := startServerWith(t, ctx, nil, func(c *config.Serve) { c.MaxTransfer = 1_000_000 })
 	dir := t.TempDir()
 	big, _ := randomFile(t, dir, "big.bin", 2_000_000)
 	small, _ := randomFile(t, dir, "small.bin", 1000)
 	sb := newBrowser(t, ctx, "sender")
-	if err := chromedp.Do(sb, chromedp.Navigate(base+"/"), chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{big})); err != nil {
+	if err := chromedp.Do(sb, chromedp.Navigate(base+"/")); err != nil {
+		t.Fatal(err)
+	}
+	note, err := chromedp.Run(sb, chromedp.Poll[string](`(() => { const t = document.getElementById("pick-note").textContent; return t.includes("up to") ? t : null; })()`,
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(pollTimeout)))
+	if err != nil {
+		t.Fatalf("the pick card does not tell the limit: %v (%q)", err, text(sb, "pick-note"))
+	}
+	if note = strings.ReplaceAll(note, "\u00a0", " "); !strings.Contains(note, "up to 1.0 MB in one transfer") {
+		t.Errorf("the pick card says %q", note)
+	}
+	if err := chromedp.Do(sb, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{big})); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := chromedp.Run(sb, chromedp.Poll[string](`(() => { const e = document.getElementById("error"); return !e.hidden && document.body.dataset.state === "idle" ? document.getElementById("error-text").textContent : null; })()`,
@@ -332,6 +382,11 @@ func TestMaxTransferSize(t *testing.T) {
 	}
 	if v, _ := chromedp.Run(sb, chromedp.Evaluate[string](`document.getElementById("link").value`)); v != "" {
 		t.Errorf("a link was shown for files over the limit: %s", v)
+	}
+	for _, e := range alog.Recent(200) {
+		if e.Event == audit.TicketCreated {
+			t.Errorf("a ticket was created for files over the limit: %+v", e)
+		}
 	}
 	// Choosing again works.
 	if err := chromedp.Do(sb, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{small})); err != nil {

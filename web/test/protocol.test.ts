@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { b64urlDecode, b64urlEncode } from "../src/protocol/b64";
 import { checkAccept, checkManifest, chunkCount, chunkLen, pathProblem, sameManifest } from "../src/protocol/control";
 import { FrameError, encodeChunk, parseAck, parseChunkHeader, parseControl, parseNack } from "../src/protocol/frames";
-import { closeMessage } from "../src/protocol/signal";
+import { closeMessage, forbidden } from "../src/protocol/signal";
 import { LinkError, linkFor, newSecret, parseLink, parseTicket, ticketString } from "../src/protocol/ticket";
 
 test("base64url round trip and strictness", () => {
@@ -114,4 +114,15 @@ test("frame decoding refuses malformed frames", () => {
 
 test("every close code has a message", () => {
   for (let code = 4000; code <= 4014; code++) assert.notEqual(closeMessage(code), closeMessage(1006), String(code));
+});
+
+test("a 4009 close says which policy refused", () => {
+  const signIn = closeMessage(4009, forbidden.signIn);
+  const network = closeMessage(4009, forbidden.network);
+  assert.match(signIn, /signed-in/);
+  assert.doesNotMatch(signIn, /network/);
+  assert.match(network, /from your network/);
+  assert.doesNotMatch(network, /sign/i);
+  // A server that gives no reason: both are possible.
+  assert.match(closeMessage(4009), /network.*sign-in/);
 });

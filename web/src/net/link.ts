@@ -3,8 +3,16 @@
 // receiver answers; candidates trickle sealed, tagged with the generation.
 import type { IceServer, Signal } from "../protocol/signal";
 import { ConnLost } from "../transfer/errors";
+import { samplePath, type PathSample, type StatsLike } from "./path";
 
 const disconnectGrace = 4000;
+// srflxWait bounds how long a link holds its description back for its own
+// server-reflexive candidate (describe).
+const srflxWait = 1000;
+// silence is how long an open data channel may bring nothing before the
+// link says the peer went silent (during a transfer chunks or ACKs arrive
+// many times a second).
+const silence = 2000;
 export const channelLabel = "ferry";
 
 export class Link {
@@ -20,6 +28,24 @@ export class Link {
   private disconnectTimer = 0;
   private sentCands = 0;
   private gotCands = 0;
+  // onSilent is called when the peer goes silent: nothing arrived on the
+  // open data channel for 2 s, or ICE says it is disconnected. Either is
+  // the first sign that the network may have changed (or just an idle
+  // moment); it is called again only after the peer was heard from in
+  // between.
+  onSilent: () => void = () => {};
+  // onDisconnected is called when ICE stops hearing the peer's answers to
+  // its checks; the link fails 4 s later unless they come back.
+  onDisconnected: () => void = () => {};
+  private heard = 0;
+  private silent = false;
+  private silenceTimer = 0;
+  // Candidates gathered before the description was sent wait for it.
+  private described = false;
+  private held: Signal[] = [];
+  private readonly srflx: Promise<void>;
+  private srflxFound!: () => void;
+  private readonly awaitSrflx: boolean;
 
   constructor(
     readonly gen: number,
@@ -29,16 +55,21 @@ export class Link {
   ) {
     this.open = new Promise((r) => (this.resolveOpen = r));
     this.dead = new Promise((r) => (this.resolveDead = r));
+    this.srflx = new Promise((r) => (this.srflxFound = r));
+    // Relay-only gathers no server-reflexive candidate.
+    this.awaitSrflx = !relayOnly;
     this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
     this.pc.onicecandidate = (e) => {
       if (this.isDead) return;
       if (!e.candidate) {
-        this.signal({ t: "cand", candidate: "", gen });
+        this.srflxFound(); // gathering is complete: there will be none
+        this.trickle({ t: "cand", candidate: "", gen });
         return;
       }
+      if (e.candidate.type === "srflx") this.srflxFound();
       const c = e.candidate.toJSON();
       this.sentCands++;
-      this.signal({ t: "cand", candidate: c.candidate ?? "", sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null, gen });
+      this.trickle({ t: "cand", candidate: c.candidate ?? "", sdpMid: c.sdpMid ?? null, sdpMLineIndex: c.sdpMLineIndex ?? null, gen });
     };
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;
@@ -48,6 +79,8 @@ export class Link {
       const s = this.pc.iceConnectionState;
       if (s === "disconnected") {
         if (!this.disconnectTimer) this.disconnectTimer = window.setTimeout(() => this.fail("no traffic for 4 s"), disconnectGrace);
+        this.quiet();
+        this.onDisconnected();
       } else if (s === "connected" || s === "completed") {
         clearTimeout(this.disconnectTimer);
         this.disconnectTimer = 0;
@@ -74,13 +107,30 @@ export class Link {
     dc.binaryType = "arraybuffer";
     this.dc = dc;
     dc.onmessage = (e) => {
+      this.heard = performance.now();
+      this.silent = false;
       const b = e.data as ArrayBuffer;
       if (this.consumer) this.consumer(b);
       else this.early.push(b);
     };
-    dc.onopen = () => this.resolveOpen(dc);
+    dc.onopen = () => this.opened(dc);
     dc.onclose = () => this.fail("data channel closed");
-    if (dc.readyState === "open") this.resolveOpen(dc);
+    if (dc.readyState === "open") this.opened(dc);
+  }
+
+  private opened(dc: RTCDataChannel): void {
+    this.resolveOpen(dc);
+    if (this.silenceTimer || this.isDead) return;
+    this.heard = performance.now();
+    this.silenceTimer = window.setInterval(() => {
+      if (performance.now() - this.heard > silence) this.quiet();
+    }, silence / 4);
+  }
+
+  private quiet(): void {
+    if (this.silent || this.isDead) return;
+    this.silent = true;
+    this.onSilent();
   }
 
   // offer creates the data channel and sends the offer (sender).
@@ -88,7 +138,39 @@ export class Link {
     this.watch(this.pc.createDataChannel(channelLabel, { ordered: true }));
     const offer = await this.pc.createOffer();
     await this.pc.setLocalDescription(offer);
-    this.signal({ t: "sdp", type: "offer", sdp: offer.sdp ?? "", gen: this.gen });
+    await this.describe("offer", offer.sdp ?? "");
+  }
+
+  private trickle(c: Signal): void {
+    if (this.described) this.signal(c);
+    else this.held.push(c);
+  }
+
+  // describe sends our description, then the candidates gathered so far,
+  // once this side's server-reflexive candidate (its public address) is
+  // known, gathering is complete, or srflxWait passed. Chromium stops
+  // gathering as soon as one candidate pair works: when the first STUN
+  // binding request or its answer is lost, a relayed pair can work before
+  // the retransmitted binding (250 ms later) brings the public address,
+  // which is then never gathered, so the peer never learns it and no
+  // direct pair can ever work (seen in the NAT lab with 5% loss: 3 of 40
+  // runs between cone NATs stayed on the relay). No pair can work before
+  // the peer has our description, so holding it back closes that race;
+  // it usually costs one round trip to the STUN server.
+  private async describe(type: "offer" | "answer", sdp: string): Promise<void> {
+    const start = performance.now();
+    if (this.awaitSrflx) {
+      let timer = 0;
+      await Promise.race([this.srflx, this.dead, new Promise<void>((r) => (timer = window.setTimeout(r, srflxWait)))]);
+      clearTimeout(timer);
+    }
+    if (this.isDead) return;
+    console.debug(`ferry: gen ${this.gen}: sending ${type} after ${Math.round(performance.now() - start)} ms of gathering`);
+    this.signal({ t: "sdp", type, sdp, gen: this.gen });
+    this.described = true;
+    const held = this.held;
+    this.held = [];
+    for (const c of held) this.signal(c);
   }
 
   // answer applies the sender's offer and sends the answer (receiver).
@@ -100,8 +182,7 @@ export class Link {
     console.debug(`ferry: gen ${this.gen}: offer applied`);
     const ans = await this.pc.createAnswer();
     await this.pc.setLocalDescription(ans);
-    console.debug(`ferry: gen ${this.gen}: sending answer`);
-    this.signal({ t: "sdp", type: "answer", sdp: ans.sdp ?? "", gen: this.gen });
+    await this.describe("answer", ans.sdp ?? "");
   }
 
   async setAnswer(sdp: string): Promise<void> {
@@ -142,6 +223,7 @@ export class Link {
     this.isDead = true;
     console.debug(`ferry: gen ${this.gen} down (${why}); candidates sent ${this.sentCands}, received ${this.gotCands}, ice ${this.pc.iceConnectionState}, signaling ${this.pc.signalingState}`);
     clearTimeout(this.disconnectTimer);
+    clearInterval(this.silenceTimer);
     this.resolveDead(new ConnLost(why));
     try {
       this.dc?.close();
@@ -155,28 +237,18 @@ export class Link {
     return this.isDead;
   }
 
-  // path tells from the selected candidate pair whether the bytes go
-  // through a TURN relay.
-  async path(): Promise<"direct" | "relay" | ""> {
-    let stats: RTCStatsReport;
+  // disconnected: ICE has lost the peer for now.
+  get disconnected(): boolean {
+    return this.pc.iceConnectionState === "disconnected";
+  }
+
+  // sample reads the selected candidate pair's path and the bytes per
+  // path from the connection's stats (null once it is closed).
+  async sample(): Promise<PathSample | null> {
     try {
-      stats = await this.pc.getStats();
+      return samplePath((await this.pc.getStats()) as unknown as StatsLike);
     } catch {
-      return "";
+      return null;
     }
-    let pairId = "";
-    stats.forEach((r) => {
-      if (r.type === "transport" && r.selectedCandidatePairId) pairId = r.selectedCandidatePairId as string;
-    });
-    let pair = pairId ? stats.get(pairId) : undefined;
-    if (!pair) {
-      stats.forEach((r) => {
-        if (r.type === "candidate-pair" && r.nominated && r.state === "succeeded") pair = r;
-      });
-    }
-    if (!pair) return "";
-    const local = stats.get(pair.localCandidateId as string);
-    const remote = stats.get(pair.remoteCandidateId as string);
-    return local?.candidateType === "relay" || remote?.candidateType === "relay" ? "relay" : "direct";
   }
 }

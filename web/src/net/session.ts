@@ -9,6 +9,9 @@ import { SignalingConn } from "./signaling";
 const enc = new TextEncoder();
 const resumeAttemptTimeout = 15_000;
 const dec = new TextDecoder();
+// probeEvery is how often a page waiting for the other side checks that
+// its signaling connection still answers.
+const probeEvery = 15_000;
 
 export class Session {
   sig: SignalingConn | null = null;
@@ -72,6 +75,7 @@ export class Session {
     this.sig = sig;
     this.keys = keys;
     if (ice && ice.length > 0) this.iceServers = ice;
+    sig.onIce = (fresh) => (this.iceServers = fresh);
     this.sendChain = Promise.resolve();
     void this.pump(sig, keys);
   }
@@ -116,6 +120,26 @@ export class Session {
 
   get connected(): boolean {
     return this.sig?.isOpen ?? false;
+  }
+
+  // probe checks that the current signaling connection still answers; one
+  // that does not within 5 s is closed, which ends it for down() and the
+  // flows resume the session on a new one (§2.4), as the Go peer does after
+  // a lost connection. Without it a page whose network changed (a new
+  // public address) would wait on a dead WebSocket for many minutes.
+  probe(): Promise<boolean> {
+    return this.sig?.probe() ?? Promise.resolve(false);
+  }
+
+  // waiting resolves or rejects like p; while p is pending (the page waits
+  // for the other side) it probes the signaling connection every 15 s.
+  async waiting<T>(p: Promise<T>): Promise<T> {
+    const timer = setInterval(() => void this.probe(), probeEvery);
+    try {
+      return await p;
+    } finally {
+      clearInterval(timer);
+    }
   }
 
   // reconnect resumes signaling with the session (after the WebSocket was

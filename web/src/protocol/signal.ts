@@ -54,9 +54,15 @@ export const close = {
   replaced: 4014,
 } as const;
 
+// The reasons a 4009 close gives (PROTOCOL.md §2.6).
+export const forbidden = {
+  signIn: "sign-in required",
+  network: "not allowed from this network",
+} as const;
+
 // closeMessage is what a person is told when the server closes the
-// signaling connection with code (PROTOCOL.md §2.6).
-export function closeMessage(code: number): string {
+// signaling connection with code and reason (PROTOCOL.md §2.6).
+export function closeMessage(code: number, reason = ""): string {
   switch (code) {
     case close.protocol:
     case close.tooLarge:
@@ -76,6 +82,8 @@ export function closeMessage(code: number): string {
     case close.peerGone:
       return "The other side disconnected.";
     case close.forbidden:
+      if (reason === forbidden.signIn) return "This server lets only signed-in people create links. Sign in and try again.";
+      if (reason === forbidden.network) return "The server does not allow this from your network.";
       return "The server does not allow this from your network (or a sign-in is needed).";
     case close.timeout:
       return "Timed out waiting for the other side.";

@@ -8,6 +8,7 @@ export class FerryError extends Error {
     message: string,
     readonly outcome: Outcome = "failed",
     readonly code = 0, // signaling close code, if any
+    readonly reason = "", // and the server's close reason
   ) {
     super(message);
   }

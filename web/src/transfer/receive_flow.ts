@@ -2,6 +2,7 @@
 // connection generation, the transfer, and resuming after losses.
 import { Inbox } from "../net/inbox";
 import { Link } from "../net/link";
+import { PathMeter } from "../net/path";
 import { Session, waitPaired } from "../net/session";
 import { SignalingConn } from "../net/signaling";
 import type { Manifest } from "../protocol/control";
@@ -18,6 +19,8 @@ export interface ReceiveEvents {
   paired(): void;
   phrase(words: string[]): void;
   connected(path: string, gen: number): void;
+  // path: the connection moved to another path (direct or relay).
+  path(path: string): void;
   reconnecting(): void;
   // manifest asks the person; it resolves with where to save, or null.
   manifest(m: Manifest): Promise<Sink | null>;
@@ -35,7 +38,8 @@ export class ReceiveFlow {
   private stop: ((e: FerryError) => void) | null = null;
   private stopped: Promise<FerryError>;
   private canceled = false;
-  private path = "";
+  // meter follows the path of the current connection (badge and report).
+  readonly meter: PathMeter;
   private senderBye: Promise<void>;
   private byeSeen!: () => void;
 
@@ -46,6 +50,7 @@ export class ReceiveFlow {
     private ev: ReceiveEvents,
   ) {
     this.session = new Session("R", base);
+    this.meter = new PathMeter((p) => this.ev.path(p));
     this.stopped = new Promise((r) => (this.stop = r));
     this.senderBye = new Promise((r) => (this.byeSeen = r));
   }
@@ -61,6 +66,9 @@ export class ReceiveFlow {
   async run(): Promise<void> {
     try {
       await this.transfer();
+      // The path at the end, and the bytes of the last second.
+      await this.meter.sample();
+      this.meter.stop();
       const man = this.receiver!.man!;
       // Report first, then say goodbye on the same connection, so the
       // report is in before the sender closes.
@@ -93,6 +101,8 @@ export class ReceiveFlow {
     s.onSignal = (m) => this.onSignal(m);
     s.onDown = (err) => {
       if (err.code === 4007 || err.code === 4011 || err.code === 4014) this.stop?.(err.code === 4011 ? canceledByPeer() : err);
+      // See SendFlow: signaling and ICE both lost.
+      else if (this.link?.disconnected) this.link.fail("signaling lost and ICE disconnected");
     };
     s.attach(sig, keys, joined.iceServers);
     void s.signal({ t: "info", agent, features });
@@ -121,17 +131,17 @@ export class ReceiveFlow {
       let link: Link;
       let dc: RTCDataChannel;
       try {
-        [link, dc] = await this.race(this.nextLink(gen));
+        [link, dc] = await this.race(s.waiting(this.nextLink(gen)));
       } catch (e) {
         if (!(e instanceof ConnLost)) throw e;
         lostAt ||= performance.now();
         this.ev.reconnecting();
         void s.signal({ t: "restart", gen });
+        void s.probe();
         continue;
       }
       gen = link.gen;
-      this.path = await link.path();
-      this.ev.connected(this.path, gen);
+      this.ev.connected(await this.meter.follow(link), gen);
       lostAt = 0;
       try {
         await this.race(this.receiver.run(link, dc, this.ev.progress));
@@ -140,10 +150,14 @@ export class ReceiveFlow {
         // A fatal error or cancel keeps the link up for leave().
         if (!(e instanceof ConnLost)) throw e;
         link.fail("transfer interrupted");
+        this.meter.stop();
         console.debug(`ferry: generation ${gen} lost: ${e.message}`);
         lostAt = performance.now();
         this.ev.reconnecting();
         if (s.connected) void s.signal({ t: "restart", gen });
+        // A lost path often means a new network, which leaves the
+        // signaling WebSocket dead without a word: check it.
+        void s.probe();
       }
     }
   }
@@ -177,6 +191,12 @@ export class ReceiveFlow {
         link?.fail("superseded");
         console.debug(`ferry: answering connection generation ${o.gen}`);
         link = new Link(o.gen!, this.session.iceServers, this.relayOnly(), (m) => void this.session.signal(m));
+        // See SendFlow: a silent peer may mean a dead WebSocket.
+        link.onSilent = () => void this.session.probe();
+        const l = link;
+        l.onDisconnected = () => {
+          if (!this.session.connected) l.fail("ICE disconnected and signaling lost");
+        };
         this.link = link;
         const cands = this.early.get(o.gen!) ?? [];
         for (const g of [...this.early.keys()]) if (g <= o.gen!) this.early.delete(g);
@@ -241,10 +261,11 @@ export class ReceiveFlow {
   private report(outcome: string, bytes: number, files: number): void {
     const paths = this.auditNames ? this.receiver?.man?.files.map((f) => f.path) : undefined;
     const names = paths ? reportNames(paths) : undefined;
-    this.session.send({ type: "report", path: this.path || "direct", bytes, outcome, files, ...(names ? { names } : {}) });
+    this.session.send({ type: "report", path: this.meter.reported, bytes, outcome, files, ...(names ? { names } : {}) });
   }
 
   private close(): void {
+    this.meter.stop();
     this.link?.fail("closed");
     this.session.close();
   }

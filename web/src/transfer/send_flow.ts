@@ -2,6 +2,7 @@
 // session, connection generations and the transfer itself.
 import { initBlake3 } from "../crypto/blake3";
 import { Link } from "../net/link";
+import { PathMeter } from "../net/path";
 import { Session, waitPaired } from "../net/session";
 import { SignalingConn } from "../net/signaling";
 import { encodeControl } from "../protocol/frames";
@@ -18,6 +19,8 @@ export interface SendEvents {
   paired(): void;
   phrase(words: string[]): void;
   connected(path: string, gen: number): void;
+  // path: the connection moved to another path (direct or relay).
+  path(path: string): void;
   reconnecting(): void;
   progress(p: Progress): void;
 }
@@ -29,7 +32,8 @@ export class SendFlow {
   link: Link | null = null;
   private stop: ((e: FerryError) => void) | null = null;
   private stopped: Promise<FerryError>;
-  private path = "";
+  // meter follows the path of the current connection (badge and report).
+  readonly meter: PathMeter;
 
   constructor(
     sources: Source[],
@@ -39,6 +43,7 @@ export class SendFlow {
   ) {
     this.session = new Session("S", base);
     this.sender = new Sender(sources, this.worker);
+    this.meter = new PathMeter((p) => this.ev.path(p));
     this.stopped = new Promise((r) => (this.stop = r));
   }
 
@@ -49,6 +54,9 @@ export class SendFlow {
   async run(): Promise<void> {
     try {
       await this.transfer();
+      // The path at the end, and the bytes of the last second.
+      await this.meter.sample();
+      this.meter.stop();
       this.report("completed", this.sender.man.totalSize);
       void this.session.signal({ t: "bye", reason: "done" });
       // Give the receiver a moment to report and say goodbye before we
@@ -85,7 +93,13 @@ export class SendFlow {
     const secret = newSecret();
     const id = created.id ?? "";
     this.ev.link(linkFor(this.base, { id, secret }), created.expires ?? 0);
-    await this.race(waitPaired(sig));
+    await this.race(s.waiting(waitPaired(sig))).catch((e: unknown) => {
+      // The server deletes the ticket of a sender it lost.
+      if (e instanceof FerryError && e.outcome === "failed" && e.code < 4000) {
+        throw new FerryError("The connection to the server was lost, so the link no longer works. Check your connection and start over to get a new link.");
+      }
+      throw e;
+    });
     this.ev.paired();
     const keys = await this.race(s.handshake(sig, secret, id));
     this.ev.phrase(keys.phrase);
@@ -98,6 +112,10 @@ export class SendFlow {
     s.onDown = (err) => {
       // Codes after which no reconnection can help.
       if (err.code === 4007 || err.code === 4011 || err.code === 4014) this.stop?.(err.code === 4011 ? canceledByPeer() : err);
+      // Signaling lost while ICE has lost the peer too: the network
+      // changed under both, and the connection will not come back either.
+      // Give it up now rather than after ICE's grace, and resume.
+      else if (this.link?.disconnected) this.link.fail("signaling lost and ICE disconnected");
     };
     s.attach(sig, keys, created.iceServers);
     void s.signal({ t: "info", agent, features });
@@ -124,28 +142,37 @@ export class SendFlow {
       gen++;
       console.debug(`ferry: offering connection generation ${gen}`);
       const link = new Link(gen, s.iceServers, this.relayOnly(), (m) => void s.signal(m));
+      // The peer went silent: if the network changed, the signaling
+      // WebSocket is dead too, and the sooner that is known the sooner the
+      // session resumes on a new one.
+      link.onSilent = () => void s.probe();
+      link.onDisconnected = () => {
+        if (!s.connected) link.fail("ICE disconnected and signaling lost");
+      };
       this.link = link;
       let dc: RTCDataChannel;
       try {
         await link.offer().catch((e) => Promise.reject(link.failed ? new ConnLost("closed while offering") : e));
         dc = await this.race(
-          Promise.race([
-            link.open,
-            link.dead.then((e) => Promise.reject(e)),
-            // The answer comes over signaling: without it, resume first.
-            s.down().then(() => Promise.reject(new ConnLost("signaling lost while connecting"))),
-            timeoutLost(connectTimeout),
-          ]),
+          s.waiting(
+            Promise.race([
+              link.open,
+              link.dead.then((e) => Promise.reject(e)),
+              // The answer comes over signaling: without it, resume first.
+              s.down().then(() => Promise.reject(new ConnLost("signaling lost while connecting"))),
+              timeoutLost(connectTimeout),
+            ]),
+          ),
         );
       } catch (e) {
         link.fail("not connected");
         if (!(e instanceof ConnLost)) throw e;
         lostAt ||= performance.now();
         this.ev.reconnecting();
+        void s.probe();
         continue;
       }
-      this.path = await link.path();
-      this.ev.connected(this.path, gen);
+      this.ev.connected(await this.meter.follow(link), gen);
       lostAt = 0;
       try {
         await this.race(this.sender.run(link, dc, this.ev.progress));
@@ -154,9 +181,13 @@ export class SendFlow {
         // A fatal error or cancel keeps the link up for leave().
         if (!(e instanceof ConnLost)) throw e;
         link.fail("transfer interrupted");
+        this.meter.stop();
         console.debug(`ferry: generation ${gen} lost: ${e.message}`);
         lostAt = performance.now();
         this.ev.reconnecting();
+        // A lost path often means a new network, which leaves the
+        // signaling WebSocket dead without a word: check it.
+        void s.probe();
       }
     }
   }
@@ -224,7 +255,7 @@ export class SendFlow {
     const files = this.sender.man.files;
     this.session.send({
       type: "report",
-      path: this.path || "direct",
+      path: this.meter.reported,
       bytes,
       outcome,
       files: files.length,
@@ -233,6 +264,7 @@ export class SendFlow {
   }
 
   private close(): void {
+    this.meter.stop();
     this.link?.fail("closed");
     this.session.close();
     this.worker.terminate();

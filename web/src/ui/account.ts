@@ -1,5 +1,6 @@
-// Who is using the send page (GET /api/v1/me): whether this server asks
-// senders to sign in, and who is signed in. Receivers never need this.
+// Who is using the send page and what the server allows (GET /api/v1/me):
+// whether this server asks senders to sign in, who is signed in, and the
+// size limit of one transfer. Receivers never need this.
 import { $, h } from "./view";
 
 export interface Me {
@@ -7,6 +8,7 @@ export interface Me {
   signInUrl?: string;
   user?: string;
   maySend: boolean;
+  maxBytes?: number; // the most one transfer may carry (absent: no limit)
 }
 
 // fetchMe asks the server; a server without the endpoint lets anyone send.
@@ -20,6 +22,7 @@ export async function fetchMe(): Promise<Me> {
       maySend: m.maySend !== false,
       ...(typeof m.signInUrl === "string" && m.signInUrl.startsWith("/") ? { signInUrl: m.signInUrl } : {}),
       ...(typeof m.user === "string" && m.user ? { user: m.user } : {}),
+      ...(typeof m.maxBytes === "number" && Number.isSafeInteger(m.maxBytes) && m.maxBytes > 0 ? { maxBytes: m.maxBytes } : {}),
     };
   } catch {
     return { signInRequired: false, maySend: true };

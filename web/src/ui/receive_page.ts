@@ -104,6 +104,9 @@ export function receivePage(): void {
       showPath(path);
       if (accepted) viewReceiving(flow.receiver!.man!, mode);
     },
+    path(path) {
+      showPath(path);
+    },
     reconnecting() {
       viewReconnecting();
     },

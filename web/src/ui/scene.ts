@@ -51,7 +51,10 @@ export function runScene(s: Scene): void {
     if (s.path) showPath(s.path);
   };
   if (s.page === "send") {
-    if (s.me) showAccount(s.me);
+    if (s.me) {
+      showAccount(s.me);
+      send.viewLimit(s.me);
+    }
     if (s.step === "idle") send.viewIdle();
     else if (s.step === "signin") send.viewSignIn(s.me ?? { signInRequired: true, maySend: false });
     else if (s.step === "error") {

@@ -2,6 +2,7 @@
 // link and QR code, watch the transfer until the receiver verified it.
 import type { FileEntry } from "../protocol/control";
 import { pathProblem } from "../protocol/control";
+import { forbidden } from "../protocol/signal";
 import { FerryError, TooLarge } from "../transfer/errors";
 import type { Progress } from "../transfer/progress";
 import { SendFlow } from "../transfer/send_flow";
@@ -19,6 +20,18 @@ export function viewIdle(): void {
   setState("idle", "Send files of any size", "Straight to the other device: end-to-end encrypted, verified, and never stored on the server.");
   $("pick").hidden = false;
   $("signin").hidden = true;
+}
+
+// viewLimit tells, on the pick card, how much one transfer may carry.
+export function viewLimit(me: Me): void {
+  $("pick-note").textContent = me.maxBytes
+    ? `Files or whole folders, up to ${formatBytes(me.maxBytes)} in one transfer. Folders keep their structure.`
+    : "Files or whole folders, any size. Folders keep their structure.";
+}
+
+// tooLarge explains a pick over the server's limit.
+function tooLarge(total: number, max: number): string {
+  return `These files come to ${formatBytes(total)}, but this server accepts at most ${formatBytes(max)} in one transfer. Choose fewer or smaller files.`;
 }
 
 export function viewSignIn(me: Me): void {
@@ -101,6 +114,7 @@ export function sendPage(): void {
   void fetchMe().then((m) => {
     me = m;
     showAccount(m);
+    viewLimit(m);
     if (m.signInRequired && !m.maySend && !running) viewSignIn(m);
   });
   const relay = $("relay-only") as HTMLInputElement;
@@ -188,9 +202,18 @@ function start(sources: Source[]): void {
     notice(why);
     return;
   }
-  running = true;
   const files = sources.map((s) => ({ path: s.path, size: s.file.size }));
   const total = sources.reduce((a, s) => a + s.file.size, 0);
+  // The server's limit (GET /api/v1/me) refuses before any link exists;
+  // created.maxBytes checks again in case the page did not know it yet.
+  // Test hook: ferryTest.ignoreMaxBytes offers anyway (see SendFlow).
+  const ignore = (globalThis as { ferryTest?: { ignoreMaxBytes?: boolean } }).ferryTest?.ignoreMaxBytes === true;
+  if (me?.maxBytes && total > me.maxBytes && !ignore) {
+    backToPicking();
+    notice(tooLarge(total, me.maxBytes));
+    return;
+  }
+  running = true;
   const card = viewPicked(files, total, canShare(location.origin + "/r"));
   const relay = $("relay-only") as HTMLInputElement;
   let last: Progress | null = null;
@@ -217,6 +240,9 @@ function start(sources: Source[]): void {
       } else {
         viewConnected(path);
       }
+    },
+    path(path) {
+      showPath(path);
     },
     reconnecting() {
       viewReconnecting();
@@ -248,16 +274,15 @@ function start(sources: Source[]): void {
       if (e instanceof TooLarge) {
         // Nothing was offered: go back to choosing, and say why.
         backToPicking();
-        notice(`These files come to ${formatBytes(e.total)}, but this server accepts at most ${formatBytes(e.max)} in one transfer. Choose fewer or smaller files.`);
-      } else if (e.code === 4009) {
-        const actions = me?.signInUrl ? [{ label: "Sign in to send", href: signInHref(me) }, { label: "Start over", href: "" }] : undefined;
+        notice(tooLarge(e.total, e.max));
+      } else if (e.code === 4009 && e.reason === forbidden.signIn) {
         showError(
-          me?.signInUrl
-            ? "This server lets only signed-in people create links (your sign-in may have expired). Sign in and try again."
-            : "This server does not let you create links from your network. Ask its operator if you think this is wrong.",
+          "This server lets only signed-in people create links (your sign-in may have expired). Sign in and try again.",
           "error",
-          actions,
+          [{ label: "Sign in to send", href: signInHref(me) }, { label: "Start over", href: "" }],
         );
+      } else if (e.code === 4009 && e.reason === forbidden.network) {
+        showError("This server does not let you create links from your network. Ask its operator if you think this is wrong.");
       } else if (e.code === 4005) {
         showError("The link expired before anyone opened it. Start over to create a new one.");
       } else if (e.code === 4007) {
