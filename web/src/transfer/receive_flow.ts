@@ -6,12 +6,12 @@ import { PathMeter } from "../net/path";
 import { Session, waitPaired } from "../net/session";
 import { SignalingConn } from "../net/signaling";
 import type { Manifest } from "../protocol/control";
-import { encodeControl } from "../protocol/frames";
 import { agent, features, reportNames, type Signal } from "../protocol/signal";
 import type { Ticket } from "../protocol/ticket";
 import { ConnLost, FerryError, canceledByPeer, canceledByUs, internal } from "./errors";
 import type { Progress } from "./progress";
 import { Receiver, type Sink } from "./receiver";
+import { leave } from "./leave";
 import { backoff, connectTimeout, reconnectFor, until } from "./timing";
 import { WorkerClient } from "./worker_client";
 
@@ -80,7 +80,7 @@ export class ReceiveFlow {
       if (this.receiver?.man && !this.receiver.complete) this.receiver.abort();
       const man = this.receiver?.man;
       if (man) this.report(err.outcome, this.receiver!.doneBytes, man.files.length);
-      await this.leave(err);
+      await leave(this.session, this.link, err, this.stopReason, this.senderBye);
       throw err;
     } finally {
       this.close();
@@ -240,20 +240,6 @@ export class ReceiveFlow {
     this.stop?.(this.stopReason);
   }
   private stopReason: FerryError | null = null;
-
-  // leave: see SendFlow.leave.
-  private async leave(err: FerryError): Promise<void> {
-    if (err.outcome !== "canceled" || err.code === 4011) return;
-    const dc = this.link?.dc;
-    if (dc?.readyState === "open") {
-      if (err === this.stopReason) dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
-      void this.session.signal({ t: "bye", reason: "canceled" });
-      if (err === this.stopReason) await until(this.senderBye, 2000);
-    } else if (err === this.stopReason) {
-      void this.session.signal({ t: "bye", reason: "canceled" });
-      this.session.send({ type: "abort", reason: "canceled" });
-    }
-  }
 
   // auditNames: see SendFlow.report.
   private auditNames = false;

@@ -5,13 +5,13 @@ import { Link } from "../net/link";
 import { PathMeter } from "../net/path";
 import { Session, waitPaired } from "../net/session";
 import { SignalingConn } from "../net/signaling";
-import { encodeControl } from "../protocol/frames";
 import { agent, features, reportNames, type Signal } from "../protocol/signal";
 import { linkFor, newSecret } from "../protocol/ticket";
 import { ConnLost, FerryError, TooLarge, canceledByPeer, canceledByUs, internal } from "./errors";
 import type { Progress } from "./progress";
 import { Sender, type Source } from "./sender";
 import { WorkerClient } from "./worker_client";
+import { leave } from "./leave";
 import { backoff, connectTimeout, reconnectFor, until } from "./timing";
 
 export interface SendEvents {
@@ -65,7 +65,7 @@ export class SendFlow {
     } catch (e) {
       const err = internal(e);
       if (!(err instanceof TooLarge)) this.report(err.outcome, this.sender.sentBytes);
-      await this.leave(err);
+      await leave(this.session, this.link, err, this.stopReason, this.peerBye);
       throw err;
     } finally {
       this.close();
@@ -228,23 +228,6 @@ export class SendFlow {
   cancel(): void {
     this.stopReason = canceledByUs();
     this.stop?.(this.stopReason);
-  }
-
-  // leave tells the peer we are going after a failure or cancel: over the
-  // data channel when it is up (and then waits a little for the peer's
-  // goodbye, so its report reaches the server before we close), else by
-  // asking the server to end the pairing (PROTOCOL.md §2.5).
-  private async leave(err: FerryError): Promise<void> {
-    if (err.outcome !== "canceled" || err.code === 4011) return;
-    const dc = this.link?.dc;
-    if (dc?.readyState === "open") {
-      if (err === this.stopReason) dc.send(encodeControl({ t: "cancel", reason: "canceled" }) as Uint8Array<ArrayBuffer>);
-      void this.session.signal({ t: "bye", reason: "canceled" });
-      if (err === this.stopReason) await until(this.peerBye, 2000);
-    } else if (err === this.stopReason) {
-      void this.session.signal({ t: "bye", reason: "canceled" });
-      this.session.send({ type: "abort", reason: "canceled" });
-    }
   }
 
   // auditNames: the operator records file names (created.auditNames);
