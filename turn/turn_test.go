@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/turn"
-	"github.com/pion/logging"
-	pionturn "github.com/pion/turn/v4"
 )
 
 type fakeClock struct {
@@ -75,38 +74,22 @@ func start(t *testing.T, mod func(*turn.Config)) (*turn.Server, *fakeClock, *rec
 }
 
 type client struct {
-	c     *pionturn.Client
 	relay net.PacketConn
 }
 
-// allocate connects a pion TURN client over UDP and allocates a relay.
+// allocate connects a TURN client over UDP and allocates a relay.
 func allocate(t *testing.T, s *turn.Server, user string, ttl time.Duration, now time.Time) (*client, error) {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + strconv.Itoa(s.Port())
 	un, pw := turn.Credentials(secret, user, ttl, now)
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	c, err := pionturn.NewClient(&pionturn.ClientConfig{
-		STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn,
-		Username: un, Password: pw, Realm: turn.Realm, LoggerFactory: lf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); conn.Close() })
-	relay, err := c.Allocate()
+	relay, err := turntest.Allocate(t, conn, "127.0.0.1:"+strconv.Itoa(s.Port()), un, pw)
 	if err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { relay.Close() })
-	return &client{c: c, relay: relay}, nil
+	return &client{relay: relay}, nil
 }
 
 func TestRelayBetweenAllocations(t *testing.T) {

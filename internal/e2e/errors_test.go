@@ -32,7 +32,7 @@ func expectError(t *testing.T, b context.Context, url, want string) {
 func TestWrongSecretClosesTheLink(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	srv, base := startServer(t, ctx, nil)
+	srv, base := startServer(t, nil)
 	src, _ := randomFile(t, t.TempDir(), "secret.bin", 1000)
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
@@ -64,7 +64,7 @@ func TestWrongSecretClosesTheLink(t *testing.T) {
 func TestUsedLink(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	src, _ := randomFile(t, t.TempDir(), "used.bin", 1000)
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
@@ -82,7 +82,7 @@ func TestExpiredLink(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	clk := newClock()
-	_, base := startServer(t, ctx, clk.Now)
+	_, base := startServer(t, clk.Now)
 	src, _ := randomFile(t, t.TempDir(), "late.bin", 1000)
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
@@ -94,7 +94,7 @@ func TestExpiredLink(t *testing.T) {
 func TestMalformedLinks(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	rb := newBrowser(t, ctx, "receiver")
 	for _, c := range []struct{ frag, want string }{
 		{"AAECAwQFBgcI.AAECAwQFBgcICQoLDA0OD", "not copied completely"},
@@ -111,7 +111,7 @@ func TestMalformedLinks(t *testing.T) {
 func TestDecline(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	src, _ := randomFile(t, t.TempDir(), "unwanted.bin", 1000)
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")

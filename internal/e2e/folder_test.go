@@ -224,7 +224,7 @@ func runFolder(t *testing.T, fc folderCase) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	began := time.Now()
-	_, base, alog := startServerAudited(t, ctx, nil)
+	_, base, alog := startServerAudited(t, nil)
 	folder, want := makeTree(t, t.TempDir(), 100<<20)
 	var total int64
 	for n := range want {

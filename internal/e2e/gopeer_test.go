@@ -19,7 +19,7 @@ import (
 func TestGoPeerToBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	src, want := randomFile(t, t.TempDir(), "from-go.bin", 20<<20+3)
 	fi, err := os.Stat(src)
 	if err != nil {
@@ -66,7 +66,7 @@ func TestGoPeerToBrowser(t *testing.T) {
 func TestBrowserToGoPeer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	src, want := randomFile(t, t.TempDir(), "from-browser.bin", 20<<20+3)
 	sb := newBrowser(t, ctx, "sender")
 	link := sendFiles(t, sb, base+"/", src)

@@ -22,6 +22,7 @@ import (
 	"github.com/ferrydev/ferry/internal/browsertest"
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/servertest"
 )
 
 // clock is a settable clock for the server (ticket expiry without sleeping).
@@ -46,49 +47,27 @@ func (c *clock) Advance(d time.Duration) {
 
 // startServer runs `ferry serve` in-process on loopback with its bundled
 // TURN relay and returns its base URL.
-func startServer(t testing.TB, ctx context.Context, now func() time.Time) (*server.Server, string) {
-	srv, base, _ := startServerAudited(t, ctx, now)
+func startServer(t testing.TB, now func() time.Time) (*server.Server, string) {
+	srv, base, _ := startServerAudited(t, now)
 	return srv, base
 }
 
 // startServerAudited is startServer that also returns the audit log, which
 // records the peers' reports (path, bytes, outcome).
-func startServerAudited(t testing.TB, ctx context.Context, now func() time.Time) (*server.Server, string, *audit.Log) {
-	return startServerWith(t, ctx, now, nil)
+func startServerAudited(t testing.TB, now func() time.Time) (*server.Server, string, *audit.Log) {
+	return startServerWith(t, now, nil)
 }
 
 // startServerWith is startServerAudited with changes to the configuration
 // (sign-in, size limit, audit names, ...).
-func startServerWith(t testing.TB, ctx context.Context, now func() time.Time, change func(*config.Serve)) (*server.Server, string, *audit.Log) {
+func startServerWith(t testing.TB, now func() time.Time, change func(*config.Serve)) (*server.Server, string, *audit.Log) {
 	t.Helper()
-	cfg := config.DefaultServe()
-	cfg.Addr = "127.0.0.1:0"
-	cfg.TURN.Listen = "127.0.0.1:0"
-	cfg.TURN.RelayBind = "127.0.0.1"
+	cfg := servertest.Config()
 	if change != nil {
 		change(&cfg)
 	}
 	alog := audit.New(nil, cfg.AuditNames, 200, now)
-	srv, err := server.New(cfg, server.Options{Now: now, Logger: testLogger(t), Audit: alog})
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
-	sctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(sctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("server: %v", err)
-		}
-	})
-	select {
-	case <-srv.Signaling().Ready():
-	case err := <-done:
-		t.Fatalf("server stopped: %v", err)
-	case <-ctx.Done():
-		t.Fatal("server did not start")
-	}
+	srv := servertest.Start(t, cfg, server.Options{Now: now, Logger: testLogger(t), Audit: alog})
 	return srv, srv.URL().String(), alog
 }
 
@@ -148,26 +127,7 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 func newBrowser(t testing.TB, ctx context.Context, name string) context.Context {
 	t.Helper()
 	b := browsertest.New(t, ctx, browsertest.Options{})
-	var mu sync.Mutex
-	ended := false
-	t.Cleanup(func() {
-		mu.Lock()
-		ended = true
-		mu.Unlock()
-	})
-	msgs := chromedp.Console(b)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if !ended {
-				t.Logf("[%s console.%s] %s", name, m.Type, m)
-			}
-			mu.Unlock()
-		}
-	}()
+	browsertest.LogConsole(t, b, name)
 	return b
 }
 

@@ -77,7 +77,7 @@ func press(t testing.TB, b context.Context, keys string, opts ...chromedp.KeyOpt
 func TestKeyboardOnly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	src, want := randomFile(t, t.TempDir(), "by keyboard.bin", 3<<20+11)
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
@@ -169,7 +169,7 @@ func TestKeyboardOnly(t *testing.T) {
 func TestDropFilesAndFolder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	dir := t.TempDir()
 	loose, _ := writeRandom(t, filepath.Join(dir, "loose.txt"), 100)
 	writeRandom(t, filepath.Join(dir, "album", "a.jpg"), 2000)
@@ -204,14 +204,14 @@ func TestDropFilesAndFolder(t *testing.T) {
 // signInServer starts a server whose senders sign in with an OIDC
 // provider (a stub that signs in alice@example.org); change adjusts the
 // rest of its configuration.
-func signInServer(t *testing.T, ctx context.Context, change func(*config.Serve)) string {
+func signInServer(t *testing.T, change func(*config.Serve)) string {
 	t.Helper()
 	stub, err := oidcstub.Start("ferry-e2e", "client-secret", "alice@example.org")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(stub.Close)
-	_, base, _ := startServerWith(t, ctx, nil, func(c *config.Serve) {
+	_, base, _ := startServerWith(t, nil, func(c *config.Serve) {
 		c.OIDCIssuer, c.OIDCClientID, c.OIDCClientSecret = stub.URL, "ferry-e2e", "client-secret"
 		if change != nil {
 			change(c)
@@ -266,7 +266,7 @@ func signIn(t *testing.T, sb context.Context, base string) {
 func TestSignInToSend(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	base := signInServer(t, ctx, nil)
+	base := signInServer(t, nil)
 	src, _ := randomFile(t, t.TempDir(), "signed.bin", 1000)
 	sb := newBrowser(t, ctx, "sender")
 	signIn(t, sb, base)
@@ -322,9 +322,9 @@ func TestCreateForbiddenNetwork(t *testing.T) {
 			src, _ := randomFile(t, t.TempDir(), "x.bin", 10)
 			sb := newBrowser(t, ctx, "sender")
 			if withSignIn {
-				signIn(t, sb, signInServer(t, ctx, elsewhere))
+				signIn(t, sb, signInServer(t, elsewhere))
 			} else {
-				_, base, _ := startServerWith(t, ctx, nil, elsewhere)
+				_, base, _ := startServerWith(t, nil, elsewhere)
 				if err := chromedp.Do(sb, chromedp.Navigate(base+"/")); err != nil {
 					t.Fatal(err)
 				}
@@ -352,7 +352,7 @@ func TestCreateForbiddenNetwork(t *testing.T) {
 func TestMaxTransferSize(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base, alog := startServerWith(t, ctx, nil, func(c *config.Serve) { c.MaxTransfer = 1_000_000 })
+	_, base, alog := startServerWith(t, nil, func(c *config.Serve) { c.MaxTransfer = 1_000_000 })
 	dir := t.TempDir()
 	big, _ := randomFile(t, dir, "big.bin", 2_000_000)
 	small, _ := randomFile(t, dir, "small.bin", 1000)
@@ -418,7 +418,7 @@ func TestMaxTransferSize(t *testing.T) {
 func TestAuditNames(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base, alog := startServerWith(t, ctx, nil, func(c *config.Serve) { c.AuditNames = true })
+	_, base, alog := startServerWith(t, nil, func(c *config.Serve) { c.AuditNames = true })
 	dir := t.TempDir()
 	a, _ := randomFile(t, dir, "alpha.txt", 1000)
 	b, _ := randomFile(t, dir, "beta.txt", 2000)
@@ -450,7 +450,7 @@ func TestAuditNames(t *testing.T) {
 func TestInsecureContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)

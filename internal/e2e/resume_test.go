@@ -57,7 +57,7 @@ func expectUnloadGuard(t testing.TB, b context.Context, want bool) {
 func TestZipResumeAfterGap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	dir := t.TempDir()
 	want := map[string]string{}
 	var paths []string

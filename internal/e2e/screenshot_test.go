@@ -78,7 +78,7 @@ func screenshotScenes() []scene {
 func TestScreenshots(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	b := browsertest.New(t, ctx, browsertest.Options{})
 	if _, err := chromedp.Call(b, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "UTC"}); err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ type transferCase struct {
 func runTransfer(t testing.TB, tc transferCase) (mbps float64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	_, base, alog := startServerAudited(t, ctx, nil)
+	_, base, alog := startServerAudited(t, nil)
 	dir := t.TempDir()
 	src, want := randomFile(t, dir, "random.bin", tc.size)
 

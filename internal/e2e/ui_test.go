@@ -23,7 +23,7 @@ func TestPhoneLayoutAndQRCode(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	_, base := startServer(t, ctx, nil)
+	_, base := startServer(t, nil)
 	src, _ := randomFile(t, t.TempDir(), "a file with a rather long name to wrap.bin", 1000)
 	sb := browsertest.New(t, ctx, browsertest.Options{})
 	rb := browsertest.New(t, ctx, browsertest.Options{})
@@ -105,7 +105,7 @@ func TestCancel(t *testing.T) {
 		t.Run(who, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
-			_, base, alog := startServerAudited(t, ctx, nil)
+			_, base, alog := startServerAudited(t, nil)
 			src, _ := randomFile(t, t.TempDir(), "big.bin", 200<<20)
 			sb := newBrowser(t, ctx, "sender")
 			rb := newBrowser(t, ctx, "receiver")

@@ -5,16 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/ferrydev/ferry/internal/audit"
+	"github.com/ferrydev/ferry/internal/browsertest"
 	"github.com/ferrydev/ferry/internal/netlab"
 )
 
@@ -78,33 +77,6 @@ func serveAudited(in *netlab.Internet, args ...string) *netlab.Server {
 	return in.Serve(ferryBin, append([]string{"--audit", "-"}, args...)...)
 }
 
-// keepConsole keeps what page b logs to its console, with the time, and
-// writes it to the test log when the test fails (or NETLAB_CONSOLE is
-// set): the pages log every step of connecting and reconnecting.
-func keepConsole(t *testing.T, b context.Context, name string) {
-	var mu sync.Mutex
-	var lines []string
-	msgs := chromedp.Console(b)
-	go func() {
-		for m, err := range msgs {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			lines = append(lines, fmt.Sprintf("%s [%s console.%s] %s", time.Now().Format("15:04:05.000"), name, m.Type, m))
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		if !t.Failed() && os.Getenv("NETLAB_CONSOLE") == "" {
-			return
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		t.Logf("%s page's console:\n%s", name, strings.Join(lines, "\n"))
-	})
-}
-
 // browserTransfer is a transfer between two Chromium pages in two homes.
 type browserTransfer struct {
 	t        *testing.T
@@ -135,8 +107,8 @@ func startBrowserTransferWith(t *testing.T, ctx context.Context, in *netlab.Inte
 	countPaths(in)
 	bt.sb = in.Home("a").Host.Browser(ctx, srv.URL)
 	bt.rb = in.Home("b").Host.Browser(ctx, srv.URL)
-	keepConsole(t, bt.sb, "sender")
-	keepConsole(t, bt.rb, "receiver")
+	browsertest.LogConsole(t, bt.sb, "sender")
+	browsertest.LogConsole(t, bt.rb, "receiver")
 	onNewDocument(t, bt.sb, recordStates+extra)
 	onNewDocument(t, bt.rb, recordStates+stubSavePickerOPFS+extra)
 	if err := chromedp.Do(bt.sb, chromedp.Navigate(srv.URL+"/")); err != nil {

@@ -13,14 +13,12 @@ import (
 	"github.com/ferrydev/ferry/internal/netlab"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/sigclient"
+	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/turn"
-	"github.com/pion/logging"
-	pionturn "github.com/pion/turn/v4"
 )
 
-// turnClient is a pion TURN client whose socket lives in a lab namespace.
+// turnClient is a TURN allocation whose socket lives in a lab namespace.
 type turnClient struct {
-	c     *pionturn.Client
 	relay net.PacketConn
 }
 
@@ -32,26 +30,11 @@ func allocate(t *testing.T, ns *netlab.NS, username, password string) (*turnClie
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := fmt.Sprintf("%s:%d", netlab.ServerIP, netlab.TURNPort)
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	c, err := pionturn.NewClient(&pionturn.ClientConfig{
-		STUNServerAddr: addr, TURNServerAddr: addr, Conn: conn,
-		Username: username, Password: password, Realm: turn.Realm, LoggerFactory: lf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(); conn.Close() })
-	relay, err := c.Allocate()
+	relay, err := turntest.Allocate(t, conn, fmt.Sprintf("%s:%d", netlab.ServerIP, netlab.TURNPort), username, password)
 	if err != nil {
 		return nil, err
 	}
-	t.Cleanup(func() { relay.Close() })
-	return &turnClient{c: c, relay: relay}, nil
+	return &turnClient{relay: relay}, nil
 }
 
 // listen opens a UDP socket in ns that records nothing arriving.
