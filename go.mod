@@ -56,3 +56,7 @@ require (
 	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+// pion/webrtc v4.2.20 with one setting added (the SCTP packet size per
+// candidate pair): see third_party/pion-webrtc/FERRY.md.
+replace github.com/pion/webrtc/v4 => ./third_party/pion-webrtc

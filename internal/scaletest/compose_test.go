@@ -135,6 +135,27 @@ func TestComposeFile(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^ENTRYPOINT \["[^"]*/ferry"\]`).Match(df) {
 		t.Error("the Dockerfile's ENTRYPOINT is not the ferry binary; the services' commands assume it")
 	}
+	// `go mod download` reads the go.mod of every module replaced by a
+	// directory (the patched pion/webrtc): the build stage must copy those
+	// first.
+	gomod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, found := strings.Cut(string(df), "RUN go mod download")
+	var copied []string // what the build stage copies before the download
+	for _, c := range regexp.MustCompile(`(?m)^COPY ([^-\s]\S*) `).FindAllStringSubmatch(before, -1) {
+		copied = append(copied, strings.TrimSuffix(strings.TrimPrefix(c[1], "./"), "/"))
+	}
+	for _, m := range regexp.MustCompile(`(?m)=> \./(\S+)`).FindAllStringSubmatch(string(gomod), -1) {
+		ok := false
+		for _, c := range copied {
+			ok = ok || c == "." || m[1] == c || strings.HasPrefix(m[1], c+"/")
+		}
+		if !found || !ok {
+			t.Errorf("the Dockerfile does not copy %s (a go.mod replacement) before `go mod download`", m[1])
+		}
+	}
 	var serves []string
 	secrets := map[string]string{}
 	for name, svc := range cf.Services {
