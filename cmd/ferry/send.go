@@ -29,6 +29,7 @@ type peerFlags struct {
 	json       bool
 	token      string
 	plainUDP   bool
+	small      bool
 }
 
 // register adds the shared flags; sender-only ones only for send (the
@@ -44,12 +45,13 @@ func (p *peerFlags) register(fs flagSet, sender bool) {
 	fs.StringVar(&p.turnSecret, "turn-secret", "", "TURN REST shared secret of the --turn servers")
 	fs.BoolVar(&p.json, "json", false, "print machine-readable events as JSON lines on stdout")
 	fs.BoolVar(&p.plainUDP, "plain-udp", false, "send one UDP packet per system call instead of batching them (GSO/GRO on Linux); for troubleshooting")
+	fs.BoolVar(&p.small, "small-packets", false, "keep 1191-byte SCTP packets even to a Go peer on the same link; for troubleshooting")
 }
 
 func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
 	cfg := &peer.Config{
 		Server:  server,
-		Options: peer.Options{RelayOnly: p.relayOnly, PlainUDP: p.plainUDP},
+		Options: peer.Options{RelayOnly: p.relayOnly, PlainUDP: p.plainUDP, SmallPackets: p.small},
 		Logger:  newLogger(io.err, p.logLevel, "text"),
 	}
 	if p.token != "" {

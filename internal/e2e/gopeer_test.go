@@ -2,6 +2,7 @@ package e2e_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -30,7 +31,10 @@ func TestGoPeerToBrowser(t *testing.T) {
 	cfg := &peer.Config{Server: server, Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}}
 	sent := make(chan error, 1)
 	go func() {
-		_, err := peer.Send(ctx, cfg, []transfer.SourceFile{{Path: "from-go.bin", Local: src, Size: fi.Size(), Mtime: fi.ModTime()}}, peer.SendOptions{})
+		res, err := peer.Send(ctx, cfg, []transfer.SourceFile{{Path: "from-go.bin", Local: src, Size: fi.Size(), Mtime: fi.ModTime()}}, peer.SendOptions{})
+		if err == nil && res.PacketSize != 1191 {
+			err = fmt.Errorf("sent %d-byte SCTP packets to Chromium, want 1191", res.PacketSize)
+		}
 		sent <- err
 	}()
 	var link string
@@ -75,8 +79,14 @@ func TestBrowserToGoPeer(t *testing.T) {
 		t.Fatalf("the browser's link does not parse in Go: %v", err)
 	}
 	dir := t.TempDir()
-	if _, err := peer.Receive(ctx, &peer.Config{Server: server}, server, tk, peer.ReceiveOptions{Dir: dir}); err != nil {
+	res, err := peer.Receive(ctx, &peer.Config{Server: server}, server, tk, peer.ReceiveOptions{Dir: dir})
+	if err != nil {
 		t.Fatalf("go receiver: %v\nsender: %s", err, diag(sb))
+	}
+	// Chromium does not announce large packets: the Go peer keeps pion's
+	// default size even on one machine.
+	if res.PacketSize != 1191 {
+		t.Errorf("the Go receiver sent %d-byte SCTP packets to Chromium, want 1191", res.PacketSize)
 	}
 	if got := fileSHA256(t, filepath.Join(dir, "from-browser.bin")); got != want {
 		t.Fatalf("received sha256 %s, sent %s", got, want)

@@ -7,9 +7,10 @@ package peer
 import (
 	"log/slog"
 
+	"time"
+
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/udpbatch"
-	"time"
 
 	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
@@ -41,6 +42,9 @@ type Options struct {
 	IncludeLoopback bool
 	// ICETimeouts override pion's (0: 3 s disconnected, 15 s failed, 1 s keepalive).
 	Disconnected, Failed, KeepAlive time.Duration
+	// SmallPackets keeps pion's 1191-byte SCTP packets even to a Go peer on
+	// the same link (for comparison).
+	SmallPackets bool
 	// PlainUDP sends and receives one UDP packet per system call instead
 	// of batching (GSO/GRO on Linux).
 	PlainUDP bool
@@ -53,7 +57,9 @@ func (o Options) maxMessage() uint32 {
 	return o.MaxMessage
 }
 
-func newAPI(o Options, log *slog.Logger) *webrtc.API {
+// newAPI configures pion for a session; largePackets tells whether the
+// peer reads SCTP packets larger than pion's default (proto.FeatureLargePackets).
+func newAPI(o Options, log *slog.Logger, largePackets func() bool) *webrtc.API {
 	var se webrtc.SettingEngine
 	// Detached channels with blocking writes give backpressure without
 	// polling bufferedAmount, and skip a copy per message.
@@ -68,6 +74,20 @@ func newAPI(o Options, log *slog.Logger) *webrtc.API {
 	se.EnableSCTPZeroChecksum(!o.NoZeroChecksum)
 	// Recover quickly from a lost path: retransmit at least every 2 s.
 	se.SetSCTPRTOMax(2 * time.Second)
+	// Read large SCTP packets; send them to a Go peer on the same link.
+	se.SetReceiveMTU(receiveMTU)
+	if !o.SmallPackets {
+		se.SetSCTPOutboundMTU(func(pair *webrtc.ICECandidatePair) uint32 {
+			if !largePackets() {
+				return 0
+			}
+			mtu := pathMTU(pair, systemIfaces)
+			if mtu != 0 {
+				log.Debug("large SCTP packets", "mtu", mtu, "local", pair.Local.Address, "remote", pair.Remote.Address)
+			}
+			return mtu
+		})
+	}
 	d, f, k := o.Disconnected, o.Failed, o.KeepAlive
 	if d == 0 {
 		d, f, k = 3*time.Second, 15*time.Second, time.Second

@@ -244,6 +244,14 @@ func (l *link) path() string {
 	return proto.PathDirect
 }
 
+// packetSize is the size of the SCTP packets this side sends (pathMTU).
+func (l *link) packetSize() uint32 {
+	if sctp := l.pc.SCTP(); sctp != nil {
+		return sctp.Stats().MTU
+	}
+	return 0
+}
+
 // conn returns the open data channel as a transfer.Conn.
 func (l *link) conn() *dcConn {
 	l.mu.Lock()

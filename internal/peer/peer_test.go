@@ -109,6 +109,10 @@ func TestGoToGoDirect(t *testing.T) {
 	if res.send.Path != "direct" || res.recv.Path != "direct" {
 		t.Fatalf("paths %q/%q, want direct", res.send.Path, res.recv.Path)
 	}
+	// Two Go peers on one machine send large SCTP packets (mtu.go).
+	if res.send.PacketSize != 8000 || res.recv.PacketSize != 8000 {
+		t.Fatalf("SCTP packets %d/%d bytes, want 8000", res.send.PacketSize, res.recv.PacketSize)
+	}
 	if len(res.phraseS) != 4 || res.phraseS[0] != res.phraseR[0] || res.phraseS[3] != res.phraseR[3] {
 		t.Fatalf("phrases %v / %v", res.phraseS, res.phraseR)
 	}
@@ -135,6 +139,10 @@ func TestGoToGoRelay(t *testing.T) {
 	}
 	if res.send.Path != "relay" || res.recv.Path != "relay" {
 		t.Fatalf("paths %q/%q, want relay", res.send.Path, res.recv.Path)
+	}
+	// Through a relay the path's MTU is unknown: pion's safe default.
+	if res.send.PacketSize != 1191 || res.recv.PacketSize != 1191 {
+		t.Fatalf("SCTP packets %d/%d bytes through the relay, want 1191", res.send.PacketSize, res.recv.PacketSize)
 	}
 	if srv.Relay().RelayedBytes() < 2<<20 {
 		t.Fatalf("relay carried only %d bytes", srv.Relay().RelayedBytes())

@@ -111,7 +111,7 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 		}
 		gen = l.gen
 		res.Generations++
-		res.Path = l.path()
+		res.Path, res.PacketSize = l.path(), l.packetSize()
 		s.emitConnected(l)
 		err = s.watch(ctx, l, func(ctx context.Context) error { return recv.Run(ctx, l.conn()) })
 		if m := recv.Manifest(); m != nil {

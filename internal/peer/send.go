@@ -34,6 +34,9 @@ type Result struct {
 	Generations int
 	// Roots are the files' BLAKE3 roots (hex), in manifest order.
 	Roots []string
+	// PacketSize is the size of the SCTP packets this side sent on the
+	// last connection: 1191, or more to a Go peer on the same link.
+	PacketSize uint32
 }
 
 // SendOptions configure Send.
@@ -146,7 +149,7 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 			s.reconnecting(err)
 			continue
 		}
-		res.Path = l.path()
+		res.Path, res.PacketSize = l.path(), l.packetSize()
 		s.emitConnected(l)
 		err = s.watch(ctx, l, func(ctx context.Context) error { return sender.Run(ctx, l.conn()) })
 		res.Sent = sender.SentBytes()

@@ -97,15 +97,16 @@ type session struct {
 }
 
 func newSession(cfg *Config, role handshake.Role) *session {
-	return &session{
+	s := &session{
 		cfg: cfg, role: role, log: cfg.logger(),
-		api:      newAPI(cfg.Options, cfg.logger()),
 		early:    map[int][]proto.Signal{},
 		offers:   make(chan proto.Signal, 4),
 		restarts: make(chan int, 4),
 		bye:      make(chan struct{}),
 		changed:  make(chan struct{}),
 	}
+	s.api = newAPI(cfg.Options, s.log, s.peerReadsLargePackets)
+	return s
 }
 
 // notifyLocked wakes everyone waiting in ensureSignaling.
@@ -166,7 +167,7 @@ func (s *session) established(sig *sigclient.Conn, keys *handshake.Keys, ice []p
 	s.notifyLocked()
 	s.mu.Unlock()
 	go s.pump(sig, down)
-	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum}
+	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets}
 	s.signal(proto.Signal{T: proto.SigInfo, Agent: Agent, Features: features})
 }
 
@@ -282,6 +283,13 @@ func (s *session) peerIsGo() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Contains(s.peerInfo.Features, proto.FeatureZeroChecksum)
+}
+
+// peerReadsLargePackets: the peer announced proto.FeatureLargePackets.
+func (s *session) peerReadsLargePackets() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Contains(s.peerInfo.Features, proto.FeatureLargePackets)
 }
 
 // newLink makes generation gen the current one.

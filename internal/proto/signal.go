@@ -102,6 +102,10 @@ const (
 const (
 	FeatureResume       = "resume"
 	FeatureZeroChecksum = "zero-checksum"
+	// FeatureLargePackets: the peer reads SCTP packets of up to 8192 bytes
+	// (PROTOCOL.md §3.3); the other side may then send them where the path
+	// allows.
+	FeatureLargePackets = "large-packets"
 )
 
 // ICEServer is an RTCIceServer as the browser takes it.
