@@ -15,6 +15,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile(os.Getenv("FERRY_CPUPROFILE"))
+	if len(os.Args) > 1 && (os.Args[1] == "send" || os.Args[1] == "receive") {
+		tuneGC() // here, not in run: tests call run in their own process
+	}
 	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
 	stopProfile()
 	stop()
