@@ -101,19 +101,9 @@ func testLogger(t testing.TB) *slog.Logger {
 	if os.Getenv("FERRY_E2E_SERVER_LOG") == "" {
 		return nil
 	}
-	var mu sync.Mutex
-	ended := false
-	t.Cleanup(func() {
-		mu.Lock()
-		ended = true
-		mu.Unlock()
-	})
+	logf := browsertest.LiveLog(t)
 	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		if !ended {
-			t.Logf("[server] %s", strings.TrimSpace(string(p)))
-		}
+		logf("[server] %s", strings.TrimSpace(string(p)))
 		return len(p), nil
 	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
