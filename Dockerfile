@@ -3,7 +3,7 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
-# The patched pion/webrtc go.mod replaces with (third_party/pion-webrtc/FERRY.md).
+# The patched pion modules go.mod replaces with (third_party/*/FERRY.md).
 COPY third_party third_party
 RUN go mod download
 COPY . .
