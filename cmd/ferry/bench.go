@@ -33,7 +33,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	fs.IntVar(&runs, "runs", 3, "number of transfers (the median is reported)")
 	fs.BoolVar(&relay, "relay", false, "force the transfer through the bundled TURN relay")
 	fs.StringVar(&file, "file", "", "send this file instead of a random one")
-	fs.BoolVar(&keep, "keep", false, "keep the temporary files")
+	fs.BoolVar(&keep, "keep", false, "keep the temporary files and the peers' logs (runN.sender.log, runN.receiver.log)")
 	fs.Var(&extra, "peer-flags", "extra flags for both peers, comma-separated (e.g. --log-level=debug)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -79,7 +79,11 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	var results []benchRun
 	for i := range runs {
 		out := filepath.Join(tmp, fmt.Sprintf("out%d", i))
-		r, err := benchOnce(ctx, self, srv.URL().String(), file, out, peerArgs)
+		logs := ""
+		if keep {
+			logs = filepath.Join(tmp, fmt.Sprintf("run%d", i+1))
+		}
+		r, err := benchOnce(ctx, self, srv.URL().String(), file, out, logs, peerArgs)
 		if err != nil {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
@@ -158,8 +162,9 @@ type event struct {
 	Path  string    `json:"path"`
 }
 
-// benchOnce runs one sender and one receiver process to completion.
-func benchOnce(ctx context.Context, self, server, file, out string, peerArgs []string) (benchRun, error) {
+// benchOnce runs one sender and one receiver process to completion; with
+// logs set, their stderr goes to logs+".sender.log" and logs+".receiver.log".
+func benchOnce(ctx context.Context, self, server, file, out, logs string, peerArgs []string) (benchRun, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
 	send := exec.CommandContext(ctx, self, append(append([]string{"send", "--server", server}, peerArgs...), file)...)
@@ -168,6 +173,14 @@ func benchOnce(ctx context.Context, self, server, file, out string, peerArgs []s
 		return benchRun{}, err
 	}
 	send.Stderr = io.Discard
+	if logs != "" {
+		f, err := os.Create(logs + ".sender.log")
+		if err != nil {
+			return benchRun{}, err
+		}
+		defer f.Close()
+		send.Stderr = f
+	}
 	if err := send.Start(); err != nil {
 		return benchRun{}, err
 	}
@@ -194,6 +207,14 @@ func benchOnce(ctx context.Context, self, server, file, out string, peerArgs []s
 		return benchRun{}, err
 	}
 	recv.Stderr = io.Discard
+	if logs != "" {
+		f, err := os.Create(logs + ".receiver.log")
+		if err != nil {
+			return benchRun{}, err
+		}
+		defer f.Close()
+		recv.Stderr = f
+	}
 	if err := recv.Start(); err != nil {
 		return benchRun{}, err
 	}

@@ -9,16 +9,19 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile(os.Getenv("FERRY_CPUPROFILE"))
+	stopTrace := traceTo(os.Getenv("FERRY_TRACE"))
 	if len(os.Args) > 1 && (os.Args[1] == "send" || os.Args[1] == "receive") {
 		tuneGC() // here, not in run: tests call run in their own process
 	}
 	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
+	stopTrace()
 	stopProfile()
 	stop()
 	os.Exit(code)
@@ -40,6 +43,26 @@ func profile(path string) func() {
 	}
 	return func() {
 		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
+// traceTo writes an execution trace to path.<pid> (go tool trace), for
+// finding where a transfer waits.
+func traceTo(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err != nil {
+		return func() {}
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return func() {}
+	}
+	return func() {
+		trace.Stop()
 		f.Close()
 	}
 }
