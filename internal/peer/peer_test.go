@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/sigclient"
@@ -48,6 +49,7 @@ type transferResult struct {
 	send, recv       *peer.Result
 	sendErr, recvErr error
 	phraseS, phraseR []string
+	chunkSize        int // from the manifest the receiver got
 }
 
 // transferGoGo runs a Go sender and a Go receiver through srv.
@@ -63,7 +65,8 @@ func transferGoGo(t testing.TB, srv *server.Server, files []transfer.SourceFile,
 		Phrase: func(w []string) { mu.Lock(); res.phraseS = w; mu.Unlock() },
 	}}
 	rcfg := &peer.Config{Server: srv.URL(), Options: o, Events: peer.Events{
-		Phrase: func(w []string) { mu.Lock(); res.phraseR = w; mu.Unlock() },
+		Phrase:   func(w []string) { mu.Lock(); res.phraseR = w; mu.Unlock() },
+		Manifest: func(m *proto.Manifest) { mu.Lock(); res.chunkSize = m.ChunkSize; mu.Unlock() },
 	}}
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -108,6 +111,11 @@ func TestGoToGoDirect(t *testing.T) {
 	}
 	if res.send.Path != "direct" || res.recv.Path != "direct" {
 		t.Fatalf("paths %q/%q, want direct", res.send.Path, res.recv.Path)
+	}
+	// The sender knew its peer was a Go peer before connecting (its info
+	// arrives first), so chunks are not cut to a browser's 64 KiB.
+	if res.chunkSize != transfer.DefaultMaxChunk {
+		t.Fatalf("chunk size %d, want %d", res.chunkSize, transfer.DefaultMaxChunk)
 	}
 	// Two Go peers on one machine send large SCTP packets (mtu.go).
 	if res.send.PacketSize != 8000 || res.recv.PacketSize != 8000 {

@@ -112,6 +112,7 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 	}
 	s.established(sig, keys, nil)
 	s.keepSignaling()
+	s.waitInfo(ctx)
 
 	maxChunk := cfg.MaxChunk
 	sender := &transfer.Sender{Files: files, MaxChunk: maxChunk, Agent: Agent, Progress: o.Progress, Mangle: o.Mangle}

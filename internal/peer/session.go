@@ -80,6 +80,7 @@ type session struct {
 	ice      []proto.ICEServer
 	cur      *link
 	peerInfo proto.Signal
+	gotInfo  chan struct{} // closed when peerInfo arrived
 	// Receiver: candidates that arrived before their generation's link.
 	early map[int][]proto.Signal
 
@@ -104,6 +105,7 @@ func newSession(cfg *Config, role handshake.Role) *session {
 		restarts: make(chan int, 4),
 		bye:      make(chan struct{}),
 		changed:  make(chan struct{}),
+		gotInfo:  make(chan struct{}),
 	}
 	s.api = newAPI(cfg.Options, s.log, s.peerReadsLargePackets)
 	return s
@@ -229,6 +231,11 @@ func (s *session) route(m proto.Signal) {
 	case proto.SigInfo:
 		s.mu.Lock()
 		s.peerInfo = m
+		select {
+		case <-s.gotInfo:
+		default:
+			close(s.gotInfo)
+		}
 		s.mu.Unlock()
 	case proto.SigSDP:
 		if m.Type == "offer" && s.role == handshake.Receiver {
@@ -290,6 +297,25 @@ func (s *session) peerReadsLargePackets() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Contains(s.peerInfo.Features, proto.FeatureLargePackets)
+}
+
+// infoWait bounds how long the sender waits for the receiver's info before
+// its first offer; a peer that sends none is treated as a browser.
+const infoWait = 5 * time.Second
+
+// waitInfo waits until the peer said who it is (PROTOCOL §3.4: the sender
+// offers after info), which decides chunk and packet sizes: a connection
+// set up without it would move 64 KiB messages between two Go peers.
+func (s *session) waitInfo(ctx context.Context) {
+	t := time.NewTimer(infoWait)
+	defer t.Stop()
+	select {
+	case <-s.gotInfo:
+	case <-s.bye:
+	case <-ctx.Done():
+	case <-t.C:
+		s.log.Debug("no info from the peer; assuming a browser")
+	}
 }
 
 // newLink makes generation gen the current one.
