@@ -22,7 +22,11 @@ const (
 	// inFlightBytes is roughly how much the receiver lets the sender have
 	// in flight (the credit window in bytes).
 	inFlightBytes = 16 << 20
-	syncInterval  = time.Second
+	// Written chunks are made durable and recorded every syncInterval, or
+	// sooner once syncBytes are waiting: at hundreds of MB/s a second's
+	// worth is a lot to fetch again after a crash.
+	syncInterval = time.Second
+	syncBytes    = 32 << 20
 )
 
 // Receiver writes a transfer into Dir. One Receiver lives for the whole
@@ -51,6 +55,7 @@ type Receiver struct {
 	resumed   int64
 	filesDone int
 	flush     *flusher
+	writer    *diskWriter
 	complete  bool
 	doneSeen  bool
 }
@@ -61,13 +66,16 @@ type rfile struct {
 	part    string
 	logName string
 	f       *os.File
-	log     *progressLog
-	n       uint32
-	have    *bitset
-	hashes  [][proto.HashLen]byte
-	root    string // from the sender's eof
-	bad     map[uint32]int
-	done    bool
+	direct  *os.File // f opened for direct I/O, or nil
+	// directWrites counts chunks written with direct I/O (for tests).
+	directWrites int
+	log          *progressLog
+	n            uint32
+	have         *bitset
+	hashes       [][proto.HashLen]byte
+	root         string // from the sender's eof
+	bad          map[uint32]int
+	done         bool
 }
 
 // Manifest returns the manifest once the first connection delivered it.
@@ -96,6 +104,9 @@ func (r *Receiver) Run(ctx context.Context, c Conn) error {
 	err := r.run(c)
 	if ctx.Err() != nil && errors.Is(err, ErrConnLost) {
 		err = ctx.Err()
+	}
+	if werr := r.settleWrites(); werr != nil && (err == nil || errors.Is(err, ErrConnLost)) {
+		err = r.writeFailed(c, werr)
 	}
 	if r.flush != nil {
 		if ferr := r.flush.now(); ferr != nil && err == nil {
@@ -278,6 +289,7 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 	}
 	r.done = r.resumed
 	r.flush = newFlusher()
+	r.writer = newDiskWriter(r.flush, m.ChunkSize)
 	return nil
 }
 
@@ -340,6 +352,7 @@ func (r *Receiver) open(meta proto.File, chunkSize int) (*rfile, error) {
 		return nil, err
 	}
 	rf.f, rf.log, rf.have, rf.hashes = f, log, have, hashes
+	rf.direct = openDirect(f)
 	return rf, nil
 }
 
@@ -365,20 +378,15 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 		}
 		return false, nil
 	}
-	off := int64(ch.Index) * int64(r.man.ChunkSize)
-	if _, err := f.f.WriteAt(ch.Data, off); err != nil {
-		if isDiskFull(err) {
-			// Not the sender's problem and not fatal: stop here with what
-			// is verified so far; after freeing space, resuming continues.
-			return false, fmt.Errorf("%w: %s", ErrDiskFull, r.Dir)
-		}
-		return false, r.fail(c, proto.CodeIO, fmt.Errorf("writing %s: %w", f.part, err))
+	if err := r.writer.failure(); err != nil {
+		return false, r.writeFailed(c, err)
 	}
+	// Written in the background; recorded as durable once written.
+	r.writer.write(f, ch.Index, ch.Hash, ch.Data)
 	f.have.set(ch.Index)
 	f.hashes[ch.Index] = ch.Hash
 	delete(f.bad, ch.Index)
 	r.done += int64(len(ch.Data))
-	r.flush.add(f, ch.Index, ch.Hash)
 	if f.have.full() && f.root != "" {
 		if err := r.finish(c, int(ch.File)); err != nil {
 			return true, err
@@ -388,6 +396,33 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 		}
 	}
 	return true, nil
+}
+
+// writeFailed turns a failed write into the receiver's error.
+func (r *Receiver) writeFailed(c Conn, err error) error {
+	if isDiskFull(err) {
+		// Not the sender's problem and not fatal: stop here with what is
+		// verified and written so far; after freeing space, resuming
+		// continues.
+		return fmt.Errorf("%w: %s", ErrDiskFull, r.Dir)
+	}
+	return r.fail(c, proto.CodeIO, err)
+}
+
+// settleWrites waits for the chunks queued for the disk. Chunks that could
+// not be written are forgotten again, so that neither the progress log nor
+// a resume request claims them.
+func (r *Receiver) settleWrites() error {
+	if r.writer == nil {
+		return nil
+	}
+	failed, err := r.writer.wait()
+	for _, fc := range failed {
+		if fc.f.have.clear(fc.index) {
+			r.done -= int64(fc.n)
+		}
+	}
+	return err
 }
 
 // errDone ends the receive loop successfully from inside chunk handling.
@@ -450,6 +485,9 @@ func (r *Receiver) maybeComplete(c Conn) (bool, error) {
 // finish checks a complete file's root and moves it into place.
 func (r *Receiver) finish(c Conn, i int) error {
 	f := r.files[i]
+	if err := r.settleWrites(); err != nil {
+		return r.writeFailed(c, err)
+	}
 	rh := proto.NewRootHasher(f.meta.Size, r.man.ChunkSize)
 	for k := range f.hashes {
 		rh.Add(&f.hashes[k])
@@ -458,6 +496,7 @@ func (r *Receiver) finish(c Conn, i int) error {
 		// Some recorded or received data is wrong: start this file over
 		// next time rather than trusting any of it.
 		r.flush.drop(f)
+		f.closeDirect()
 		_ = f.f.Close()
 		_ = f.log.close()
 		_ = r.root.Remove(f.part)
@@ -467,6 +506,7 @@ func (r *Receiver) finish(c Conn, i int) error {
 	if err := r.flush.now(); err != nil {
 		return r.fail(c, proto.CodeIO, err)
 	}
+	f.closeDirect()
 	if err := f.f.Sync(); err != nil {
 		return r.fail(c, proto.CodeIO, err)
 	}
@@ -494,11 +534,16 @@ func (r *Receiver) finish(c Conn, i int) error {
 
 // Close releases open files; partial files and progress stay for resuming.
 func (r *Receiver) Close() error {
+	if r.writer != nil {
+		_ = r.settleWrites()
+		r.writer.close()
+	}
 	if r.flush != nil {
 		_ = r.flush.close()
 	}
 	for _, f := range r.files {
 		if !f.done {
+			f.closeDirect()
 			f.f.Close()
 			f.log.close()
 		}
@@ -524,8 +569,9 @@ func sameManifest(a, b *proto.Manifest) bool {
 // flusher makes written chunks durable in the background: it syncs the
 // partial files and only then appends their records to the progress logs.
 type flusher struct {
-	mu      sync.Mutex // guards pending
+	mu      sync.Mutex // guards pending and bytes
 	pending map[*rfile][]logRecord
+	bytes   int        // data behind pending
 	work    sync.Mutex // serializes sync+append
 	kick    chan struct{}
 	stop    chan struct{}
@@ -538,10 +584,19 @@ func newFlusher() *flusher {
 	return f
 }
 
-func (f *flusher) add(rf *rfile, idx uint32, h [proto.HashLen]byte) {
+// add queues the record of a written chunk of n bytes.
+func (f *flusher) add(rf *rfile, idx uint32, h [proto.HashLen]byte, n int) {
 	f.mu.Lock()
 	f.pending[rf] = append(f.pending[rf], logRecord{index: idx, hash: h})
+	f.bytes += n
+	due := f.bytes >= syncBytes
 	f.mu.Unlock()
+	if due {
+		select {
+		case f.kick <- struct{}{}:
+		default: // a flush is already due
+		}
+	}
 }
 
 // drop forgets pending records of a file that is being discarded.
@@ -565,6 +620,8 @@ func (f *flusher) loop() {
 		select {
 		case <-t.C:
 			_ = f.now()
+		case <-f.kick:
+			_ = f.now()
 		case <-f.stop:
 			return
 		}
@@ -578,6 +635,7 @@ func (f *flusher) now() error {
 	f.mu.Lock()
 	batch := f.pending
 	f.pending = map[*rfile][]logRecord{}
+	f.bytes = 0
 	f.mu.Unlock()
 	var errs []error
 	for rf, recs := range batch {
