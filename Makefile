@@ -7,7 +7,7 @@ GOTEST  ?= $(GO) test -p 2 -timeout 25m
 # Our Go sources (third_party/ and node_modules/ are others').
 GOSRC    = $$(find . -name '*.go' -not -path './third_party/*' -not -path '*/node_modules/*')
 
-.PHONY: all build test deps web web-check web-test vet unit fuzz bench loadtest clean
+.PHONY: all build test deps web web-check web-test vet unit third-party-test fuzz bench loadtest clean
 
 all: build
 
@@ -32,12 +32,19 @@ web-test: web
 vet:
 	$(GO) vet ./...
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/ferry   # the Dockerfile's static build
-	# third_party/ stays byte for byte as upstream wrote it.
+	# third_party/ is pion's code with small patches: left as upstream formats it.
 	test -z "$$(gofmt -l $(GOSRC))" || { gofmt -l $(GOSRC); echo "gofmt needed" >&2; exit 1; }
 
-# Unit, fuzz seed corpora, end-to-end (browsers, NAT lab) — everything.
+# Unit, fuzz seed corpora, end-to-end (browsers, NAT lab), and upstream's
+# tests of the patched pion modules in third_party/ — everything.
 test: deps web-check web-test vet
 	$(GOTEST) ./...
+	$(MAKE) third-party-test
+
+# pion's own test suites, and ours of the patches, on third_party/ (the
+# upstream tests come from the module cache).
+third-party-test:
+	GO=$(GO) scripts/test-third-party.sh
 
 # Short coverage-guided fuzzing of every decoder (not part of `test`).
 FUZZTIME ?= 20s

@@ -500,6 +500,10 @@ func (c *Conn) Write(payload []byte) (int, error) {
 	ctx, cancel := c.contextWithClose(c.writeDeadline)
 	defer cancel()
 
+	if handled, err := c.writeApplicationData(ctx, payload); handled { // ferry patch
+		return len(payload), err
+	}
+
 	return len(payload), c.writePackets(ctx, []*packet{
 		{
 			record: &recordlayer.RecordLayer{
@@ -1141,7 +1145,13 @@ func (c *Conn) handleIncomingPacket(
 		}
 	}
 
-	isHandshake, isRetransmit, err := c.fragmentBuffer.push(append([]byte{}, buf...))
+	// ferry patch: only handshake records go through the fragment buffer,
+	// so only they are copied (pion copied every record to find out).
+	var isHandshake, isRetransmit bool
+	var err error
+	if len(buf) > 0 && protocol.ContentType(buf[0]) == protocol.ContentTypeHandshake {
+		isHandshake, isRetransmit, err = c.fragmentBuffer.push(append([]byte{}, buf...))
+	}
 	if err != nil {
 		// Decode error must be silently discarded
 		// [RFC6347 Section-4.1.2.7]

@@ -131,7 +131,8 @@ type Agent struct {
 	turnTransportProtocols []NetworkType
 	addressRewriteRules    []AddressRewriteRule
 
-	buf *packetio.Buffer
+	buf      *packetio.Buffer
+	delivery packetDelivery // ferry patch: or straight to a handler
 
 	// LRU of outbound Binding request Transaction IDs
 	pendingBindingRequests []bindingRequest

@@ -363,7 +363,7 @@ func (c *candidateBase) handleInboundPacket(buf []byte, srcAddr netip.AddrPort) 
 	}
 
 	// Note: This will return packetio.ErrFull if the buffer ever manages to fill up.
-	n, err := agent.buf.Write(buf)
+	n, err := agent.deliver(buf) // ferry patch: to the buffer or a handler
 	if err != nil {
 		agent.log.Warnf("Failed to write packet: %s", err)
 

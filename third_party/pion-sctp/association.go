@@ -363,6 +363,10 @@ type Association struct {
 	ackState int
 	ackMode  int // for testing
 
+	// advertisedRwnd is the receive window in our last SACK (ferry patch:
+	// window updates as the application reads).
+	advertisedRwnd uint32
+
 	// stats
 	stats *associationStats
 
@@ -1161,22 +1165,36 @@ func (a *Association) readLoop() {
 
 	a.log.Debugf("[%s] readLoop entered", a.name)
 	buffer := make([]byte, receiveMTU)
+	// ferry patch: a DTLS connection hands over each packet in a buffer
+	// of its own, so it need not be copied into one here.
+	packetReader, _ := a.netConn.(interface{ ReadPacket() ([]byte, error) })
 
 	for {
-		n, err := a.netConn.Read(buffer)
-		if err != nil {
-			closeErr = err
+		var inbound []byte
+		if packetReader != nil {
+			var err error
+			if inbound, err = packetReader.ReadPacket(); err != nil {
+				closeErr = err
 
-			break
+				break
+			}
+		} else {
+			n, err := a.netConn.Read(buffer)
+			if err != nil {
+				closeErr = err
+
+				break
+			}
+			// Make a buffer sized to what we read, then copy the data we
+			// read from the underlying transport. We do this because the
+			// user data is passed to the reassembly queue without
+			// copying.
+			inbound = make([]byte, n)
+			copy(inbound, buffer[:n])
 		}
-		// Make a buffer sized to what we read, then copy the data we
-		// read from the underlying transport. We do this because the
-		// user data is passed to the reassembly queue without
-		// copying.
-		inbound := make([]byte, n)
-		copy(inbound, buffer[:n])
+		n := len(inbound)
 		atomic.AddUint64(&a.bytesReceived, uint64(n)) //nolint:gosec // G115
-		if err = a.handleInbound(inbound); err != nil {
+		if err := a.handleInbound(inbound); err != nil {
 			closeErr = err
 
 			break
@@ -1200,6 +1218,8 @@ loop:
 			if isAbortPacket {
 				a.abortSentOnce.Do(func() { close(a.abortSentCh) })
 			}
+			n := len(raw)
+			putBuf(raw) // ferry patch: the DTLS layer copied it; nothing else refers to it
 			if err != nil {
 				if !errors.Is(err, io.EOF) {
 					a.log.Warnf("[%s] failed to write packets on netConn: %v", a.name, err)
@@ -1212,7 +1232,7 @@ loop:
 
 				break loop
 			}
-			atomic.AddUint64(&a.bytesSent, uint64(len(raw)))
+			atomic.AddUint64(&a.bytesSent, uint64(n)) //nolint:gosec // G115
 			a.stats.incPacketsSent()
 		}
 
@@ -2565,6 +2585,28 @@ func (a *Association) handlePeerLastTSNAndAcknowledgement(sackImmediately bool) 
 }
 
 // The caller should hold the lock.
+// onStreamRead sends a window update (ferry patch). A receiver whose
+// application falls behind advertises a small or zero window; the sender
+// then stops until a SACK says the window is open again, and pion sends
+// SACKs only for arriving DATA, so the transfer stalled until the sender's
+// retransmission timer fired (one second or more, and the congestion window
+// restarted from one packet). RFC 9260 section 6.2 allows a SACK "to update
+// the offered window as the receiving application consumes new data": send
+// one as soon as the window has opened by a quarter of the buffer.
+func (a *Association) onStreamRead() {
+	a.lock.Lock()
+	defer a.lock.Unlock()
+	if a.ackState == ackStateImmediate || a.getState() != established {
+		return
+	}
+	if credit := a.getMyReceiverWindowCredit(); credit > a.advertisedRwnd &&
+		credit-a.advertisedRwnd >= a.maxReceiveBufferSize/4 {
+		a.ackState = ackStateImmediate
+		a.ackTimer.stop()
+		a.awakeWriteLoop()
+	}
+}
+
 func (a *Association) getMyReceiverWindowCredit() uint32 {
 	var bytesQueued uint32
 	for _, s := range a.streams {
@@ -2780,6 +2822,12 @@ func (a *Association) processSelectiveAck(selectiveAckChunk *chunkSelectiveAck) 
 		if a.inFastRecovery && chunkPayload.tsn == a.fastRecoverExitPoint {
 			a.log.Debugf("[%s] exit fast-recovery", a.name)
 			a.inFastRecovery = false
+		}
+
+		// ferry patch: the chunk left the inflight queue for good.
+		if !chunkPayload.acked {
+			putBuf(chunkPayload.userData)
+			chunkPayload.userData = []byte{}
 		}
 	}
 
@@ -4092,6 +4140,7 @@ func (a *Association) createSelectiveAckChunk() *chunkSelectiveAck {
 	sack := &chunkSelectiveAck{}
 	sack.cumulativeTSNAck = a.peerLastTSN()
 	sack.advertisedReceiverWindowCredit = a.getMyReceiverWindowCredit()
+	a.advertisedRwnd = sack.advertisedReceiverWindowCredit
 	sack.duplicateTSN = a.payloadQueue.popDuplicates()
 	sack.gapAckBlocks = a.payloadQueue.getGapAckBlocks()
 

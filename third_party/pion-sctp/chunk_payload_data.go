@@ -256,6 +256,58 @@ func (p *chunkPayloadData) marshal() ([]byte, error) { //nolint:cyclop
 	return p.chunkHeader.marshal()
 }
 
+// marshalledLen is the length of the marshalled chunk, without padding.
+func (p *chunkPayloadData) marshalledLen() int {
+	if p.isIData() {
+		return chunkHeaderSize + iDataHeaderSize + len(p.userData)
+	}
+
+	return chunkHeaderSize + payloadDataHeaderSize + len(p.userData)
+}
+
+// marshalTo appends the chunk to dst without intermediate buffers (ferry
+// patch); it writes what marshal writes.
+func (p *chunkPayloadData) marshalTo(dst []byte) []byte {
+	flags := uint8(0)
+	if p.endingFragment {
+		flags = 1
+	}
+	if p.beginningFragment {
+		flags |= 1 << 1
+	}
+	if p.unordered {
+		flags |= 1 << 2
+	}
+	if p.immediateSack {
+		flags |= 1 << 3
+	}
+	p.chunkHeader.flags = flags
+	typ := ctPayloadData
+	if p.isIData() {
+		typ = ctIData
+	}
+	p.chunkHeader.typ = typ
+
+	dst = append(dst, uint8(typ), flags)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(p.marshalledLen())) //nolint:gosec // G115
+	dst = binary.BigEndian.AppendUint32(dst, p.tsn)
+	dst = binary.BigEndian.AppendUint16(dst, p.streamIdentifier)
+	if p.isIData() {
+		dst = binary.BigEndian.AppendUint16(dst, 0)
+		dst = binary.BigEndian.AppendUint32(dst, p.messageIdentifier)
+		if p.beginningFragment {
+			dst = binary.BigEndian.AppendUint32(dst, uint32(p.payloadType))
+		} else {
+			dst = binary.BigEndian.AppendUint32(dst, p.fragmentSequenceNumber)
+		}
+	} else {
+		dst = binary.BigEndian.AppendUint16(dst, p.streamSequenceNumber)
+		dst = binary.BigEndian.AppendUint32(dst, uint32(p.payloadType))
+	}
+
+	return append(dst, p.userData...)
+}
+
 func (p *chunkPayloadData) check() (abort bool, err error) {
 	return false, nil
 }

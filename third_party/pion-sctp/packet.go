@@ -172,6 +172,49 @@ func (p *packet) unmarshal(doChecksum bool, raw []byte) error { //nolint:cyclop
 }
 
 func (p *packet) marshal(doChecksum bool) ([]byte, error) {
+	// ferry patch: one pooled buffer, DATA chunks written straight into it
+	// (pion marshalled each chunk into its own buffers and appended them).
+	var small [4][]byte
+	others := small[:0] // marshalled non-DATA chunks, in order
+	size := packetHeaderSize
+	for _, c := range p.chunks {
+		if d, ok := c.(*chunkPayloadData); ok {
+			size += d.marshalledLen()
+		} else {
+			chunkRaw, err := c.marshal()
+			if err != nil {
+				return nil, err
+			}
+			others = append(others, chunkRaw)
+			size += len(chunkRaw)
+		}
+		size += getPadding(size)
+	}
+	raw := getBuf(size)[:packetHeaderSize]
+	binary.BigEndian.PutUint16(raw[0:], p.sourcePort)
+	binary.BigEndian.PutUint16(raw[2:], p.destinationPort)
+	binary.BigEndian.PutUint32(raw[4:], p.verificationTag)
+	binary.BigEndian.PutUint32(raw[8:], 0)
+	for _, c := range p.chunks {
+		if d, ok := c.(*chunkPayloadData); ok {
+			raw = d.marshalTo(raw)
+		} else {
+			raw = append(raw, others[0]...)
+			others = others[1:]
+		}
+		for range getPadding(len(raw)) {
+			raw = append(raw, 0)
+		}
+	}
+	if doChecksum {
+		binary.LittleEndian.PutUint32(raw[8:], generatePacketChecksum(raw))
+	}
+
+	return raw, nil
+}
+
+// marshalUnpooled is pion's original marshal (kept for reference and tests).
+func (p *packet) marshalUnpooled(doChecksum bool) ([]byte, error) {
 	raw := make([]byte, packetHeaderSize)
 
 	// Populate static headers

@@ -51,6 +51,7 @@ func (q *payloadQueue) markAsAcked(tsn uint32) int {
 		c.retransmit = false
 		nBytesAcked = len(c.userData)
 		q.nBytes -= nBytesAcked
+		putBuf(c.userData) // ferry patch: the peer has it; nothing else refers to it
 		c.userData = []byte{}
 	}
 

@@ -127,6 +127,15 @@ func (s *Stream) Read(p []byte) (int, error) {
 // Returns EOF when the stream is reset or an error if the stream is closed
 // otherwise.
 func (s *Stream) ReadSCTP(payload []byte) (int, PayloadProtocolIdentifier, error) {
+	n, ppi, err := s.readSCTP(payload)
+	if n > 0 && s.association != nil {
+		s.association.onStreamRead() // ferry patch: window update
+	}
+
+	return n, ppi, err
+}
+
+func (s *Stream) readSCTP(payload []byte) (int, PayloadProtocolIdentifier, error) {
 	s.lock.Lock()
 	defer s.lock.Unlock()
 
@@ -399,7 +408,7 @@ func (s *Stream) packetize(raw []byte, ppi PayloadProtocolIdentifier) ([]*chunkP
 
 		// Copy the userdata since we'll have to store it until acked
 		// and the caller may re-use the buffer in the mean time
-		userData := make([]byte, fragmentSize)
+		userData := getBuf(int(fragmentSize)) // ferry patch: pooled; released when acked
 		copy(userData, raw[offset:offset+fragmentSize])
 
 		chunk := &chunkPayloadData{

@@ -627,8 +627,8 @@ func (e *SettingEngine) EnableSctpSnap(isEnabled bool) {
 // SCTP packets this side sends, once ICE has selected the candidate pair
 // the association runs over: f gets that pair and returns the MTU, or 0 for
 // the default (1191, safe on any path). The peer must accept packets that
-// large (pion reads up to 8192 bytes per SCTP packet, with SetReceiveMTU
-// large enough for the DTLS record around it).
+// large (upstream pion reads up to 8192 bytes per SCTP packet; with
+// ferry's pion/ice, pion/dtls and pion/sctp a whole UDP datagram).
 func (e *SettingEngine) SetSCTPOutboundMTU(f func(*ICECandidatePair) uint32) {
 	e.sctp.outboundMTU = f
 }

@@ -114,3 +114,16 @@ func (c *TLSEcdheEcdsaWithAes128GcmSha256) Decrypt(h recordlayer.Header, raw []b
 
 	return cipherSuite.Decrypt(h, raw)
 }
+
+// SealRecord protects an application data record straight into dst (ferry
+// patch): see ciphersuite.GCM.SealRecord.
+func (c *TLSEcdheEcdsaWithAes128GcmSha256) SealRecord(
+	dst []byte, h *recordlayer.Header, payload []byte,
+) ([]byte, error) {
+	cipherSuite, ok := c.gcm.Load().(*ciphersuite.GCM)
+	if !ok {
+		return nil, fmt.Errorf("%w, unable to encrypt", errCipherSuiteNotInit)
+	}
+
+	return cipherSuite.SealRecord(dst, h, payload)
+}

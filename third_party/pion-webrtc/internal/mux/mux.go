@@ -17,7 +17,11 @@ import (
 
 const (
 	// The maximum amount of data that can be buffered before returning errors.
-	maxBufferSize = 1000 * 1000 // 1MB
+	// ferry patch: 16 MiB (was 1 MB), more than the SCTP receive window
+	// (8 MiB in ferry), so that a DTLS reader that falls behind for a
+	// moment does not cost dropped packets; the buffer grows only as far
+	// as it is used.
+	maxBufferSize = 16 << 20
 
 	// How many total pending packets can be cached.
 	maxPendingPackets = 15
@@ -43,6 +47,16 @@ type Mux struct {
 
 	closedCh chan struct{}
 	log      logging.LeveledLogger
+
+	// direct: the connection hands packets to dispatch itself (ferry
+	// patch); there is no read loop.
+	direct bool
+}
+
+// packetHandlerSetter is an ICE connection that can deliver packets to a
+// handler (ferry's pion/ice patch).
+type packetHandlerSetter interface {
+	SetPacketHandler(func([]byte))
 }
 
 // NewMux creates a new Mux.
@@ -55,9 +69,23 @@ func NewMux(config Config) *Mux {
 		log:        config.LoggerFactory.NewLogger("mux"),
 	}
 
-	go mux.readLoop()
+	if conn, ok := config.Conn.(packetHandlerSetter); ok {
+		// ferry patch: dispatch on the ICE goroutine that read the packet,
+		// saving a copy and a goroutine hand-off per packet.
+		mux.direct = true
+		conn.SetPacketHandler(mux.handle)
+	} else {
+		go mux.readLoop()
+	}
 
 	return mux
+}
+
+// handle dispatches a packet the connection handed over (direct mode).
+func (m *Mux) handle(buf []byte) {
+	if err := m.dispatch(buf); err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		m.log.Errorf("mux: dispatch error %s", err.Error())
+	}
 }
 
 // NewEndpoint creates a new Endpoint.
@@ -104,6 +132,10 @@ func (m *Mux) Close() error {
 	err := m.nextConn.Close()
 	if err != nil {
 		return err
+	}
+
+	if m.direct {
+		return nil // no read loop to wait for
 	}
 
 	// Wait for readLoop to end

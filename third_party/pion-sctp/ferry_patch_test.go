@@ -1,0 +1,160 @@
+// SPDX-FileCopyrightText: 2026 The ferry authors
+// SPDX-License-Identifier: MIT
+
+package sctp
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"math/rand"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/pion/logging"
+)
+
+// Tests of ferry's patches (FERRY.md); scripts/test-third-party.sh runs
+// them with pion's own tests.
+
+// The pooled marshal writes exactly what pion's marshal wrote.
+func TestFerryMarshalMatchesUnpooled(t *testing.T) {
+	rng := rand.New(rand.NewSource(1)) //nolint:gosec
+	for i := range 500 {
+		var chunks []chunk
+		for range 1 + rng.Intn(4) {
+			switch rng.Intn(3) {
+			case 0:
+				chunks = append(chunks, &chunkSelectiveAck{
+					cumulativeTSNAck:               rng.Uint32(),
+					advertisedReceiverWindowCredit: rng.Uint32(),
+					gapAckBlocks:                   []gapAckBlock{{start: 2, end: 5}},
+				})
+			default:
+				data := make([]byte, rng.Intn(3000))
+				rng.Read(data)
+				chunks = append(chunks, &chunkPayloadData{
+					tsn: rng.Uint32(), streamIdentifier: uint16(rng.Intn(9)),
+					streamSequenceNumber: uint16(rng.Intn(999)), payloadType: PayloadTypeWebRTCBinary,
+					userData: data, beginningFragment: rng.Intn(2) == 0, endingFragment: rng.Intn(2) == 0,
+					unordered: rng.Intn(2) == 0, immediateSack: rng.Intn(2) == 0,
+					iData: rng.Intn(4) == 0, messageIdentifier: rng.Uint32(), fragmentSequenceNumber: rng.Uint32(),
+				})
+			}
+		}
+		p := &packet{sourcePort: 5000, destinationPort: 5000, verificationTag: rng.Uint32(), chunks: chunks}
+		for _, checksum := range []bool{true, false} {
+			want, err := p.marshalUnpooled(checksum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := p.marshal(checksum)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("packet %d (checksum %v): pooled marshal differs", i, checksum)
+			}
+			// A recycled buffer holds old bytes: marshal must overwrite
+			// all of them, padding included.
+			for j := range got {
+				got[j] = 0xee
+			}
+			putBuf(got)
+		}
+	}
+}
+
+func TestFerryBufClasses(t *testing.T) {
+	for _, n := range []int{0, 1, 1191, 2048, 2049, 16384, 40000, 65536 + 512} {
+		b := getBuf(n)
+		if len(b) != n {
+			t.Fatalf("getBuf(%d): len %d", n, len(b))
+		}
+		putBuf(b)
+	}
+	if b := getBuf(1 << 20); len(b) != 1<<20 {
+		t.Fatalf("large buffer: len %d", len(b))
+	}
+	putBuf(make([]byte, 10, 3000)) // not a class: ignored
+}
+
+// A receiver whose application falls behind closes its window; reading
+// must open it again at once (a window update), not when a timer fires.
+// The reader here waits for the window to close before each burst of
+// reads; unpatched, every such stall ends with the delayed-ack timer (200
+// ms) or the sender's retransmission timer.
+func TestFerryWindowUpdateOnRead(t *testing.T) {
+	const (
+		bufSize  = 64 << 10
+		msgSize  = 16 << 10
+		perBurst = bufSize / msgSize
+		stalls   = 12
+		msgs     = (stalls + 2) * perBurst
+	)
+	c0, c1 := net.Pipe()
+	lf := logging.NewDefaultLoggerFactory()
+	type res struct {
+		a   *Association
+		err error
+	}
+	srvCh := make(chan res, 1)
+	go func() {
+		a, err := Server(Config{NetConn: c1, LoggerFactory: lf, MaxReceiveBufferSize: bufSize})
+		srvCh <- res{a, err}
+	}()
+	client, err := Client(Config{NetConn: c0, LoggerFactory: lf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close() //nolint:errcheck
+	srv := <-srvCh
+	if srv.err != nil {
+		t.Fatal(srv.err)
+	}
+	defer srv.a.Close() //nolint:errcheck
+
+	out, err := client.OpenStream(1, PayloadTypeWebRTCBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, msgSize)
+	for i := range msgs {
+		msg[0] = byte(i)
+		if _, err := out.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := srv.a.AcceptStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	go func() { <-ctx.Done(); _ = in.SetReadDeadline(time.Now()) }()
+	buf := make([]byte, msgSize)
+	for i := range msgs {
+		if i%perBurst == 0 && i/perBurst < stalls {
+			// Read nothing until the buffer is full and the sender knows.
+			for client.RWND() >= msgSize {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("message %d: the window did not close (rwnd %d)", i, client.RWND())
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}
+		if _, err := io.ReadFull(in, buf); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if buf[0] != byte(i) {
+			t.Fatalf("message %d arrived as %d", i, buf[0])
+		}
+	}
+	timers := client.stats.getNumT3Timeouts() + srv.a.stats.getNumAckTimeouts()
+	t.Logf("%d stalls ended by %d timer expiries", stalls, timers)
+	if timers >= stalls/4 {
+		t.Fatalf("%d of %d stalls waited for a timer: reading did not reopen the window", timers, stalls)
+	}
+}
