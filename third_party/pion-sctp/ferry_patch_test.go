@@ -158,3 +158,47 @@ func TestFerryWindowUpdateOnRead(t *testing.T) {
 		t.Fatalf("%d of %d stalls waited for a timer: reading did not reopen the window", timers, stalls)
 	}
 }
+
+// Fragments that arrive in order are appended without sorting; duplicates
+// and late ones are still handled as before (ferry patch).
+func TestFerryReassemblyInOrderPush(t *testing.T) {
+	const n = 900
+	frag := func(i int) *chunkPayloadData {
+		return &chunkPayloadData{
+			tsn: uint32(1000 + i), fragmentSequenceNumber: uint32(i), //nolint:gosec
+			beginningFragment: i == 0, endingFragment: i == n-1, payloadType: PayloadTypeWebRTCBinary,
+		}
+	}
+	// Fragments 0..n-1 except 5, then a duplicate, then 5 late.
+	set, mid := newChunkSet(0, 0), newChunkSetMID(0, 0)
+	for i := range n {
+		if i == 5 {
+			continue
+		}
+		complete := set.push(frag(i))
+		completeMID, accepted := mid.pushAndCheck(frag(i))
+		if complete || completeMID || !accepted {
+			t.Fatalf("fragment %d: complete %v/%v, accepted %v", i, complete, completeMID, accepted)
+		}
+	}
+	if set.push(frag(n-1)) {
+		t.Fatal("a duplicate completed the set")
+	}
+	if _, accepted := mid.pushAndCheck(frag(n - 1)); accepted {
+		t.Fatal("a duplicate fragment was accepted")
+	}
+	if !set.push(frag(5)) {
+		t.Fatal("the late fragment did not complete the set")
+	}
+	if complete, accepted := mid.pushAndCheck(frag(5)); !complete || !accepted {
+		t.Fatal("the late fragment did not complete the MID set")
+	}
+	for i := range n {
+		if set.chunks[i].tsn != uint32(1000+i) || mid.chunks[i].fragmentSequenceNumber != uint32(i) { //nolint:gosec
+			t.Fatalf("fragment %d out of order", i)
+		}
+	}
+	if len(set.chunks) != n || len(mid.chunks) != n {
+		t.Fatalf("%d/%d fragments, want %d", len(set.chunks), len(mid.chunks), n)
+	}
+}
