@@ -57,9 +57,10 @@ func (o Options) maxMessage() uint32 {
 	return o.MaxMessage
 }
 
-// newAPI configures pion for a session; largePackets tells whether the
-// peer reads SCTP packets larger than pion's default (proto.FeatureLargePackets).
-func newAPI(o Options, log *slog.Logger, largePackets func() bool) *webrtc.API {
+// newAPI configures pion for a session; peerLimit is the largest SCTP
+// packet the peer reads (0: pion's default; proto.FeatureLargePackets,
+// proto.FeatureJumboPackets).
+func newAPI(o Options, log *slog.Logger, peerLimit func() uint32) *webrtc.API {
 	var se webrtc.SettingEngine
 	// Detached channels with blocking writes give backpressure without
 	// polling bufferedAmount, and skip a copy per message.
@@ -78,10 +79,11 @@ func newAPI(o Options, log *slog.Logger, largePackets func() bool) *webrtc.API {
 	se.SetReceiveMTU(receiveMTU)
 	if !o.SmallPackets {
 		se.SetSCTPOutboundMTU(func(pair *webrtc.ICECandidatePair) uint32 {
-			if !largePackets() {
+			limit := peerLimit()
+			if limit == 0 {
 				return 0
 			}
-			mtu := pathMTU(pair, systemIfaces)
+			mtu := min(pathMTU(pair, systemIfaces), limit)
 			if mtu != 0 {
 				log.Debug("large SCTP packets", "mtu", mtu, "local", pair.Local.Address, "remote", pair.Remote.Address)
 			}

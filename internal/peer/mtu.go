@@ -11,16 +11,20 @@ import (
 // bytes, small enough for any path, TURN and IPv6 included; on a 2-core
 // machine that per-packet cost, not the bytes, bounds a transfer (about
 // 880,000 packets per GB, docs/PERFORMANCE.md). Between two Go peers on one
-// link, larger packets are safe: pion reads SCTP packets of up to 8192
-// bytes.
+// link, larger packets are safe: our pion reads SCTP packets of up to
+// 64 KiB (third_party/pion-*).
 const (
 	defaultSCTPMTU = 1191
-	// maxSCTPMTU leaves room in pion's 8192-byte DTLS and SCTP read buffers
-	// for the DTLS record around the packet (13 header, 8 nonce, 16 tag; a
-	// CBC suite needs a little more).
-	maxSCTPMTU = 8000
-	// receiveMTU is the ICE read buffer: one DTLS record of a large packet.
-	receiveMTU = 8192 + 256
+	// largeSCTPMTU is the most a peer that announced only "large-packets"
+	// reads (ferry before its pion read whole datagrams: 8192 bytes with
+	// the DTLS record around the packet).
+	largeSCTPMTU = 8000
+	// maxSCTPMTU is the largest packet whose DTLS record (13 header, 8
+	// nonce, 16 tag) fits in one IPv4 UDP datagram (65,507 bytes), with
+	// room to spare.
+	maxSCTPMTU = 65000
+	// receiveMTU is the read buffer for one UDP datagram.
+	receiveMTU = 65536 + 512
 	// dtlsOverhead is what DTLS and UDP add to an SCTP packet, rounded up
 	// (UDP 8, DTLS record header 13, explicit nonce 8, tag 16, and margin).
 	dtlsOverhead = 64
@@ -68,6 +72,10 @@ func systemIfaces() ([]localIface, error) {
 // unknown MTU, it is 0: pion's default.
 func pathMTU(pair *webrtc.ICECandidatePair, ifaces ifaceLister) uint32 {
 	if pair == nil || pair.Local == nil || pair.Remote == nil {
+		return 0
+	}
+	// UDP only: pion's ICE-TCP framing reads 8192 bytes at most.
+	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP {
 		return 0
 	}
 	if pair.Local.Typ != webrtc.ICECandidateTypeHost ||

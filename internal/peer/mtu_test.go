@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -30,26 +31,32 @@ func TestPathMTU(t *testing.T) {
 		local, remote string
 		lt, rt        webrtc.ICECandidateType
 		want          uint32
+		tcp           bool
 	}{
-		{"loopback", "127.0.0.1", "127.0.0.1", host, host, maxSCTPMTU},
-		{"a peer at our own LAN address goes through loopback", "192.168.1.10", "192.168.1.10", host, host, maxSCTPMTU},
-		{"a peer at another of our addresses too", "fe80::1", "fd00::10", host, host, maxSCTPMTU},
-		{"same LAN, 1500", "192.168.1.10", "192.168.1.77", host, host, 1500 - 20 - dtlsOverhead},
-		{"same LAN, IPv6", "fd00::10", "fd00::99", host, host, 1500 - 40 - dtlsOverhead},
-		{"peer-reflexive on the LAN", "192.168.1.10", "192.168.1.77", host, prflx, 1500 - 20 - dtlsOverhead},
-		{"jumbo frames, capped by pion's read buffers", "10.9.0.2", "10.9.3.4", host, host, maxSCTPMTU},
-		{"a link smaller than the default", "10.77.0.2", "10.77.0.9", host, host, 0},
-		{"routed: another subnet", "192.168.1.10", "192.168.2.5", host, host, 0},
-		{"the public internet", "192.168.1.10", "203.0.113.7", host, srflx, 0},
-		{"our relay", "198.51.100.1", "192.168.1.77", relay, host, 0},
-		{"their relay on our LAN", "192.168.1.10", "192.168.1.2", host, relay, 0},
-		{"not our address", "192.168.7.7", "192.168.7.8", host, host, 0},
-		{"unparsable", "x.local", "192.168.1.77", host, host, 0},
+		{"loopback", "127.0.0.1", "127.0.0.1", host, host, maxSCTPMTU, false},
+		{"a peer at our own LAN address goes through loopback", "192.168.1.10", "192.168.1.10", host, host, maxSCTPMTU, false},
+		{"a peer at another of our addresses too", "fe80::1", "fd00::10", host, host, maxSCTPMTU, false},
+		{"same LAN, 1500", "192.168.1.10", "192.168.1.77", host, host, 1500 - 20 - dtlsOverhead, false},
+		{"same LAN, IPv6", "fd00::10", "fd00::99", host, host, 1500 - 40 - dtlsOverhead, false},
+		{"peer-reflexive on the LAN", "192.168.1.10", "192.168.1.77", host, prflx, 1500 - 20 - dtlsOverhead, false},
+		{"jumbo frames", "10.9.0.2", "10.9.3.4", host, host, 9000 - 20 - dtlsOverhead, false},
+		{"a link smaller than the default", "10.77.0.2", "10.77.0.9", host, host, 0, false},
+		{"routed: another subnet", "192.168.1.10", "192.168.2.5", host, host, 0, false},
+		{"the public internet", "192.168.1.10", "203.0.113.7", host, srflx, 0, false},
+		{"our relay", "198.51.100.1", "192.168.1.77", relay, host, 0, false},
+		{"their relay on our LAN", "192.168.1.10", "192.168.1.2", host, relay, 0, false},
+		{"not our address", "192.168.7.7", "192.168.7.8", host, host, 0, false},
+		{"unparsable", "x.local", "192.168.1.77", host, host, 0, false},
+		{"TCP on loopback", "127.0.0.1", "127.0.0.1", host, host, 0, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			proto := webrtc.ICEProtocolUDP
+			if c.tcp {
+				proto = webrtc.ICEProtocolTCP
+			}
 			pair := webrtc.NewICECandidatePair(
-				&webrtc.ICECandidate{Address: c.local, Typ: c.lt},
-				&webrtc.ICECandidate{Address: c.remote, Typ: c.rt})
+				&webrtc.ICECandidate{Address: c.local, Typ: c.lt, Protocol: proto},
+				&webrtc.ICECandidate{Address: c.remote, Typ: c.rt, Protocol: proto})
 			if got := pathMTU(pair, ifaces); got != c.want {
 				t.Fatalf("pathMTU = %d, want %d", got, c.want)
 			}
@@ -59,10 +66,30 @@ func TestPathMTU(t *testing.T) {
 		t.Fatalf("no pair: %d", got)
 	}
 	failing := func() ([]localIface, error) { return nil, errors.New("no interfaces") }
-	if got := pathMTU(webrtc.NewICECandidatePair(&webrtc.ICECandidate{Address: "127.0.0.1", Typ: host}, &webrtc.ICECandidate{Address: "127.0.0.1", Typ: host}), failing); got != 0 {
+	udp := webrtc.ICEProtocolUDP
+	if got := pathMTU(webrtc.NewICECandidatePair(&webrtc.ICECandidate{Address: "127.0.0.1", Typ: host, Protocol: udp}, &webrtc.ICECandidate{Address: "127.0.0.1", Typ: host, Protocol: udp}), failing); got != 0 {
 		t.Fatalf("without interfaces: %d", got)
 	}
 	if sys, err := systemIfaces(); err != nil || loopbackMTU(sys) == 0 {
 		t.Fatalf("system interfaces: no loopback (%v)", err)
+	}
+}
+
+// The packet size a peer gets follows what it said it reads: ferry peers
+// from before 64 KiB packets announced only large-packets.
+func TestPeerPacketLimit(t *testing.T) {
+	for _, c := range []struct {
+		features []string
+		want     uint32
+	}{
+		{nil, 0}, // a browser
+		{[]string{proto.FeatureResume}, 0},
+		{[]string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets}, largeSCTPMTU},
+		{[]string{proto.FeatureLargePackets, proto.FeatureJumboPackets}, maxSCTPMTU},
+	} {
+		s := &session{peerInfo: proto.Signal{T: proto.SigInfo, Features: c.features}}
+		if got := s.peerPacketLimit(); got != c.want {
+			t.Errorf("features %v: limit %d, want %d", c.features, got, c.want)
+		}
 	}
 }

@@ -117,9 +117,9 @@ func TestGoToGoDirect(t *testing.T) {
 	if res.chunkSize != transfer.DefaultMaxChunk {
 		t.Fatalf("chunk size %d, want %d", res.chunkSize, transfer.DefaultMaxChunk)
 	}
-	// Two Go peers on one machine send large SCTP packets (mtu.go).
-	if res.send.PacketSize != 8000 || res.recv.PacketSize != 8000 {
-		t.Fatalf("SCTP packets %d/%d bytes, want 8000", res.send.PacketSize, res.recv.PacketSize)
+	// Two Go peers on one machine send 64 KiB SCTP packets (mtu.go).
+	if res.send.PacketSize != 65000 || res.recv.PacketSize != 65000 {
+		t.Fatalf("SCTP packets %d/%d bytes, want 65000", res.send.PacketSize, res.recv.PacketSize)
 	}
 	if len(res.phraseS) != 4 || res.phraseS[0] != res.phraseR[0] || res.phraseS[3] != res.phraseR[3] {
 		t.Fatalf("phrases %v / %v", res.phraseS, res.phraseR)

@@ -107,7 +107,7 @@ func newSession(cfg *Config, role handshake.Role) *session {
 		changed:  make(chan struct{}),
 		gotInfo:  make(chan struct{}),
 	}
-	s.api = newAPI(cfg.Options, s.log, s.peerReadsLargePackets)
+	s.api = newAPI(cfg.Options, s.log, s.peerPacketLimit)
 	return s
 }
 
@@ -169,7 +169,7 @@ func (s *session) established(sig *sigclient.Conn, keys *handshake.Keys, ice []p
 	s.notifyLocked()
 	s.mu.Unlock()
 	go s.pump(sig, down)
-	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets}
+	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets, proto.FeatureJumboPackets}
 	s.signal(proto.Signal{T: proto.SigInfo, Agent: Agent, Features: features})
 }
 
@@ -292,11 +292,18 @@ func (s *session) peerIsGo() bool {
 	return slices.Contains(s.peerInfo.Features, proto.FeatureZeroChecksum)
 }
 
-// peerReadsLargePackets: the peer announced proto.FeatureLargePackets.
-func (s *session) peerReadsLargePackets() bool {
+// peerPacketLimit is the largest SCTP packet the peer reads, by the
+// features it announced (0: pion's default only).
+func (s *session) peerPacketLimit() uint32 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return slices.Contains(s.peerInfo.Features, proto.FeatureLargePackets)
+	switch {
+	case slices.Contains(s.peerInfo.Features, proto.FeatureJumboPackets):
+		return maxSCTPMTU
+	case slices.Contains(s.peerInfo.Features, proto.FeatureLargePackets):
+		return largeSCTPMTU
+	}
+	return 0
 }
 
 // infoWait bounds how long the sender waits for the receiver's info before

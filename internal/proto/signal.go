@@ -106,6 +106,9 @@ const (
 	// (PROTOCOL.md §3.3); the other side may then send them where the path
 	// allows.
 	FeatureLargePackets = "large-packets"
+	// FeatureJumboPackets: the peer reads SCTP packets of up to 65535
+	// bytes, one DTLS record in one UDP datagram (PROTOCOL.md §3.3).
+	FeatureJumboPackets = "jumbo-packets"
 )
 
 // ICEServer is an RTCIceServer as the browser takes it.

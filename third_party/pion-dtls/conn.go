@@ -32,7 +32,7 @@ const (
 	initialTickerInterval = time.Second
 	cookieLength          = 20
 	sessionLength         = 32
-	inboundBufferSize     = 8192
+	inboundBufferSize     = 65536 + 512 // ferry patch: a whole UDP datagram (was 8192)
 	// Default replay protection window is specified by RFC 6347 Section 4.1.2.6.
 	defaultReplayProtectionWindow = 64
 	// maxAppDataPacketQueueSize is the maximum number of app data packets we will.

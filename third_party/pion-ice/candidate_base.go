@@ -261,7 +261,7 @@ func (c *candidateBase) start(a *Agent, conn net.PacketConn, initializedCh <-cha
 
 var bufferPool = sync.Pool{ // nolint:gochecknoglobals
 	New: func() any {
-		buf := make([]byte, receiveMTU)
+		buf := make([]byte, datagramMTU) // ferry patch: was receiveMTU
 
 		return &buf
 	},

@@ -12,6 +12,11 @@ import "sync"
 // DTLS connection: one copy, one buffer and one goroutine hand-off per
 // packet fewer, and no packets dropped when that goroutine falls behind.
 
+// datagramMTU is the read buffer of a candidate: a whole UDP datagram
+// (pion reads 8192 bytes, receiveMTU), for the 64 KiB SCTP packets two
+// ferry Go peers send each other on one host.
+const datagramMTU = 65536 + 512
+
 // packetDelivery routes received application packets.
 type packetDelivery struct {
 	mu      sync.RWMutex // held for reading while a packet is delivered
@@ -50,7 +55,7 @@ func (c *Conn) SetPacketHandler(h func(b []byte)) {
 	}
 	// Nothing writes to the buffer while we hold the lock, and nothing
 	// reads it but us: hand over what it holds.
-	buf := make([]byte, receiveMTU)
+	buf := make([]byte, datagramMTU)
 	for c.agent.buf.Count() > 0 {
 		n, err := c.agent.buf.Read(buf)
 		if err != nil {

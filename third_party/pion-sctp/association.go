@@ -69,8 +69,8 @@ var (
 )
 
 const (
-	receiveMTU            uint32 = 8192 // MTU for inbound packet (from DTLS)
-	initialMTU            uint32 = 1191 // initial MTU for outgoing packets (to DTLS)
+	receiveMTU            uint32 = 65536 + 512 // MTU for inbound packet (from DTLS); ferry patch: was 8192
+	initialMTU            uint32 = 1191        // initial MTU for outgoing packets (to DTLS)
 	initialRecvBufSize    uint32 = 1024 * 1024
 	commonHeaderSize      uint32 = packetHeaderSize
 	dataChunkHeaderSize   uint32 = chunkHeaderSize + payloadDataHeaderSize
