@@ -56,6 +56,11 @@ type recordSealer interface {
 // header, the explicit nonce and the tag.
 const maxSealedOverhead = recordlayer.FixedHeaderSize + 8 + 16
 
+// maxSealedPayload is the largest payload the fast path seals: the record
+// must fit the pooled buffer, and its length field (nonce, payload and
+// tag) 16 bits.
+const maxSealedPayload = min(inboundBufferSize-maxSealedOverhead, 0xffff-8-16)
+
 var sealPool = sync.Pool{ //nolint:gochecknoglobals
 	New: func() any {
 		b := make([]byte, 0, inboundBufferSize)
@@ -69,7 +74,7 @@ var sealPool = sync.Pool{ //nolint:gochecknoglobals
 // suite without SealRecord, a payload larger than the pooled buffers) and
 // the caller must use writePackets.
 func (c *Conn) writeApplicationData(ctx context.Context, payload []byte) (handled bool, err error) {
-	if len(payload)+maxSealedOverhead > inboundBufferSize {
+	if len(payload) > maxSealedPayload {
 		return false, nil
 	}
 	c.writeLock.Lock()

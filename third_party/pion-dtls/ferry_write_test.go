@@ -20,8 +20,8 @@ func TestFerryWriteFastPathAndReadPacket(t *testing.T) {
 	defer server.Close() //nolint:errcheck
 
 	rng := rand.New(rand.NewSource(1)) //nolint:gosec
-	// Up to the largest record the read buffers take.
-	largest := inboundBufferSize - maxSealedOverhead
+	// Up to the largest record the fast path seals.
+	largest := maxSealedPayload
 	sizes := []int{1, 100, 1191, largest / 2, largest}
 	errs := make(chan error, 1)
 	var sent [][]byte
