@@ -35,10 +35,16 @@ vet:
 	# third_party/ is pion's code with small patches: left as upstream formats it.
 	test -z "$$(gofmt -l $(GOSRC))" || { gofmt -l $(GOSRC); echo "gofmt needed" >&2; exit 1; }
 
+# The packages with real browsers and network namespaces assert on timing
+# (page responsiveness, reconnect times): on two cores they run one at a
+# time, after the others.
+HEAVY = ./internal/e2e ./internal/netlab
+
 # Unit, fuzz seed corpora, end-to-end (browsers, NAT lab), and upstream's
 # tests of the patched pion modules in third_party/ — everything.
 test: deps web-check web-test vet
-	$(GOTEST) ./...
+	$(GOTEST) $$($(GO) list ./... | grep -v -e '/internal/e2e$$' -e '/internal/netlab$$')
+	$(GOTEST) -p 1 $(HEAVY)
 	$(MAKE) third-party-test
 
 # pion's own test suites, and ours of the patches, on third_party/ (the

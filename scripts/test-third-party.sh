@@ -27,14 +27,15 @@ for d in third_party/pion-*; do
 	replaces+=("-replace=$(modpath "$d")=$root/$d")
 done
 
-status=0
-for d in "${dirs[@]}"; do
-	d=${d%/}
+# test_module DIR: one module's suite in its own copy; output to $work/DIR.log.
+test_module() {
+	local d=${1%/}
+	local mod ver src dst
 	mod=$(modpath "$d")
 	ver=$(modversion "$mod")
 	if [ -z "$ver" ]; then
 		echo "third-party: $mod is not replaced in go.mod" >&2
-		exit 1
+		return 1
 	fi
 	src=$($GO mod download -json "$mod@$ver" | awk -F'"' '$2 == "Dir" { print $4 }')
 	dst="$work/$(basename "$d")"
@@ -49,23 +50,36 @@ for d in "${dirs[@]}"; do
 	if [ -f "$d/ferry_test_fixes.sh" ]; then
 		(cd "$dst" && bash "$root/$d/ferry_test_fixes.sh")
 	fi
-	others=()
+	local others=()
 	for r in "${replaces[@]}"; do
 		case "$r" in "-replace=$mod="*) ;; *) others+=("$r") ;; esac
 	done
 	(cd "$dst" && $GO mod edit "${others[@]}")
 	# Upstream tests that fail now and then on unpatched upstream too: one
 	# go test -skip pattern, with the evidence, in ferry_test_skip.txt.
-	skip=()
+	local skip=() pat note=""
 	if [ -f "$d/ferry_test_skip.txt" ]; then
 		pat=$(sed -e 's/#.*//' -e 's/[[:space:]]*$//' "$d/ferry_test_skip.txt" | grep -v '^$' | head -1)
 		[ -z "$pat" ] || skip=(-skip "$pat")
 	fi
-	note=""
 	[ ${#skip[@]} -eq 0 ] || note=", skipping ${skip[1]} (flaky upstream too)"
 	echo "== $mod $ver (patched)$note"
-	if ! (cd "$dst" && GOFLAGS=-mod=mod $GO test -count=1 -timeout 15m "${skip[@]}" ./...); then
+	(cd "$dst" && GOFLAGS=-mod=mod $GO test -count=1 -timeout 15m "${skip[@]}" ./...)
+}
+
+# The suites mostly wait on timers (a third of a core each): run them side
+# by side, each into its own log, and print the logs in order.
+pids=()
+for d in "${dirs[@]}"; do
+	test_module "$d" >"$work/$(basename "$d").log" 2>&1 &
+	pids+=($!)
+done
+status=0
+for i in "${!dirs[@]}"; do
+	if ! wait "${pids[$i]}"; then
 		status=1
 	fi
+	grep -v 'no test files' "$work/$(basename "${dirs[$i]}").log" || true
 done
+[ $status -eq 0 ] || echo "third-party: some suites failed (above)" >&2
 exit $status
