@@ -172,15 +172,11 @@ func benchOnce(ctx context.Context, self, server, file, out, logs string, peerAr
 	if err != nil {
 		return benchRun{}, err
 	}
-	send.Stderr = io.Discard
-	if logs != "" {
-		f, err := os.Create(logs + ".sender.log")
-		if err != nil {
-			return benchRun{}, err
-		}
-		defer f.Close()
-		send.Stderr = f
+	closeLog, err := logTo(send, logs, ".sender.log")
+	if err != nil {
+		return benchRun{}, err
 	}
+	defer closeLog()
 	if err := send.Start(); err != nil {
 		return benchRun{}, err
 	}
@@ -206,15 +202,11 @@ func benchOnce(ctx context.Context, self, server, file, out, logs string, peerAr
 	if err != nil {
 		return benchRun{}, err
 	}
-	recv.Stderr = io.Discard
-	if logs != "" {
-		f, err := os.Create(logs + ".receiver.log")
-		if err != nil {
-			return benchRun{}, err
-		}
-		defer f.Close()
-		recv.Stderr = f
+	closeLog, err = logTo(recv, logs, ".receiver.log")
+	if err != nil {
+		return benchRun{}, err
 	}
+	defer closeLog()
 	if err := recv.Start(); err != nil {
 		return benchRun{}, err
 	}
@@ -240,6 +232,20 @@ func benchOnce(ctx context.Context, self, server, file, out, logs string, peerAr
 		return benchRun{}, fmt.Errorf("transfer failed (receiver: %v, sender: %v)", rerr, serr)
 	}
 	return benchRun{transfer: done.Sub(connected), send: stats(send.ProcessState), recv: stats(recv.ProcessState)}, nil
+}
+
+// logTo sends cmd's stderr to logs+suffix, or discards it without logs.
+func logTo(cmd *exec.Cmd, logs, suffix string) (func(), error) {
+	cmd.Stderr = io.Discard
+	if logs == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(logs + suffix)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = f
+	return func() { f.Close() }, nil
 }
 
 func stats(ps *os.ProcessState) procStats {

@@ -6,6 +6,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -30,26 +31,18 @@ func main() {
 // profile writes a CPU profile to path (for performance work); the pid is
 // appended so both peers of `ferry bench` can be profiled at once.
 func profile(path string) func() {
-	if path == "" {
-		return func() {}
-	}
-	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
-	if err != nil {
-		return func() {}
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return func() {}
-	}
-	return func() {
-		pprof.StopCPUProfile()
-		f.Close()
-	}
+	return recordTo(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
 // traceTo writes an execution trace to path.<pid> (go tool trace), for
 // finding where a transfer waits.
 func traceTo(path string) func() {
+	return recordTo(path, trace.Start, trace.Stop)
+}
+
+// recordTo starts a recording into path.<pid> and returns what ends it;
+// without a path, or if it cannot start, it does nothing.
+func recordTo(path string, start func(io.Writer) error, stop func()) func() {
 	if path == "" {
 		return func() {}
 	}
@@ -57,12 +50,12 @@ func traceTo(path string) func() {
 	if err != nil {
 		return func() {}
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
 		return func() {}
 	}
 	return func() {
-		trace.Stop()
+		stop()
 		f.Close()
 	}
 }
