@@ -1,8 +1,9 @@
 # ferry — build and test. `make test` is what CI runs (.ci/run).
 GO      ?= go
 # Two cores: keep package-level parallelism low so browser and network tests
-# are not starved.
-GOTEST  ?= $(GO) test -p 2 -timeout 25m
+# are not starved. -count=1: some tests build and run the ferry binary
+# themselves, which the test cache cannot see.
+GOTEST  ?= $(GO) test -count=1 -p 2 -timeout 25m
 
 # Our Go sources (third_party/ and node_modules/ are others').
 GOSRC    = $$(find . -name '*.go' -not -path './third_party/*' -not -path '*/node_modules/*')
