@@ -67,7 +67,8 @@ func (w *diskWriter) buffer() []byte {
 	return <-w.free
 }
 
-// write queues chunk index of f, a copy of data, for writing at off.
+// write queues a copy of data, chunk index of f, for the disk; it waits
+// while all buffers are queued.
 func (w *diskWriter) write(f *rfile, index uint32, hash [proto.HashLen]byte, data []byte) {
 	buf := w.buffer()
 	n := copy(buf, data)

@@ -1164,10 +1164,13 @@ func (a *Association) readLoop() {
 	}()
 
 	a.log.Debugf("[%s] readLoop entered", a.name)
-	buffer := make([]byte, receiveMTU)
 	// ferry patch: a DTLS connection hands over each packet in a buffer
 	// of its own, so it need not be copied into one here.
 	packetReader, _ := a.netConn.(interface{ ReadPacket() ([]byte, error) })
+	var buffer []byte
+	if packetReader == nil {
+		buffer = make([]byte, receiveMTU)
+	}
 
 	for {
 		var inbound []byte
@@ -2584,7 +2587,6 @@ func (a *Association) handlePeerLastTSNAndAcknowledgement(sackImmediately bool) 
 	return reply
 }
 
-// The caller should hold the lock.
 // onStreamRead sends a window update (ferry patch). A receiver whose
 // application falls behind advertises a small or zero window; the sender
 // then stops until a SACK says the window is open again, and pion sends
@@ -2607,6 +2609,7 @@ func (a *Association) onStreamRead() {
 	}
 }
 
+// The caller should hold the lock.
 func (a *Association) getMyReceiverWindowCredit() uint32 {
 	var bytesQueued uint32
 	for _, s := range a.streams {

@@ -6,6 +6,7 @@ package sctp
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"math/rand"
 	"net"
@@ -181,7 +182,7 @@ func TestFerryReassemblyInOrderPush(t *testing.T) {
 			t.Fatalf("fragment %d: complete %v/%v, accepted %v", i, complete, completeMID, accepted)
 		}
 	}
-	if set.push(frag(n-1)) {
+	if set.push(frag(n - 1)) {
 		t.Fatal("a duplicate completed the set")
 	}
 	if _, accepted := mid.pushAndCheck(frag(n - 1)); accepted {
@@ -201,4 +202,42 @@ func TestFerryReassemblyInOrderPush(t *testing.T) {
 	if len(set.chunks) != n || len(mid.chunks) != n {
 		t.Fatalf("%d/%d fragments, want %d", len(set.chunks), len(mid.chunks), n)
 	}
+}
+
+// marshalUnpooled is pion's marshal before the ferry patch: the oracle the
+// pooled one is checked against.
+func (p *packet) marshalUnpooled(doChecksum bool) ([]byte, error) {
+	raw := make([]byte, packetHeaderSize)
+
+	// Populate static headers
+	// 8-12 is Checksum which will be populated when packet is complete
+	binary.BigEndian.PutUint16(raw[0:], p.sourcePort)
+	binary.BigEndian.PutUint16(raw[2:], p.destinationPort)
+	binary.BigEndian.PutUint32(raw[4:], p.verificationTag)
+
+	// Populate chunks
+	for _, c := range p.chunks {
+		chunkRaw, err := c.marshal()
+		if err != nil {
+			return nil, err
+		}
+		raw = append(raw, chunkRaw...) //nolint:makezero // todo:fix
+
+		paddingNeeded := getPadding(len(raw))
+		if paddingNeeded != 0 {
+			raw = append(raw, make([]byte, paddingNeeded)...) //nolint:makezero // todo:fix
+		}
+	}
+
+	if doChecksum {
+		// golang CRC32C uses reflected input and reflected output, the
+		// net result of this is to have the bytes flipped compared to
+		// the non reflected variant that the spec expects.
+		//
+		// Use LittleEndian.PutUint32 to avoid flipping the bytes in to
+		// the spec compliant checksum order
+		binary.LittleEndian.PutUint32(raw[8:], generatePacketChecksum(raw))
+	}
+
+	return raw, nil
 }

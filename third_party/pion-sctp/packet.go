@@ -207,43 +207,7 @@ func (p *packet) marshal(doChecksum bool) ([]byte, error) {
 		}
 	}
 	if doChecksum {
-		binary.LittleEndian.PutUint32(raw[8:], generatePacketChecksum(raw))
-	}
-
-	return raw, nil
-}
-
-// marshalUnpooled is pion's original marshal (kept for reference and tests).
-func (p *packet) marshalUnpooled(doChecksum bool) ([]byte, error) {
-	raw := make([]byte, packetHeaderSize)
-
-	// Populate static headers
-	// 8-12 is Checksum which will be populated when packet is complete
-	binary.BigEndian.PutUint16(raw[0:], p.sourcePort)
-	binary.BigEndian.PutUint16(raw[2:], p.destinationPort)
-	binary.BigEndian.PutUint32(raw[4:], p.verificationTag)
-
-	// Populate chunks
-	for _, c := range p.chunks {
-		chunkRaw, err := c.marshal()
-		if err != nil {
-			return nil, err
-		}
-		raw = append(raw, chunkRaw...) //nolint:makezero // todo:fix
-
-		paddingNeeded := getPadding(len(raw))
-		if paddingNeeded != 0 {
-			raw = append(raw, make([]byte, paddingNeeded)...) //nolint:makezero // todo:fix
-		}
-	}
-
-	if doChecksum {
-		// golang CRC32C uses reflected input and reflected output, the
-		// net result of this is to have the bytes flipped compared to
-		// the non reflected variant that the spec expects.
-		//
-		// Use LittleEndian.PutUint32 to avoid flipping the bytes in to
-		// the spec compliant checksum order
+		// CRC32C bytes in the spec's order (see generatePacketChecksum).
 		binary.LittleEndian.PutUint32(raw[8:], generatePacketChecksum(raw))
 	}
 
