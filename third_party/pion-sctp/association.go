@@ -1235,7 +1235,7 @@ loop:
 
 				break loop
 			}
-			atomic.AddUint64(&a.bytesSent, uint64(n)) //nolint:gosec // G115
+			atomic.AddUint64(&a.bytesSent, uint64(n)) //nolint:gosec // G115; ferry patch: raw went back to the pool
 			a.stats.incPacketsSent()
 		}
 
@@ -4143,7 +4143,7 @@ func (a *Association) createSelectiveAckChunk() *chunkSelectiveAck {
 	sack := &chunkSelectiveAck{}
 	sack.cumulativeTSNAck = a.peerLastTSN()
 	sack.advertisedReceiverWindowCredit = a.getMyReceiverWindowCredit()
-	a.advertisedRwnd = sack.advertisedReceiverWindowCredit
+	a.advertisedRwnd = sack.advertisedReceiverWindowCredit // ferry patch: for onStreamRead
 	sack.duplicateTSN = a.payloadQueue.popDuplicates()
 	sack.gapAckBlocks = a.payloadQueue.getGapAckBlocks()
 

@@ -256,7 +256,8 @@ func (p *chunkPayloadData) marshal() ([]byte, error) { //nolint:cyclop
 	return p.chunkHeader.marshal()
 }
 
-// marshalledLen is the length of the marshalled chunk, without padding.
+// marshalledLen is the length of the marshalled chunk, without padding
+// (ferry patch).
 func (p *chunkPayloadData) marshalledLen() int {
 	if p.isIData() {
 		return chunkHeaderSize + iDataHeaderSize + len(p.userData)
@@ -265,8 +266,8 @@ func (p *chunkPayloadData) marshalledLen() int {
 	return chunkHeaderSize + payloadDataHeaderSize + len(p.userData)
 }
 
-// marshalTo appends the chunk to dst without intermediate buffers (ferry
-// patch); it writes what marshal writes.
+// marshalTo appends the chunk to dst without intermediate buffers; it
+// writes what marshal writes (ferry patch).
 func (p *chunkPayloadData) marshalTo(dst []byte) []byte {
 	flags := uint8(0)
 	if p.endingFragment {

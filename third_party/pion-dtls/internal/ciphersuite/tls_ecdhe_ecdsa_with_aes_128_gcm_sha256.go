@@ -115,8 +115,8 @@ func (c *TLSEcdheEcdsaWithAes128GcmSha256) Decrypt(h recordlayer.Header, raw []b
 	return cipherSuite.Decrypt(h, raw)
 }
 
-// SealRecord protects an application data record straight into dst (ferry
-// patch): see ciphersuite.GCM.SealRecord.
+// SealRecord protects an application data record straight into dst:
+// see ciphersuite.GCM.SealRecord (ferry patch).
 func (c *TLSEcdheEcdsaWithAes128GcmSha256) SealRecord(
 	dst []byte, h *recordlayer.Header, payload []byte,
 ) ([]byte, error) {

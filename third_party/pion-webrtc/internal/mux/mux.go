@@ -48,8 +48,8 @@ type Mux struct {
 	closedCh chan struct{}
 	log      logging.LeveledLogger
 
-	// direct: the connection hands packets to dispatch itself (ferry
-	// patch); there is no read loop.
+	// ferry patch: direct: the connection hands packets to dispatch
+	// itself; there is no read loop.
 	direct bool
 }
 
@@ -135,7 +135,7 @@ func (m *Mux) Close() error {
 	}
 
 	if m.direct {
-		return nil // no read loop to wait for
+		return nil // ferry patch: no read loop to wait for
 	}
 
 	// Wait for readLoop to end

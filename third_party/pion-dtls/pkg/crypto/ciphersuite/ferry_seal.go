@@ -9,9 +9,9 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 )
 
-// SealRecord appends to dst the whole protected record for payload: header
-// (h, without connection ID), explicit nonce, ciphertext and tag (ferry
-// patch). It writes what Encrypt writes for a record that RecordLayer.Marshal
+// SealRecord (ferry patch) appends to dst the whole protected record for
+// payload: header (h, without connection ID), explicit nonce, ciphertext and
+// tag. It writes what Encrypt writes for a record that RecordLayer.Marshal
 // made from h and payload, without the two copies of the payload that
 // marshalling made first.
 func (g *GCM) SealRecord(dst []byte, h *recordlayer.Header, payload []byte) ([]byte, error) {

@@ -12,8 +12,8 @@ import (
 	"github.com/pion/dtls/v3/pkg/protocol/recordlayer"
 )
 
-// SealRecord writes what marshalling a record and Encrypt wrote (ferry
-// patch), and the peer opens it.
+// SealRecord (ferry patch) writes what marshalling a record and Encrypt
+// wrote, and the peer opens it.
 func TestFerrySealRecordMatchesEncrypt(t *testing.T) {
 	rng := rand.New(rand.NewSource(1)) //nolint:gosec
 	key, iv := make([]byte, 16), make([]byte, 4)
