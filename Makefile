@@ -44,11 +44,20 @@ vet:
 HEAVY = ./internal/e2e ./internal/netlab
 
 # Unit, fuzz seed corpora, end-to-end (browsers, NAT lab), and upstream's
-# tests of the patched pion modules in third_party/ — everything.
+# tests of the patched pion modules in third_party/ — everything. Heavy
+# tests (internal/testenv) run, and fail if what they need is missing.
+test: export FERRY_TEST_HEAVY = 1
 test: deps web-check web-test vet
 	$(GOTEST) $$($(GO) list ./... | grep -v -e '/internal/e2e$$' -e '/internal/netlab$$')
 	$(GOTEST) -p 1 $(HEAVY)
 	$(MAKE) third-party-test
+
+# The fast tier: every test that needs only Go (no root, browser, Redis or
+# coturn), with the race detector. Heavy tests are skipped, each saying what
+# it needs (go test -v shows them).
+unit: export FERRY_TEST_HEAVY = 0
+unit:
+	$(GO) test -race -count=1 -p 2 -timeout 15m ./...
 
 # pion's own test suites, and ours of the patches, on third_party/ (the
 # upstream tests come from the module cache).

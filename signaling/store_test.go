@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/redistest"
+	"github.com/ferrydev/ferry/internal/testenv"
 	"github.com/ferrydev/ferry/signaling"
 )
 
@@ -39,6 +40,7 @@ func storeKinds(parent *testing.T) []storeKind {
 			return out
 		}},
 		{"redis", func(t *testing.T, clk *clock, n int) []signaling.Store {
+			testenv.Heavy(t, "redis-server") // before Start skips parent from this goroutine
 			if rs == nil {
 				rs = redistest.Start(parent) // one server for all subtests of a test
 			}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ferrydev/ferry/internal/testenv"
 )
 
 // Path returns the Chromium binary: $FERRY_CHROMIUM, else /usr/bin/chromium.
@@ -19,10 +20,12 @@ func Path() string {
 	return "/usr/bin/chromium"
 }
 
-// Require fails the test (never skips it) when Chromium is missing, with the
-// command that installs it.
+// Require skips the test outside the heavy tier (testenv), and in it fails
+// the test (never skips it) when Chromium is missing, with the command that
+// installs it.
 func Require(t testing.TB) {
 	t.Helper()
+	testenv.Heavy(t, "Chromium")
 	if _, err := exec.LookPath(Path()); err != nil {
 		t.Fatalf("chromium not found at %s: run `make test` as root (it installs it) or `apt-get install chromium`", Path())
 	}

@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/testenv"
 )
 
 // Prefix starts the name of every namespace netlab creates.
@@ -64,10 +66,12 @@ func Check() error {
 	return nil
 }
 
-// Require fails the test, never skips it, when the lab cannot run: CI runs
-// as root, and a lab that silently does nothing proves nothing.
+// Require skips the test outside the heavy tier (testenv); in it, it fails
+// the test, never skips it, when the lab cannot run: CI runs as root, and a
+// lab that silently does nothing proves nothing.
 func Require(t testing.TB) {
 	t.Helper()
+	testenv.Heavy(t, "root, network namespaces and iptables")
 	if err := Check(); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/testenv"
 )
 
 // Server is one redis-server subprocess.
@@ -28,10 +30,12 @@ type Server struct {
 	done chan struct{}
 }
 
-// Start runs a redis-server for the rest of the test. It fails the test,
-// with the install command, if redis-server is not installed.
+// Start runs a redis-server for the rest of the test. Outside the heavy tier
+// (testenv) it skips the test; in it, it fails the test, with the install
+// command, if redis-server is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	testenv.Heavy(t, "redis-server")
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redis-server is needed: install it with `apt-get install redis-server` (or run scripts/deps.sh as root): %v", err)
