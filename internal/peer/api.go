@@ -6,13 +6,11 @@ package peer
 
 import (
 	"log/slog"
-
 	"time"
 
+	"github.com/ferrydev/ferry/internal/pionlog"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/udpbatch"
-
-	"github.com/pion/logging"
 	"github.com/pion/webrtc/v4"
 )
 
@@ -104,11 +102,7 @@ func newAPI(o Options, log *slog.Logger, peerLimit func() uint32) *webrtc.API {
 	if n, err := udpbatch.NewNet(!o.PlainUDP); err == nil {
 		se.SetNet(n)
 	}
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	if log.Enabled(nil, slog.LevelDebug-4) {
-		lf.DefaultLogLevel = logging.LogLevelDebug
-	}
-	se.LoggerFactory = lf
+	// pion's logs through ours; its warnings are about routine events here.
+	se.LoggerFactory = pionlog.New(log, slog.LevelDebug)
 	return webrtc.NewAPI(webrtc.WithSettingEngine(se))
 }
