@@ -27,7 +27,7 @@ const maxStateSize = 4 << 10
 
 // ErrStateFile reports a resume state file that is not a small regular file
 // (a symbolic link, a device, something huge): it is never read or replaced.
-var ErrStateFile = errors.New("peer: the resume state is not a regular file")
+var ErrStateFile = errors.New("peer: the resume state is not a small regular file")
 
 // StateFile is the resume state's file name for a ticket.
 func StateFile(ticketID string) string { return ".ferry-session-" + ticketID }
