@@ -55,7 +55,7 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 					fmt.Fprintf(io.err, "  … and %d more\n", len(m.Files)-10)
 					break
 				}
-				fmt.Fprintf(io.err, "  %s (%s)\n", f.Path, termui.Bytes(f.Size))
+				fmt.Fprintf(io.err, "  %s (%s)\n", termui.Name(f.Path), termui.Bytes(f.Size))
 			}
 		},
 	}

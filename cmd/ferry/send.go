@@ -93,7 +93,7 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 	}
 	files, skipped, err := transfer.Collect(fs.Args())
 	for _, s := range skipped {
-		fmt.Fprintf(io.err, "skipping %s (not a regular file)\n", s)
+		fmt.Fprintf(io.err, "skipping %s (not a regular file)\n", termui.Name(s))
 	}
 	if err != nil {
 		return err

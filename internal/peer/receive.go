@@ -24,6 +24,9 @@ type ReceiveOptions struct {
 	Progress func(transfer.Progress)
 	// ReconnectFor bounds reconnection attempts (0: DefaultReconnectFor).
 	ReconnectFor time.Duration
+	// Idle bounds the wait for the sender's next message on a working
+	// connection (0: transfer.DefaultIdle).
+	Idle time.Duration
 }
 
 // Receive opens the link (base URL and ticket) and receives into o.Dir. If
@@ -71,7 +74,7 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 		return nil
 	}
 	res := &Result{}
-	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes}
+	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes, Idle: o.Idle}
 	// Report before telling the sender: once it hears "complete" it leaves,
 	// and the server then closes our signaling connection too.
 	recv.BeforeComplete = func() {
@@ -145,6 +148,13 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			// waits for us as for a lost connection.
 			return res, fmt.Errorf("%w; free some space and run the same command again within %s to continue from where it stopped (the sender is waiting)",
 				err, DefaultReconnectFor)
+		}
+		if errors.Is(err, transfer.ErrIdle) {
+			// A sender that keeps the connection but sends nothing would
+			// keep us forever, and reconnecting could repeat that. Keep the
+			// resume state and leave without a bye, so a sender that was
+			// only stuck can still be resumed.
+			return res, fmt.Errorf("%w; run the same command again to continue from where it stopped", err)
 		}
 		if !errors.Is(err, transfer.ErrConnLost) {
 			if ctx.Err() != nil {

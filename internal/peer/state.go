@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 )
 
 // State is what a receiver keeps in its target folder so that running
@@ -21,20 +21,58 @@ type State struct {
 	SessionSecret []byte `json:"sessionSecret"`
 }
 
+// maxStateSize bounds what loadState reads: a real state is about 200
+// bytes, and the file sits in a folder others may have prepared.
+const maxStateSize = 4 << 10
+
+// ErrStateFile reports a resume state file that is not a small regular file
+// (a symbolic link, a device, something huge): it is never read or replaced.
+var ErrStateFile = errors.New("peer: the resume state is not a small regular file")
+
 // StateFile is the resume state's file name for a ticket.
 func StateFile(ticketID string) string { return ".ferry-session-" + ticketID }
 
+// The state is read and written only through an os.Root of the target
+// folder, like the received files, and never through a symbolic link: a
+// link placed there beforehand must not make us read /dev/zero or overwrite
+// a file elsewhere with the session secret.
+
 func loadState(dir, ticketID string) (*State, error) {
-	b, err := os.ReadFile(filepath.Join(dir, StateFile(ticketID)))
+	root, err := os.OpenRoot(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
+	defer root.Close()
+	name := StateFile(ticketID)
+	fi, err := root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() || fi.Size() > maxStateSize {
+		return nil, fmt.Errorf("%w: %s in %s; delete it to start over", ErrStateFile, name, dir)
+	}
+	f, err := root.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	// Lstat and Open are two steps: check that we opened what we looked at.
+	if ofi, err := f.Stat(); err != nil || !os.SameFile(fi, ofi) {
+		return nil, fmt.Errorf("%w: %s in %s changed while it was opened", ErrStateFile, name, dir)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxStateSize+1))
+	if err != nil {
+		return nil, err
+	}
 	var st State
-	if err := json.Unmarshal(b, &st); err != nil || st.TicketID != ticketID || len(st.SessionID) != 22 || len(st.SessionSecret) != 32 {
-		return nil, fmt.Errorf("the resume state %s is damaged; delete it to start over", StateFile(ticketID))
+	if len(b) > maxStateSize || json.Unmarshal(b, &st) != nil || st.TicketID != ticketID || len(st.SessionID) != 22 || len(st.SessionSecret) != 32 {
+		return nil, fmt.Errorf("the resume state %s is damaged; delete it to start over", name)
 	}
 	return &st, nil
 }
@@ -43,14 +81,50 @@ func saveState(dir string, st *State) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(st)
-	tmp := filepath.Join(dir, StateFile(st.TicketID)+".tmp")
-	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, StateFile(st.TicketID)))
+	defer root.Close()
+	name := StateFile(st.TicketID)
+	if fi, err := root.Lstat(name); err == nil && !fi.Mode().IsRegular() {
+		// Renaming over it would replace only the link, but say what is
+		// wrong rather than quietly removing someone's file.
+		return fmt.Errorf("%w: %s in %s; delete it to start over", ErrStateFile, name, dir)
+	}
+	b, _ := json.Marshal(st)
+	tmp := name + ".tmp"
+	// A leftover from a crash, or whatever else sits there: removing a
+	// symbolic link removes the link, not its target.
+	if err := root.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	// O_EXCL: a new file (so 0600 applies), never one reached through a link.
+	f, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = root.Rename(tmp, name)
+	}
+	if err != nil {
+		_ = root.Remove(tmp)
+	}
+	return err
 }
 
 func removeState(dir, ticketID string) {
-	_ = os.Remove(filepath.Join(dir, StateFile(ticketID)))
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return
+	}
+	defer root.Close()
+	_ = root.Remove(StateFile(ticketID))
 }

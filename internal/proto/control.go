@@ -201,7 +201,7 @@ func (m *Manifest) validate() error {
 		if err := ValidatePath(f.Path); err != nil {
 			return fmt.Errorf("file %d: %w", i, err)
 		}
-		key := strings.ToLower(f.Path) // case-insensitive file systems would merge these
+		key := FoldPath(f.Path) // case-insensitive file systems would merge these
 		if _, dup := seen[key]; dup {
 			return fmt.Errorf("%w: duplicate path %q", ErrControl, f.Path)
 		}
@@ -223,7 +223,7 @@ func (m *Manifest) validate() error {
 				break
 			}
 			p = p[:i]
-			if _, clash := seen[strings.ToLower(p)]; clash {
+			if _, clash := seen[FoldPath(p)]; clash {
 				return fmt.Errorf("%w: %q is both a file and a folder", ErrControl, p)
 			}
 		}
@@ -265,40 +265,105 @@ func (v *Verified) validate() error {
 	return nil
 }
 
-// ValidatePath checks the platform-independent rules for a path in a
-// manifest: relative, '/'-separated, no empty, "." or ".." elements, no
-// backslashes, NUL or control characters. Receivers add their own
-// platform checks (device names, symlinks) on top.
-func ValidatePath(p string) error {
-	bad := func(why string) error { return fmt.Errorf("%w: unsafe path %q: %s", ErrControl, p, why) }
+// Reasons PathProblem gives; the TypeScript receiver gives the same ones
+// (testdata/vectors/paths.json checks both).
+const (
+	PathEmpty          = "empty"
+	PathTooLong        = "too long"
+	PathNotUTF8        = "not UTF-8"
+	PathAbsolute       = "absolute"
+	PathControl        = "control character"
+	PathBackslash      = "backslash"
+	PathBidi           = "bidi control"
+	PathInvisible      = "invisible character"
+	PathEmptyElement   = "empty element"
+	PathDotElement     = "dot element"
+	PathElementTooLong = "element too long"
+	PathDriveLetter    = "drive letter"
+)
+
+// RuneProblem says why r may not appear in a file name, or "". Names are
+// shown to people (terminal, page) before they decide to accept them, so
+// nothing may hide or rearrange what they see (PROTOCOL.md §4.1):
+//   - C0 and C1 controls, DEL, and the line and paragraph separators
+//     U+2028/U+2029, which terminals act on;
+//   - bidirectional controls (U+061C, U+200E, U+200F, U+202A–U+202E,
+//     U+2066–U+2069), which reorder what is shown: "invoice\u202Efdp.exe"
+//     looks like "invoiceexe.pdf";
+//   - invisible characters that make a name look like another or hide
+//     text: soft hyphen, combining grapheme joiner, Hangul fillers, Khmer
+//     inherent vowels, Mongolian vowel separator, zero width space, word
+//     joiner and invisible operators, deprecated format controls, byte
+//     order mark, interlinear annotation, tag characters.
+//
+// Zero width (non-)joiner and variation selectors stay allowed: Persian,
+// Indic scripts and emoji need them. The list is explicit rather than a
+// Unicode category, so Go and browsers agree whatever Unicode version
+// each knows.
+func RuneProblem(r rune) string {
+	switch {
+	case r < 0x20 || r >= 0x7f && r <= 0x9f || r == 0x2028 || r == 0x2029:
+		return PathControl
+	case r == '\\':
+		return PathBackslash
+	case r == 0x061c || r == 0x200e || r == 0x200f || r >= 0x202a && r <= 0x202e || r >= 0x2066 && r <= 0x2069:
+		return PathBidi
+	case r == 0x00ad || r == 0x034f || r == 0x115f || r == 0x1160 || r == 0x17b4 || r == 0x17b5 || r == 0x180e ||
+		r == 0x200b || r >= 0x2060 && r <= 0x2064 || r >= 0x206a && r <= 0x206f || r == 0x3164 || r == 0xfeff ||
+		r == 0xffa0 || r >= 0xfff9 && r <= 0xfffb || r >= 0xe0000 && r <= 0xe007f:
+		return PathInvisible
+	}
+	return ""
+}
+
+// PathProblem says why p breaks the platform-independent rules for a path
+// in a manifest, or "" if it keeps them: relative, '/'-separated, no
+// empty, "." or ".." elements, no drive letter, no character RuneProblem
+// refuses. Receivers add their own platform checks (device names,
+// symlinks) on top.
+func PathProblem(p string) string {
 	if p == "" {
-		return bad("empty")
+		return PathEmpty
 	}
 	if len(p) > MaxPathLen {
-		return bad("too long")
+		return PathTooLong
 	}
 	if !utf8.ValidString(p) {
-		return bad("not UTF-8")
+		return PathNotUTF8
 	}
 	if p[0] == '/' {
-		return bad("absolute")
+		return PathAbsolute
 	}
 	for _, r := range p {
-		if r < 0x20 || r == 0x7f || r == '\\' {
-			return bad("control character or backslash")
+		if why := RuneProblem(r); why != "" {
+			return why
 		}
 	}
 	for _, el := range strings.Split(p, "/") {
 		switch {
 		case el == "":
-			return bad("empty element")
+			return PathEmptyElement
 		case el == "." || el == "..":
-			return bad("dot element")
+			return PathDotElement
 		case len(el) > MaxPathElemLen:
-			return bad("element too long")
+			return PathElementTooLong
 		case len(el) >= 2 && el[1] == ':':
-			return bad("drive letter")
+			return PathDriveLetter
 		}
+	}
+	return ""
+}
+
+// ValidatePath returns PathProblem's reason as an error.
+func ValidatePath(p string) error {
+	if why := PathProblem(p); why != "" {
+		return fmt.Errorf("%w: unsafe path %q: %s", ErrControl, p, why)
 	}
 	return nil
 }
+
+// FoldPath is the key under which two paths count as the same: each code
+// point by its Unicode simple lowercase mapping (so "İ" folds to "i", as
+// in Go's strings.ToLower; JavaScript's toLowerCase would give "i̇").
+// Case-insensitive file systems would store such paths as one file.
+func FoldPath(p string) string { return strings.ToLower(p) }

@@ -59,3 +59,24 @@ func TestQR(t *testing.T) {
 		t.Fatalf("%d rows of %d columns", len(lines), w)
 	}
 }
+
+func TestName(t *testing.T) {
+	for in, want := range map[string]string{
+		"a.txt":                      "a.txt",
+		"photos/2024/Ünïcödé 日本.jpg": "photos/2024/Ünïcödé 日本.jpg",
+		"family 👨\u200d👩\u200d👧.png": "family 👨\u200d👩\u200d👧.png",
+		`C:\Users\me\a.txt`:          `C:\Users\me\a.txt`,
+		"invoice\u202efdp.exe":       `"invoice\u202efdp.exe"`,
+		"a\x1b[2Jb":                  `"a\x1b[2Jb"`,
+		"a\u009b2Jb":                 `"a\u009b2Jb"`,
+		"line\nbreak":                `"line\x0abreak"`,
+		"quote\"and\\\u200b":         `"quote\"and\\\u200b"`,
+		"bad\xffutf8":                `"bad\xffutf8"`,
+		"tag\U000e0041":              `"tag\U000e0041"`,
+		"a\u3164b":                   `"a\u3164b"`,
+	} {
+		if got := termui.Name(in); got != want {
+			t.Errorf("Name(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

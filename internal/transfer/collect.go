@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/ferrydev/ferry/internal/proto"
 )
@@ -23,11 +22,11 @@ func Collect(paths []string) (files []SourceFile, skipped []string, err error) {
 	add := func(rel, local string, fi fs.FileInfo) error {
 		rel = filepath.ToSlash(rel)
 		if err := proto.ValidatePath(rel); err != nil {
-			return fmt.Errorf("cannot send %s: %w", local, err)
+			return fmt.Errorf("cannot send %q: %w", local, err)
 		}
-		key := strings.ToLower(rel)
+		key := proto.FoldPath(rel)
 		if prev, dup := seen[key]; dup {
-			return fmt.Errorf("cannot send both %s and %s: they arrive under the same name %q", prev, local, rel)
+			return fmt.Errorf("cannot send both %q and %q: they arrive under the same name %q", prev, local, rel)
 		}
 		seen[key] = local
 		files = append(files, SourceFile{Path: rel, Local: local, Size: fi.Size(), Mtime: fi.ModTime()})
@@ -50,7 +49,7 @@ func Collect(paths []string) (files []SourceFile, skipped []string, err error) {
 			continue
 		}
 		if !fi.IsDir() {
-			return nil, nil, fmt.Errorf("cannot send %s: not a regular file or folder", p)
+			return nil, nil, fmt.Errorf("cannot send %q: not a regular file or folder", p)
 		}
 		if base == string(filepath.Separator) {
 			return nil, nil, fmt.Errorf("cannot send the root folder")

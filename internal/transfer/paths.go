@@ -23,11 +23,15 @@ var deviceNames = map[string]bool{
 	"LPT1": true, "LPT2": true, "LPT3": true, "LPT4": true, "LPT5": true, "LPT6": true, "LPT7": true, "LPT8": true, "LPT9": true,
 }
 
-// CheckPath applies the manifest rules plus platform rules to a path the
-// sender proposed.
-func CheckPath(p string) error {
-	if err := proto.ValidatePath(p); err != nil {
-		return fmt.Errorf("%w: %v", ErrUnsafePath, err)
+// PathDeviceName is PathProblem's reason for a Windows device name.
+const PathDeviceName = "device name"
+
+// PathProblem says why a receiver refuses the path p on every platform
+// (the manifest rules plus device names), or "": the same reasons as the
+// TypeScript receiver (testdata/vectors/paths.json).
+func PathProblem(p string) string {
+	if why := proto.PathProblem(p); why != "" {
+		return why
 	}
 	for _, el := range strings.Split(p, "/") {
 		base := strings.ToUpper(el)
@@ -35,9 +39,21 @@ func CheckPath(p string) error {
 			base = base[:i]
 		}
 		if deviceNames[strings.TrimRight(base, " ")] {
-			return fmt.Errorf("%w: %q contains the device name %q", ErrUnsafePath, p, el)
+			return PathDeviceName
 		}
-		if runtime.GOOS == "windows" {
+	}
+	return ""
+}
+
+// CheckPath applies the manifest rules plus platform rules to a path the
+// sender proposed.
+func CheckPath(p string) error {
+	if why := PathProblem(p); why != "" {
+		// %q: the name may hold exactly what makes it unsafe to print.
+		return fmt.Errorf("%w: %q: %s", ErrUnsafePath, p, why)
+	}
+	if runtime.GOOS == "windows" {
+		for _, el := range strings.Split(p, "/") {
 			if strings.ContainsAny(el, `<>:"|?*`) || strings.HasSuffix(el, ".") || strings.HasSuffix(el, " ") {
 				return fmt.Errorf("%w: %q is not a valid Windows file name", ErrUnsafePath, p)
 			}

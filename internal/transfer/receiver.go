@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -47,6 +48,9 @@ type Receiver struct {
 	// BeforeComplete runs when every file is verified, just before the
 	// sender is told: the last moment both sides are surely still there.
 	BeforeComplete func()
+	// Idle bounds the wait for the sender's next message (0: DefaultIdle;
+	// negative: no bound); Run then ends with ErrIdle.
+	Idle time.Duration
 
 	root      *os.Root
 	man       *proto.Manifest
@@ -101,9 +105,17 @@ func (r *Receiver) Complete() bool { return r.complete }
 func (r *Receiver) Run(ctx context.Context, c Conn) error {
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
+	var ic *idleConn
+	if idle := cmp.Or(r.Idle, DefaultIdle); idle > 0 {
+		ic = newIdleConn(c, idle)
+		c = ic
+	}
 	err := r.run(c)
 	if ctx.Err() != nil && errors.Is(err, ErrConnLost) {
 		err = ctx.Err()
+	}
+	if ic != nil && ic.stop() && errors.Is(err, ErrConnLost) {
+		err = fmt.Errorf("%w: nothing arrived for %s", ErrIdle, cmp.Or(r.Idle, DefaultIdle))
 	}
 	if werr := r.settleWrites(); werr != nil && (err == nil || errors.Is(err, ErrConnLost)) {
 		err = r.writeFailed(c, werr)

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { b64urlDecode, b64urlEncode } from "../src/protocol/b64";
-import { checkAccept, checkManifest, chunkCount, chunkLen, pathProblem, sameManifest } from "../src/protocol/control";
+import { checkAccept, checkManifest, chunkCount, chunkLen, pathProblem, sameManifest, showName } from "../src/protocol/control";
 import { FrameError, encodeChunk, parseAck, parseChunkHeader, parseControl, parseNack } from "../src/protocol/frames";
 import { closeMessage, forbidden } from "../src/protocol/signal";
 import { LinkError, linkFor, newSecret, parseLink, parseTicket, ticketString } from "../src/protocol/ticket";
@@ -125,4 +125,15 @@ test("a 4009 close says which policy refused", () => {
   assert.doesNotMatch(network, /sign/i);
   // A server that gives no reason: both are possible.
   assert.match(closeMessage(4009), /network.*sign-in/);
+});
+
+test("names are shown escaped when they hold what could disguise them", () => {
+  assert.equal(showName("photos/Ünïcödé 日本.jpg"), "photos/Ünïcödé 日本.jpg");
+  assert.equal(showName("family 👨\u200d👩\u200d👧.png"), "family 👨\u200d👩\u200d👧.png");
+  assert.equal(showName("invoice\u202efdp.exe"), '"invoice\\u{202e}fdp.exe"');
+  assert.equal(showName('a\x1b"b\u200b'), '"a\\u{1b}\\"b\\u{200b}"');
+  assert.equal(showName("tag\u{e0041}"), '"tag\\u{e0041}"');
+  // A refused name in the manifest error is escaped too.
+  const m = { t: "manifest", version: 1, chunkSize: 65536, totalSize: 1, files: [{ path: "invoice\u202efdp.exe", size: 1 }] };
+  assert.throws(() => checkManifest(m), (e: Error) => !e.message.includes("\u202e") && e.message.includes("\\u{202e}"));
 });

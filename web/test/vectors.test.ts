@@ -11,6 +11,7 @@ import {
   chunkData, chunkHash, encodeAck, encodeChunk, encodeControl, encodeNack, parseAck, parseChunkHeader, parseControl, parseNack,
 } from "../src/protocol/frames";
 import { LinkError, parseLink } from "../src/protocol/ticket";
+import { checkManifest, pathProblem, showName } from "../src/protocol/control";
 
 const dir = new URL("../../testdata/vectors/", import.meta.url);
 const load = (name: string): any => JSON.parse(readFileSync(new URL(name, dir), "utf8"));
@@ -114,5 +115,20 @@ test("roots.json", async () => {
       hashes.set(h, 32 * k);
     }
     assert.equal(rootHex(v.size, v.chunkSize, hashes), v.root);
+  }
+});
+
+test("paths.json", () => {
+  const v = load("paths.json");
+  assert.ok(v.paths.length > 0 && v.duplicates.length > 0);
+  for (const p of v.paths) {
+    assert.equal(pathProblem(p.path), p.reason ?? "", showName(p.path));
+    assert.equal(p.valid, !p.reason);
+  }
+  for (const d of v.duplicates) {
+    const files = d.paths.map((path: string) => ({ path, size: 1 }));
+    const m = { t: "manifest", version: 1, chunkSize: 65536, totalSize: files.length, files };
+    if (d.valid) assert.doesNotThrow(() => checkManifest(m), d.paths.map(showName).join(" "));
+    else assert.throws(() => checkManifest(m), Error, d.paths.map(showName).join(" "));
   }
 });

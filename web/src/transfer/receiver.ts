@@ -15,10 +15,20 @@ import type { WorkerClient } from "./worker_client";
 
 const maxBadCopies = 8;
 
-// Test hook (end-to-end tests): holdNack swallows the next NACK once.
+// Test hook (end-to-end tests): holdNack swallows the next NACK once;
+// idleMs replaces idleMs below.
 interface TestHooks {
   holdNack?: boolean;
+  idleMs?: number;
 }
+
+// idleMs is how long the receiver waits for the sender's next message
+// before it gives up (PROTOCOL.md §4.5): a sender that keeps the
+// connection open but sends nothing (one that said done before its last
+// chunks) would otherwise keep the page waiting for ever. Only time spent
+// waiting for the sender counts: not the person choosing where to save,
+// not chunks still being written here.
+const idleMs = 120_000;
 const inFlightBytes = 16 << 20;
 
 // Sink is where the person chose to save; beforeFile prepares what a file
@@ -145,13 +155,36 @@ export class Receiver {
     this.events = ev;
     link.consume((b) => ev.push({ kind: "dc", b: new Uint8Array(b) }));
     void link.dead.then((e) => ev.fail(e));
+    const idle = (globalThis as { ferryTest?: TestHooks }).ferryTest?.idleMs ?? idleMs;
+    const watch = setInterval(() => {
+      const since = this.waitingSince;
+      if (since === 0 || performance.now() - since < idle) return;
+      // Our own side is busy: chunks being written, a file being closed.
+      if (this.files.some((f) => (f.finishing && !f.done) || f.state.includes(1))) return;
+      ev.fail(new FerryError(`The sender stopped sending: nothing arrived for ${Math.round(idle / 1000)} seconds, so the transfer was stopped.`));
+    }, Math.min(idle / 4, 5000));
     try {
       await this.serve(dc, ev, progress);
     } finally {
+      clearInterval(watch);
+      this.waitingSince = 0;
       if (this.events === ev) {
         this.events = null;
         this.live = false;
       }
+    }
+  }
+
+  // waitingSince is when the receiver began waiting for its next event
+  // (performance.now()), 0 while it is not waiting.
+  private waitingSince = 0;
+
+  private async next(ev: Inbox<Ev>): Promise<Ev> {
+    this.waitingSince = performance.now();
+    try {
+      return await ev.next();
+    } finally {
+      this.waitingSince = 0;
     }
   }
 
@@ -173,7 +206,7 @@ export class Receiver {
     };
     // The sender's first message on every connection is the manifest.
     let first: Ev;
-    do first = await ev.next();
+    do first = await this.next(ev);
     while (first.kind !== "dc");
     if (first.b[0] !== frameControl) throw fail("protocol", protocolError("expected manifest"));
     const fm = parseControl(first.b);
@@ -251,7 +284,7 @@ export class Receiver {
 
     for (;;) {
       this.stats = { owed, connBytes, doneBytes: this.doneBytes, committed: this.files.reduce((a, f) => a + f.count, 0), atWorker: this.files.reduce((a, f) => a + f.state.filter((x) => x === 1).length, 0) };
-      const e = await ev.next();
+      const e = await this.next(ev);
       switch (e.kind) {
         case "committed":
           owed += e.n;

@@ -1,7 +1,7 @@
 // The send page: pick files or a folder (picker or drag and drop), get a
 // link and QR code, watch the transfer until the receiver verified it.
 import type { FileEntry } from "../protocol/control";
-import { pathProblem } from "../protocol/control";
+import { foldPath, pathProblem, showName } from "../protocol/control";
 import { forbidden } from "../protocol/signal";
 import { FerryError, TooLarge } from "../transfer/errors";
 import type { Progress } from "../transfer/progress";
@@ -187,9 +187,10 @@ function problemWith(sources: Source[]): string {
   const seen = new Set<string>();
   for (const s of sources) {
     const why = pathProblem(s.path);
-    if (why) return `“${s.path}” cannot be sent safely (${why}). Rename it and try again.`;
-    const key = s.path.toLowerCase();
-    if (seen.has(key)) return `Two files are both named “${s.path}”. Rename one and try again.`;
+    // showName: this name was not validated, and may be why.
+    if (why) return `“${showName(s.path)}” cannot be sent safely (${why}). Rename it and try again.`;
+    const key = foldPath(s.path);
+    if (seen.has(key)) return `Two files are both named “${showName(s.path)}”. Rename one and try again.`;
     seen.add(key);
   }
   return "";
