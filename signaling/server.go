@@ -321,7 +321,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !admitted {
 		// A close code rather than an HTTP status: pages cannot read the
 		// status of a refused WebSocket handshake.
-		s.cfg.Observe(Event{Kind: EventRejected, IP: ip, Reason: "connections"})
+		s.cfg.Observe(Event{Kind: EventConnRefused, IP: ip})
 		code, reason := closeFor(ErrTooManyConns)
 		_ = ws.Close(code, reason)
 		return
@@ -683,9 +683,11 @@ func (c *conn) pairWith(peer string) (newly bool, err error) {
 		return false, nil
 	case "":
 		c.peer = peer
+		now := c.s.cfg.Now()
 		if c.since.IsZero() {
-			c.since = c.s.cfg.Now()
+			c.since = now
 		}
+		c.lastClient = now // the idle timeout counts from pairing at the earliest
 		return true, nil
 	}
 	// Our peer was replaced by a newer connection: this pairing is stale.

@@ -688,7 +688,7 @@ func TestConnsPerIP(t *testing.T) {
 	if _, err := e.dial().Create(e.ctx); !errors.Is(err, sigclient.ErrRateLimited) {
 		t.Fatalf("fourth connection: %v, want ErrRateLimited", err)
 	}
-	if len(e.observed(signaling.EventRejected)) != 1 {
+	if len(e.observed(signaling.EventConnRefused)) != 1 {
 		t.Fatal("no rejected event")
 	}
 	held[0].Close()

@@ -633,3 +633,40 @@ func TestReportsCannotInflateMetrics(t *testing.T) {
 		t.Errorf("%d transfer_completed audit records, want 2 (one per side)", n)
 	}
 }
+
+// TestSignalConnsPerIP: --signal-conns-per-ip bounds one address's
+// signaling connections; a refused one shows in /metrics, not in the audit
+// log (which refusals could flood).
+func TestSignalConnsPerIP(t *testing.T) {
+	cfg := testConfig()
+	cfg.SignalConnsPerIP = 2
+	cfg.Audit = filepath.Join(t.TempDir(), "audit.jsonl")
+	srv := start(t, cfg, server.Options{})
+	ctx := testCtx(t)
+	for range 2 {
+		c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Create(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Create(ctx); !errors.Is(err, sigclient.ErrRateLimited) {
+		t.Fatalf("third connection: %v, want ErrRateLimited", err)
+	}
+	if _, body := get(t, nil, srv.URL().String()+"/metrics", nil); !strings.Contains(body, `ferry_tickets_rejected_total{reason="connections"} 1`) {
+		t.Errorf("/metrics does not count the refused connection:\n%s", body)
+	}
+	for _, rec := range readAudit(t, cfg.Audit) {
+		if rec["event"] != audit.TicketCreated {
+			t.Errorf("audit record %v", rec)
+		}
+	}
+}
