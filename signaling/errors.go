@@ -27,9 +27,13 @@ var (
 	ErrPeerGone       = errors.New("signaling: peer disconnected")
 	ErrCanceled       = errors.New("signaling: peer canceled")
 	ErrTimeout        = errors.New("signaling: timed out waiting for peer")
-	ErrShutdown       = errors.New("signaling: server shutting down")
-	ErrReplaced       = errors.New("signaling: replaced by a newer connection")
-	ErrInternal       = errors.New("signaling: internal error")
+	ErrIdle           = errors.New("signaling: idle for too long")
+	// ErrTooManyConns is the ErrRateLimited of an address at its cap of
+	// concurrent connections.
+	ErrTooManyConns = fmt.Errorf("%w: too many connections", ErrRateLimited)
+	ErrShutdown     = errors.New("signaling: server shutting down")
+	ErrReplaced     = errors.New("signaling: replaced by a newer connection")
+	ErrInternal     = errors.New("signaling: internal error")
 )
 
 var closeCodes = []struct {
@@ -40,6 +44,7 @@ var closeCodes = []struct {
 	{ErrProtocol, proto.CloseProtocol, "protocol error"},
 	{ErrVersion, proto.CloseVersion, "unsupported protocol version; reload the page"},
 	{ErrTooLarge, proto.CloseTooLarge, "message too large"},
+	{ErrTooManyConns, proto.CloseRateLimited, "too many connections from this address"},
 	{ErrRateLimited, proto.CloseRateLimited, "too many requests; wait a minute"},
 	{ErrNotFound, proto.CloseNotFound, "unknown link"},
 	{ErrExpired, proto.CloseExpired, "link expired"},
@@ -49,6 +54,7 @@ var closeCodes = []struct {
 	{ErrSignInRequired, proto.CloseForbidden, "sign-in required"},
 	{ErrForbidden, proto.CloseForbidden, "not allowed from this network"},
 	{ErrTimeout, proto.CloseTimeout, "timed out"},
+	{ErrIdle, proto.CloseTimeout, "idle for too long"},
 	{ErrCanceled, proto.CloseCanceled, "canceled by peer"},
 	{ErrShutdown, proto.CloseShutdown, "server shutting down"},
 	{ErrLimit, proto.CloseLimit, "limit reached"},

@@ -17,6 +17,9 @@ const (
 	EventCanceled = "canceled"
 	EventReport   = "report"  // a peer's end-of-transfer report
 	EventRelayed  = "relayed" // one signaling message relayed; Latency is in-server time
+	// EventConnRefused: a connection over the per-address cap was closed.
+	// Metrics only: each one in the audit log would let a client flood it.
+	EventConnRefused = "conn_refused"
 )
 
 // Event is something metrics and the audit log may want to know. It never

@@ -110,7 +110,9 @@ func (m *MemoryStore) ConsumeTicket(_ context.Context, id string, now time.Time)
 func (m *MemoryStore) DeleteTicket(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if t, ok := m.tickets[id]; ok && !t.used {
+	// A used or expired ticket stays as a tombstone, so a late opener
+	// hears "used" or "expired" rather than "unknown".
+	if t, ok := m.tickets[id]; ok && !t.used && m.now().Before(t.t.Expires) {
 		delete(m.tickets, id)
 	}
 	return nil

@@ -184,10 +184,12 @@ redis.call('HDEL', KEYS[1], 'j')
 redis.call('ZREM', KEYS[2], ARGV[2])
 return {1, v[3]}`
 
-// KEYS: ticket, live. ARGV: id. Only unconsumed tickets: a used one stays
-// as a tombstone so a second opener still hears "used".
-const luaDeleteTicket = `
-if redis.call('HGET', KEYS[1], 'u') == '0' then
+// KEYS: ticket, live. ARGV: id, now stamp. Only unconsumed, unexpired
+// tickets: a used or expired one stays as a tombstone so a late opener
+// still hears "used" or "expired".
+const luaDeleteTicket = luaBefore + `
+local v = redis.call('HMGET', KEYS[1], 'u', 'e')
+if v[1] == '0' and before(ARGV[2], v[2]) then
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', KEYS[2], ARGV[1])
 end
@@ -282,7 +284,7 @@ func (r *RedisStore) ConsumeTicket(ctx context.Context, id string, now time.Time
 }
 
 func (r *RedisStore) DeleteTicket(ctx context.Context, id string) error {
-	if err := r.deleteTicket.Run(ctx, r.rdb, []string{r.ticketKey(id), r.liveKey()}, id).Err(); err != nil {
+	if err := r.deleteTicket.Run(ctx, r.rdb, []string{r.ticketKey(id), r.liveKey()}, id, stamp(r.now())).Err(); err != nil {
 		return rerr("delete ticket", err)
 	}
 	return nil

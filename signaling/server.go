@@ -35,6 +35,27 @@ const (
 	writeTimeout     = 10 * time.Second
 	slotTTL          = 90 * time.Second
 	slotRefresh      = 30 * time.Second
+	// clockTick is how often a connection compares its deadlines (ticket
+	// expiry, waiting for the peer, idling) with Config.Now, so an injected
+	// clock drives them as it drives everything else.
+	clockTick = time.Second
+	// iceRenewEvery bounds how often one connection gets fresh TURN
+	// credentials from an "ice" message; other answers carry none.
+	iceRenewEvery = time.Minute
+	// maxReportRate is the fastest a transfer is believed to move (10
+	// Gbit/s): a report's bytes are capped at this rate times the time
+	// since the link was first paired, so a client cannot make the
+	// metrics claim more than its pairing could have carried.
+	maxReportRate = 1_250_000_000
+	// maxReportNames bounds the file names of one report (JSON bytes, as
+	// clients count them: PROTOCOL.md §2.5).
+	maxReportNames = 48 << 10
+	// reportMemory is how long the server remembers that a role of a
+	// ticket has reported, beyond the ticket's lifetime.
+	reportMemory = 24 * time.Hour
+	// DefaultIdleTimeout ends a paired connection that sent nothing for
+	// this long (Config.IdleTimeout 0).
+	DefaultIdleTimeout = 2 * time.Hour
 )
 
 // Roles as they appear in messages and slots.
@@ -53,8 +74,19 @@ type Config struct {
 	TicketTTL time.Duration
 	// MaxBytes is the transfer size policy passed to clients (0 = none).
 	MaxBytes int64
-	Now      func() time.Time
-	Logger   *slog.Logger
+	// CredentialTTL is how long TURN credentials last for a transfer: a
+	// receiver's, a resumed peer's and renewed ones live this long, a
+	// waiting sender's the ticket's remaining lifetime plus this. Default
+	// TicketTTL.
+	CredentialTTL time.Duration
+	// IdleTimeout closes a paired connection whose client sent nothing for
+	// this long (DefaultIdleTimeout if 0; negative: never).
+	IdleTimeout time.Duration
+	// MaxConnsPerIP bounds concurrent signaling connections per client
+	// address (IPv6: per /64); 0 = unlimited.
+	MaxConnsPerIP int
+	Now           func() time.Time
+	Logger        *slog.Logger
 	// ClientIP resolves the client address (trusted proxies); RemoteAddr if nil.
 	ClientIP func(*http.Request) netip.Addr
 	// CreateLimit and JoinLimit rate-limit per client address; nil = unlimited.
@@ -65,8 +97,9 @@ type Config struct {
 	MayCreate func(r *http.Request, ip netip.Addr) (user string, err error)
 	// AuditNames asks clients to include file names in their reports.
 	AuditNames bool
-	// ICE returns ICE servers with fresh credentials for one peer.
-	ICE func(r *http.Request, ticketID, role string) []proto.ICEServer
+	// ICE returns ICE servers with fresh credentials for one peer, valid
+	// for ttl.
+	ICE func(r *http.Request, ticketID, role string, ttl time.Duration) []proto.ICEServer
 	// Observe receives events for metrics and the audit log.
 	Observe func(Event)
 }
@@ -78,7 +111,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[string]*conn
-	ctx   context.Context // set by Run: ends every connection on shutdown
+	perIP map[netip.Prefix]int // open connections per client address
+	ctx   context.Context      // set by Run: ends every connection on shutdown
 	ready chan struct{}
 }
 
@@ -100,12 +134,21 @@ func New(cfg Config) (*Server, error) {
 		}
 	}
 	if cfg.ICE == nil {
-		cfg.ICE = func(*http.Request, string, string) []proto.ICEServer { return nil }
+		cfg.ICE = func(*http.Request, string, string, time.Duration) []proto.ICEServer { return nil }
+	}
+	if cfg.CredentialTTL <= 0 {
+		cfg.CredentialTTL = cfg.TicketTTL
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
 	}
 	if cfg.Observe == nil {
 		cfg.Observe = func(Event) {}
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, conns: make(map[string]*conn), ready: make(chan struct{})}, nil
+	return &Server{
+		cfg: cfg, log: cfg.Logger, conns: make(map[string]*conn), perIP: make(map[netip.Prefix]int),
+		ready: make(chan struct{}),
+	}, nil
 }
 
 // Run delivers messages from other instances (and this one) to local
@@ -240,10 +283,15 @@ type conn struct {
 	ticketID string
 	session  string // resume session id, when key is a session
 	started  time.Time
-	user     string // signed-in sender, if any
+	expires  time.Time // a waiting sender's ticket expiry
+	user     string    // signed-in sender, if any
 
 	mu          sync.Mutex
-	peer        string // paired peer connection id
+	peer        string    // paired peer connection id
+	since       time.Time // when the link was first paired (bounds reports)
+	lastClient  time.Time // last message from the client (idle timeout)
+	lastICE     time.Time // last TURN credentials handed out
+	reported    bool
 	contacted   []string
 	sessionSent bool
 	relayed     int
@@ -261,9 +309,22 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "starting", http.StatusServiceUnavailable)
 		return
 	}
+	ip := s.cfg.ClientIP(r)
+	admitted := s.admit(ip)
+	if admitted {
+		defer s.leave(ip)
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{proto.Subprotocol}})
 	if err != nil {
 		return // Accept has written the HTTP error
+	}
+	if !admitted {
+		// A close code rather than an HTTP status: pages cannot read the
+		// status of a refused WebSocket handshake.
+		s.cfg.Observe(Event{Kind: EventConnRefused, IP: ip})
+		code, reason := closeFor(ErrTooManyConns)
+		_ = ws.Close(code, reason)
+		return
 	}
 	ws.SetReadLimit(2 * proto.MaxSignalMessage) // we enforce the real limit to give our own close code
 	s.mu.Lock()
@@ -271,7 +332,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	ctx, cancel := context.WithCancelCause(base)
 	c := &conn{
-		s: s, id: newConnID(s.cfg.Instance), ws: ws, r: r, ip: s.cfg.ClientIP(r),
+		s: s, id: newConnID(s.cfg.Instance), ws: ws, r: r, ip: ip,
 		ctx: ctx, cancel: cancel, inbox: make(chan envelope, inboxSize),
 	}
 	s.mu.Lock()
@@ -296,6 +357,43 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_ = ws.Close(code, reason)
 }
 
+// addrKey groups client addresses for the connection cap: one IPv4
+// address, or one IPv6 /64 (what one subscriber usually gets).
+func addrKey(ip netip.Addr) netip.Prefix {
+	if ip.Is4() {
+		return netip.PrefixFrom(ip, 32)
+	}
+	p, _ := ip.Prefix(64)
+	return p
+}
+
+// admit counts a new connection from ip; false if ip is at its cap.
+func (s *Server) admit(ip netip.Addr) bool {
+	if s.cfg.MaxConnsPerIP <= 0 || !ip.IsValid() {
+		return true
+	}
+	k := addrKey(ip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[k] >= s.cfg.MaxConnsPerIP {
+		return false
+	}
+	s.perIP[k]++
+	return true
+}
+
+func (s *Server) leave(ip netip.Addr) {
+	if s.cfg.MaxConnsPerIP <= 0 || !ip.IsValid() {
+		return
+	}
+	k := addrKey(ip)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.perIP[k]--; s.perIP[k] <= 0 {
+		delete(s.perIP, k)
+	}
+}
+
 var (
 	errClientClosed = errors.New("client closed")
 	errDone         = errors.New("done")
@@ -317,11 +415,8 @@ func (c *conn) run() error {
 	defer ping.Stop()
 	refresh := time.NewTicker(slotRefresh)
 	defer refresh.Stop()
-	// An unpaired connection waits at most a ticket lifetime for its peer
-	// (a waiting sender lives exactly as long as its ticket).
-	waitT := time.NewTimer(c.s.cfg.TicketTTL)
-	defer waitT.Stop()
-	wait := waitT.C
+	tick := time.NewTicker(clockTick)
+	defer tick.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -345,19 +440,35 @@ func (c *conn) run() error {
 			if c.session != "" {
 				_ = c.s.cfg.Store.TouchSession(c.ctx, c.session, c.s.cfg.TicketTTL)
 			}
-		case <-wait:
-			if c.role == RoleSender && c.session == "" {
-				return ErrExpired
+		case <-tick.C:
+			if err := c.checkDeadlines(c.s.cfg.Now()); err != nil {
+				return err
 			}
-			return ErrTimeout
-		}
-		c.mu.Lock()
-		paired := c.peer != ""
-		c.mu.Unlock()
-		if paired {
-			wait = nil
 		}
 	}
+}
+
+// checkDeadlines ends a connection that waited too long: a waiting sender
+// when its ticket expires, any other unpaired connection after a ticket
+// lifetime, a paired one whose client has been silent for IdleTimeout
+// (the server's pings keep answering for a dead client only so long).
+func (c *conn) checkDeadlines(now time.Time) error {
+	c.mu.Lock()
+	paired, last := c.peer != "", c.lastClient
+	c.mu.Unlock()
+	switch {
+	case paired:
+		if idle := c.s.cfg.IdleTimeout; idle > 0 && !now.Before(last.Add(idle)) {
+			return ErrIdle
+		}
+	case c.role == RoleSender && c.session == "":
+		if !now.Before(c.expires) {
+			return ErrExpired
+		}
+	case !now.Before(c.started.Add(c.s.cfg.TicketTTL)):
+		return ErrTimeout
+	}
+	return nil
 }
 
 func (c *conn) readFirst() (proto.ClientMessage, error) {
@@ -398,6 +509,7 @@ func (c *conn) writeJSON(m proto.ServerMessage) error {
 
 func (c *conn) start(m proto.ClientMessage) error {
 	c.started = c.s.cfg.Now()
+	c.lastClient, c.lastICE = c.started, c.started
 	switch m.Type {
 	case proto.MsgCreate:
 		return c.create()
@@ -454,14 +566,16 @@ func (c *conn) create() error {
 	if t.ID == "" {
 		return ErrInternal
 	}
-	c.role, c.key, c.ticketID = RoleSender, "t:"+t.ID, t.ID
+	c.role, c.key, c.ticketID, c.expires = RoleSender, "t:"+t.ID, t.ID, t.Expires
 	if _, err := s.cfg.Store.ClaimSlot(c.ctx, c.key, c.role, c.id, slotTTL); err != nil {
 		return ErrInternal
 	}
 	c.observe(Event{Kind: EventCreated})
 	return c.writeJSON(proto.ServerMessage{
 		Type: proto.MsgCreated, ID: t.ID, Expires: t.Expires.Unix(),
-		ICEServers: s.cfg.ICE(c.r, t.ID, c.role), MaxBytes: s.cfg.MaxBytes, AuditNames: s.cfg.AuditNames,
+		// The sender builds its connection with these once a receiver
+		// comes, which may be as late as the ticket's expiry.
+		ICEServers: s.cfg.ICE(c.r, t.ID, c.role, t.Expires.Sub(now)+s.cfg.CredentialTTL), MaxBytes: s.cfg.MaxBytes, AuditNames: s.cfg.AuditNames,
 	})
 }
 
@@ -488,7 +602,7 @@ func (c *conn) join(id string) error {
 		return ErrInternal
 	}
 	if err := c.writeJSON(proto.ServerMessage{
-		Type: proto.MsgJoined, ICEServers: s.cfg.ICE(c.r, id, c.role), MaxBytes: s.cfg.MaxBytes, AuditNames: s.cfg.AuditNames,
+		Type: proto.MsgJoined, ICEServers: s.cfg.ICE(c.r, id, c.role, s.cfg.CredentialTTL), MaxBytes: s.cfg.MaxBytes, AuditNames: s.cfg.AuditNames,
 	}); err != nil {
 		return err
 	}
@@ -511,6 +625,9 @@ func (c *conn) resume(sid, role string) error {
 		return ErrInternal
 	}
 	c.role, c.key, c.ticketID, c.session = role, "s:"+sid, sess.TicketID, sid
+	if sess.Since != 0 {
+		c.since = time.UnixMilli(sess.Since)
+	}
 	_ = s.cfg.Store.TouchSession(c.ctx, sid, s.cfg.TicketTTL)
 	prev, err := s.cfg.Store.ClaimSlot(c.ctx, c.key, c.role, c.id, slotTTL)
 	if err != nil {
@@ -527,7 +644,7 @@ func (c *conn) resume(sid, role string) error {
 		s.send(c.ctx, envelope{Kind: envReplaced, From: c.id, To: old})
 	}
 	c.observe(Event{Kind: EventResumed})
-	if err := c.writeJSON(proto.ServerMessage{Type: proto.MsgResumed, ICEServers: s.cfg.ICE(c.r, sess.TicketID, c.role)}); err != nil {
+	if err := c.writeJSON(proto.ServerMessage{Type: proto.MsgResumed, ICEServers: s.cfg.ICE(c.r, sess.TicketID, c.role, s.cfg.CredentialTTL)}); err != nil {
 		return err
 	}
 	return c.announce()
@@ -566,6 +683,11 @@ func (c *conn) pairWith(peer string) (newly bool, err error) {
 		return false, nil
 	case "":
 		c.peer = peer
+		now := c.s.cfg.Now()
+		if c.since.IsZero() {
+			c.since = now
+		}
+		c.lastClient = now // the idle timeout counts from pairing at the earliest
 		return true, nil
 	}
 	// Our peer was replaced by a newer connection: this pairing is stale.
@@ -646,6 +768,7 @@ func (c *conn) readLoop() {
 func (c *conn) handleClient(typ websocket.MessageType, data []byte) error {
 	c.mu.Lock()
 	peer := c.peer
+	c.lastClient = c.s.cfg.Now()
 	c.mu.Unlock()
 	if typ == websocket.MessageBinary {
 		if peer == "" {
@@ -684,13 +807,24 @@ func (c *conn) handleClient(typ websocket.MessageType, data []byte) error {
 		c.observe(Event{Kind: EventCanceled})
 		return errDone
 	case proto.MsgReport:
-		c.observe(Event{
-			Kind: EventReport, Path: m.Path, Bytes: m.Bytes, Outcome: m.Outcome,
-			Files: m.Files, Names: m.Names,
-		})
+		c.report(m, peer)
 		return nil
 	case proto.MsgICE:
-		return c.writeJSON(proto.ServerMessage{Type: proto.MsgICE, ICEServers: c.s.cfg.ICE(c.r, c.ticketID, c.role)})
+		// Always answered: pages use "ice" as a liveness probe. Fresh
+		// credentials only for a paired connection, at most once per
+		// iceRenewEvery; a waiting sender has its ticket's.
+		var ice []proto.ICEServer
+		now := c.s.cfg.Now()
+		c.mu.Lock()
+		renew := peer != "" && !now.Before(c.lastICE.Add(iceRenewEvery))
+		if renew {
+			c.lastICE = now
+		}
+		c.mu.Unlock()
+		if renew {
+			ice = c.s.cfg.ICE(c.r, c.ticketID, c.role, c.s.cfg.CredentialTTL)
+		}
+		return c.writeJSON(proto.ServerMessage{Type: proto.MsgICE, ICEServers: ice})
 	}
 	return ErrProtocol
 }
@@ -706,11 +840,67 @@ func (c *conn) registerSession(sid, peer string) error {
 	if _, err := base64.RawURLEncoding.DecodeString(sid); err != nil {
 		return ErrProtocol
 	}
-	err := c.s.cfg.Store.PutSession(c.ctx, Session{ID: sid, TicketID: c.ticketID}, c.s.cfg.TicketTTL)
+	c.mu.Lock()
+	since := c.since.UnixMilli()
+	c.mu.Unlock()
+	err := c.s.cfg.Store.PutSession(c.ctx, Session{ID: sid, TicketID: c.ticketID, Since: since}, c.s.cfg.TicketTTL)
 	if err != nil && !errors.Is(err, ErrExists) {
 		return ErrInternal
 	}
 	return c.writeJSON(proto.ServerMessage{Type: proto.MsgSession})
+}
+
+// report passes a peer's end-of-transfer report on, once per role of a
+// ticket and only from a paired connection; others are ignored
+// (PROTOCOL.md §2.5). What the client claims is bounded by what the server
+// knows, since it feeds the metrics and the audit log.
+func (c *conn) report(m proto.ClientMessage, peer string) {
+	c.mu.Lock()
+	first := !c.reported && peer != ""
+	if first {
+		c.reported = true
+	}
+	since := c.since
+	c.mu.Unlock()
+	if !first {
+		return
+	}
+	// The store remembers across connections and instances that this
+	// role of the ticket reported: a slot nobody else ever claims.
+	prev, err := c.s.cfg.Store.ClaimSlot(c.ctx, "r:"+c.ticketID, c.role, c.id, c.s.cfg.TicketTTL+reportMemory)
+	if err != nil || prev != "" {
+		return
+	}
+	e := Event{Kind: EventReport, Files: max(m.Files, 0), Outcome: proto.OutcomeFailed}
+	switch m.Path {
+	case proto.PathDirect, proto.PathRelay:
+		e.Path = m.Path
+	}
+	switch m.Outcome {
+	case proto.OutcomeCompleted, proto.OutcomeCanceled:
+		e.Outcome = m.Outcome
+	}
+	limit := int64(maxReportRate * max(c.s.cfg.Now().Sub(since), 0).Seconds())
+	if c.s.cfg.MaxBytes > 0 {
+		limit = min(limit, c.s.cfg.MaxBytes)
+	}
+	e.Bytes = min(max(m.Bytes, 0), limit)
+	if c.s.cfg.AuditNames {
+		e.Names = capNames(m.Names)
+	}
+	c.observe(e)
+}
+
+// capNames keeps the names that fit in maxReportNames, as clients do.
+func capNames(names []string) []string {
+	total := 0
+	for i, n := range names {
+		total += len(n) + 4 // quotes, comma, some escaping
+		if total > maxReportNames {
+			return names[:i]
+		}
+	}
+	return names
 }
 
 // cleanup releases what the connection held and tells whoever it talked to.

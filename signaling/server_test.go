@@ -44,6 +44,7 @@ type env struct {
 	clock  *clock
 	mu     sync.Mutex
 	events []signaling.Event
+	ttls   []time.Duration // of each ICE credential handed out
 }
 
 func (e *env) observed(kind string) []signaling.Event {
@@ -68,7 +69,10 @@ func newEnv(t *testing.T, mod func(*signaling.Config)) *env {
 		Instance:  "test",
 		TicketTTL: time.Hour,
 		Now:       e.clock.Now,
-		ICE: func(_ *http.Request, id, role string) []proto.ICEServer {
+		ICE: func(_ *http.Request, id, role string, ttl time.Duration) []proto.ICEServer {
+			e.mu.Lock()
+			e.ttls = append(e.ttls, ttl)
+			e.mu.Unlock()
 			return []proto.ICEServer{{URLs: []string{"turn:example:3478"}, Username: id + ":" + role, Credential: "c"}}
 		},
 		Observe: func(ev signaling.Event) {
@@ -452,20 +456,252 @@ func TestSessionOnlyFromSender(t *testing.T) {
 func TestReportObserved(t *testing.T) {
 	e := newEnv(t, nil)
 	s, _, id := e.pairUp()
+	e.clock.Advance(time.Second) // reported bytes are bounded by time paired
 	rep := proto.ClientMessage{Type: proto.MsgReport, Path: proto.PathRelay, Bytes: 1234, Outcome: proto.OutcomeCompleted, Files: 2}
 	if err := s.Send(e.ctx, rep); err != nil {
 		t.Fatal(err)
 	}
 	// ice round trip orders the report before our check.
-	if err := s.Send(e.ctx, proto.ClientMessage{Type: proto.MsgICE}); err != nil {
-		t.Fatal(err)
-	}
-	m, err := s.Next(e.ctx)
-	if err != nil || len(m.ICEServers) != 1 {
-		t.Fatalf("ice: %+v %v", m, err)
-	}
+	iceRoundTrip(t, e.ctx, s)
 	reps := e.observed(signaling.EventReport)
 	if len(reps) != 1 || reps[0].Bytes != 1234 || reps[0].TicketID != id || reps[0].Path != "relay" {
 		t.Fatalf("reports %+v", reps)
+	}
+}
+
+// iceRoundTrip sends "ice" and returns the answer's ICE servers; as the
+// server handles a connection's messages in order, it also orders what
+// was sent before it.
+func iceRoundTrip(t *testing.T, ctx context.Context, c *sigclient.Conn) []proto.ICEServer {
+	t.Helper()
+	if err := c.Send(ctx, proto.ClientMessage{Type: proto.MsgICE}); err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(ctx)
+	if err != nil || m.Type != proto.MsgICE {
+		t.Fatalf("ice answer: %+v %v", m, err)
+	}
+	return m.ICEServers
+}
+
+// TestReportsBounded: a report counts only from a paired connection, once
+// per role of a ticket (also across a resume), with the bytes bounded by
+// MaxBytes and by 10 Gbit/s times the time since pairing, and names only
+// when the operator asked for them, capped.
+func TestReportsBounded(t *testing.T) {
+	e := newEnv(t, func(c *signaling.Config) { c.MaxBytes = 50 << 30 })
+	huge := proto.ClientMessage{Type: proto.MsgReport, Path: proto.PathRelay, Bytes: 1 << 60, Outcome: proto.OutcomeCompleted, Files: 1, Names: []string{"secret.txt"}}
+
+	// Before pairing: ignored.
+	c := e.dial()
+	if _, err := c.Create(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := c.Send(e.ctx, huge); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iceRoundTrip(t, e.ctx, c)
+	if reps := e.observed(signaling.EventReport); len(reps) != 0 {
+		t.Fatalf("unpaired creator's reports observed: %+v", reps)
+	}
+
+	s, r, id := e.pairUp()
+	e.clock.Advance(2 * time.Second) // at most 2.5 GB could have moved
+	for range 100 {
+		if err := s.Send(e.ctx, huge); err != nil {
+			t.Fatal(err)
+		}
+	}
+	iceRoundTrip(t, e.ctx, s)
+	reps := e.observed(signaling.EventReport)
+	if len(reps) != 1 {
+		t.Fatalf("%d report events from one sender, want 1", len(reps))
+	}
+	if got := reps[0]; got.Bytes != 2_500_000_000 || got.Names != nil || got.TicketID != id || got.Role != signaling.RoleSender {
+		t.Fatalf("report %+v: want 2.5e9 bytes, no names", got)
+	}
+	// Past the rate bound, MaxBytes bounds the receiver's.
+	e.clock.Advance(time.Hour)
+	odd := proto.ClientMessage{Type: proto.MsgReport, Path: "carrier pigeon", Bytes: 1 << 60, Outcome: "great", Files: -3}
+	if err := r.Send(e.ctx, odd); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Send(e.ctx, huge); err != nil {
+		t.Fatal(err)
+	}
+	iceRoundTrip(t, e.ctx, r)
+	reps = e.observed(signaling.EventReport)
+	if len(reps) != 2 {
+		t.Fatalf("%d report events, want 2", len(reps))
+	}
+	if got := reps[1]; got.Bytes != 50<<30 || got.Path != "" || got.Outcome != proto.OutcomeFailed || got.Files != 0 {
+		t.Fatalf("receiver's report %+v: want MaxBytes, no path, failed, 0 files", got)
+	}
+
+	// A resumed sender of the same ticket has reported already.
+	sk, _ := handshakeBoth(t, e.ctx, s, r, bytes.Repeat([]byte{3}, 16), id)
+	if err := s.Send(e.ctx, proto.ClientMessage{Type: proto.MsgSession, Session: sk.SessionID}); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Next(e.ctx); err != nil || m.Type != proto.MsgSession {
+		t.Fatalf("session ack: %+v %v", m, err)
+	}
+	s2 := e.dial()
+	if _, err := s2.Resume(e.ctx, sk.SessionID, "S"); err != nil {
+		t.Fatal(err)
+	}
+	r2 := e.dial()
+	if _, err := r2.Resume(e.ctx, sk.SessionID, "R"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.WaitPaired(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Send(e.ctx, huge); err != nil {
+		t.Fatal(err)
+	}
+	iceRoundTrip(t, e.ctx, s2)
+	if n := len(e.observed(signaling.EventReport)); n != 2 {
+		t.Fatalf("%d report events after a resumed sender reported again, want 2", n)
+	}
+}
+
+func TestReportNamesCapped(t *testing.T) {
+	e := newEnv(t, func(c *signaling.Config) { c.AuditNames = true })
+	s, _, _ := e.pairUp()
+	e.clock.Advance(time.Second)
+	names := make([]string, 600) // 600 × (100+4) bytes > 48 KiB
+	for i := range names {
+		names[i] = strings.Repeat("n", 100)
+	}
+	if err := s.Send(e.ctx, proto.ClientMessage{Type: proto.MsgReport, Path: proto.PathDirect, Bytes: 10, Outcome: proto.OutcomeCompleted, Files: 600, Names: names}); err != nil {
+		t.Fatal(err)
+	}
+	iceRoundTrip(t, e.ctx, s)
+	reps := e.observed(signaling.EventReport)
+	if len(reps) != 1 || len(reps[0].Names) != (48<<10)/104 || reps[0].Bytes != 10 {
+		t.Fatalf("reports %d, names %d, want 1 report with %d names", len(reps), len(reps[0].Names), (48<<10)/104)
+	}
+}
+
+// TestICECredentials: a waiting sender's credentials last its ticket's
+// remaining lifetime plus CredentialTTL, others CredentialTTL; "ice" is
+// always answered, but with fresh credentials only on a paired connection
+// and at most once a minute.
+func TestICECredentials(t *testing.T) {
+	e := newEnv(t, func(c *signaling.Config) { c.CredentialTTL = 20 * time.Minute })
+	ttls := func() []time.Duration {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return append([]time.Duration(nil), e.ttls...)
+	}
+	c := e.dial()
+	if _, err := c.Create(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Minute)
+	for range 3 {
+		if ice := iceRoundTrip(t, e.ctx, c); len(ice) != 0 {
+			t.Fatalf("unpaired creator got fresh credentials: %+v", ice)
+		}
+	}
+	if got := ttls(); len(got) != 1 || got[0] != time.Hour+20*time.Minute {
+		t.Fatalf("credential ttls %v, want [1h20m]", got)
+	}
+
+	s, r, _ := e.pairUp()
+	if got := ttls(); len(got) != 3 || got[2] != 20*time.Minute {
+		t.Fatalf("credential ttls %v, want the receiver's 20m", got)
+	}
+	if ice := iceRoundTrip(t, e.ctx, r); len(ice) != 0 {
+		t.Fatal("credentials renewed within a minute of the last")
+	}
+	e.clock.Advance(time.Minute)
+	for _, c := range []*sigclient.Conn{s, r} {
+		if ice := iceRoundTrip(t, e.ctx, c); len(ice) != 1 {
+			t.Fatalf("paired peer got no fresh credentials after a minute: %+v", ice)
+		}
+		for range 5 {
+			if ice := iceRoundTrip(t, e.ctx, c); len(ice) != 0 {
+				t.Fatal("credentials renewed in a loop")
+			}
+		}
+	}
+	if got := ttls(); len(got) != 5 || got[3] != 20*time.Minute || got[4] != 20*time.Minute {
+		t.Fatalf("credential ttls %v", got)
+	}
+}
+
+// TestExpiredLink: when the ticket expires by the server's clock, its
+// waiting sender is closed with 4005, and a late receiver hears
+// "expired", not "unknown".
+func TestExpiredLink(t *testing.T) {
+	e := newEnv(t, nil)
+	s := e.dial()
+	created, err := s.Create(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(time.Hour)
+	if _, err := s.Next(e.ctx); !errors.Is(err, sigclient.ErrExpired) {
+		t.Fatalf("waiting sender at expiry: %v, want ErrExpired", err)
+	}
+	if _, err := e.dial().Join(e.ctx, created.ID); !errors.Is(err, sigclient.ErrExpired) {
+		t.Fatalf("join after expiry: %v, want ErrExpired", err)
+	}
+	if n := len(e.observed(signaling.EventExpired)); n != 1 {
+		t.Fatalf("%d expired events", n)
+	}
+}
+
+// TestIdleTimeout: a paired connection whose client sends nothing for
+// IdleTimeout is closed with 4010; any message restarts the count.
+func TestIdleTimeout(t *testing.T) {
+	e := newEnv(t, func(c *signaling.Config) { c.IdleTimeout = time.Hour })
+	s, r, _ := e.pairUp()
+	e.clock.Advance(50 * time.Minute)
+	iceRoundTrip(t, e.ctx, s) // s is active, r is not
+	e.clock.Advance(10 * time.Minute)
+	if _, err := r.Next(e.ctx); !errors.Is(err, sigclient.ErrTimeout) {
+		t.Fatalf("idle receiver: %v, want ErrTimeout", err)
+	}
+	if _, err := s.Next(e.ctx); !errors.Is(err, sigclient.ErrPeerGone) {
+		t.Fatalf("active sender: %v, want ErrPeerGone", err)
+	}
+}
+
+// TestConnsPerIP: an address holds at most MaxConnsPerIP signaling
+// connections; the next is closed with 4003, and a slot frees when one
+// closes.
+func TestConnsPerIP(t *testing.T) {
+	e := newEnv(t, func(c *signaling.Config) { c.MaxConnsPerIP = 3 })
+	var held []*sigclient.Conn
+	for range 3 {
+		c := e.dial()
+		if _, err := c.Create(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	if _, err := e.dial().Create(e.ctx); !errors.Is(err, sigclient.ErrRateLimited) {
+		t.Fatalf("fourth connection: %v, want ErrRateLimited", err)
+	}
+	if len(e.observed(signaling.EventConnRefused)) != 1 {
+		t.Fatal("no rejected event")
+	}
+	held[0].Close()
+	// The server notices the close asynchronously.
+	for {
+		c := e.dial()
+		_, err := c.Create(e.ctx)
+		c.Close()
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, sigclient.ErrRateLimited) || e.ctx.Err() != nil {
+			t.Fatalf("after one closed: %v", err)
+		}
 	}
 }

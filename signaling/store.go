@@ -62,6 +62,9 @@ type Ticket struct {
 type Session struct {
 	ID       string `json:"id"`
 	TicketID string `json:"ticketId"`
+	// Since is when the link was first paired (Unix ms), so a resumed
+	// connection's report is bounded like the first one's.
+	Since int64 `json:"since,omitempty"`
 }
 
 // StoreStats are point-in-time counts.

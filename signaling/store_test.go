@@ -177,6 +177,32 @@ func TestStoreDeleteUnconsumed(t *testing.T) {
 	})
 }
 
+// TestStoreDeleteExpired: the sender of an expired ticket leaving (the
+// server closes it at expiry) keeps the ticket as a tombstone, so a late
+// receiver hears "expired" rather than "unknown" (PROTOCOL.md §2.2).
+func TestStoreDeleteExpired(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ctx context.Context, clk *clock, open func(int) []signaling.Store) {
+		st := open(2)
+		tk := newTicket("XXXXXXXXXXXX", clk.Now(), time.Hour)
+		if err := st[0].CreateTicket(ctx, tk); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Hour)
+		if err := st[1].DeleteTicket(ctx, tk.ID); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(time.Hour)
+		for i, s := range st {
+			if _, err := s.ConsumeTicket(ctx, tk.ID, clk.Now()); !errors.Is(err, signaling.ErrExpired) {
+				t.Fatalf("consume on instance %d after the expired ticket's sender left: %v, want ErrExpired", i, err)
+			}
+		}
+		if n, err := st[0].LiveTickets(ctx, 10); err != nil || len(n) != 0 {
+			t.Fatalf("live tickets %v, %v; want none", n, err)
+		}
+	})
+}
+
 // TestStoreConcurrentConsume races many consumers, spread over instances,
 // for each of several tickets: exactly one may win each.
 func TestStoreConcurrentConsume(t *testing.T) {

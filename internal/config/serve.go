@@ -22,6 +22,11 @@ type Serve struct {
 	CreateLimit    int
 	JoinLimit      int
 	TrustedProxies List
+	// SignalConnsPerIP caps concurrent signaling connections per client
+	// address (0: unlimited); SignalIdleTimeout closes paired ones that
+	// stay silent that long.
+	SignalConnsPerIP  int
+	SignalIdleTimeout time.Duration
 
 	LogLevel  string
 	LogFormat string
@@ -77,10 +82,14 @@ func DefaultServe() Serve {
 		LogLevel:    "info",
 		LogFormat:   "text",
 		MetricsFrom: List{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"},
+
+		// Generous for a household or an office behind one NAT address.
+		SignalConnsPerIP:  64,
+		SignalIdleTimeout: 2 * time.Hour,
 		TURN: TURN{
 			Listen:        ":3478",
 			RelayBind:     "0.0.0.0",
-			CredentialTTL: 12 * time.Hour,
+			CredentialTTL: 2 * time.Hour,
 			Quota:         10,
 		},
 	}
@@ -95,6 +104,8 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.TicketTTL, "ticket-ttl", c.TicketTTL, "how long a link stays valid while waiting for its receiver")
 	fs.IntVar(&c.CreateLimit, "create-limit", c.CreateLimit, "links one client address may create per minute (0: unlimited)")
 	fs.IntVar(&c.JoinLimit, "join-limit", c.JoinLimit, "links one client address may open per minute (0: unlimited)")
+	fs.IntVar(&c.SignalConnsPerIP, "signal-conns-per-ip", c.SignalConnsPerIP, "concurrent signaling connections one client address (IPv6: /64) may hold (0: unlimited)")
+	fs.DurationVar(&c.SignalIdleTimeout, "signal-idle-timeout", c.SignalIdleTimeout, "close a paired signaling connection whose client sent nothing for this long")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "log format: text or json")
@@ -120,7 +131,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret (default: random at start-up)")
-	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "lifetime of the TURN credentials handed out per link")
+	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "how long TURN credentials last for a transfer once a link is opened (a waiting sender's also cover the link's remaining lifetime)")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses (tests, LAN-only installs)")
 	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
 	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
@@ -209,6 +220,12 @@ func (c *Serve) Validate() error {
 	}
 	if c.CreateLimit < 0 || c.JoinLimit < 0 {
 		bad("rate limits must not be negative")
+	}
+	if c.SignalConnsPerIP < 0 {
+		bad("--signal-conns-per-ip must not be negative")
+	}
+	if err := positive("signal-idle-timeout", c.SignalIdleTimeout); err != nil {
+		errs = append(errs, err)
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

@@ -27,7 +27,7 @@ type Metrics struct {
 	TicketsCreated prometheus.Counter
 	TicketsJoined  prometheus.Counter
 	TicketsExpired prometheus.Counter
-	Rejected       *prometheus.CounterVec // reason: rate, policy, unknown, expired, used
+	Rejected       *prometheus.CounterVec // reason: rate, policy, unknown, expired, used, connections
 	WrongKey       prometheus.Counter
 	Resumed        prometheus.Counter
 	Transfers      *prometheus.CounterVec // outcome: direct, relay, failed, canceled
@@ -52,7 +52,7 @@ func New(src Sources) *Metrics {
 		TicketsExpired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_tickets_expired_total", Help: "Links that expired before anyone opened them."}),
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ferry_tickets_rejected_total", Help: "Create or join attempts refused, by reason."}, []string{"reason"}),
+			Name: "ferry_tickets_rejected_total", Help: "Create or join attempts refused, by reason (connections: over the per-address cap of signaling connections)."}, []string{"reason"}),
 		WrongKey: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_wrong_key_total", Help: "Key confirmations that failed (link burned)."}),
 		Resumed: prometheus.NewCounter(prometheus.CounterOpts{

@@ -145,14 +145,15 @@ func iceCredentials(t *testing.T, ns *netlab.NS, srv *netlab.Server) (ticketID, 
 }
 
 // TestTURNCredentialsExpire gets credentials from `ferry serve
-// --turn-credential-ttl 2s` through signaling, as a peer does: they work at
-// once, and are refused after their expiry; credentials made with another
-// secret never work.
+// --turn-credential-ttl 2s --ticket-ttl 1s` through signaling, as a peer
+// does: they work at once, and are refused after their expiry (a waiting
+// sender's last the link's lifetime plus the credential ttl); credentials
+// made with another secret never work.
 func TestTURNCredentialsExpire(t *testing.T) {
-	const ttl = 2 * time.Second
+	const ttl, ticketTTL = 2 * time.Second, time.Second
 	lab := netlab.New(t)
 	in := lab.Internet(netlab.HomeSpec{Name: "a", NAT: netlab.Cone})
-	srv := in.Serve(ferryBin, "--turn-credential-ttl", ttl.String())
+	srv := in.Serve(ferryBin, "--turn-credential-ttl", ttl.String(), "--ticket-ttl", ticketTTL.String())
 	home := in.Home("a").Host
 	id, user, pass := iceCredentials(t, home, srv)
 	exp, name, _ := strings.Cut(user, ":")
@@ -160,8 +161,8 @@ func TestTURNCredentialsExpire(t *testing.T) {
 	if err != nil || name != id {
 		t.Fatalf("TURN username %q: want <expiry>:%s", user, id)
 	}
-	if left := time.Until(time.Unix(expiry, 0)); left > ttl+time.Second || left < 0 {
-		t.Fatalf("credentials expire in %s, want about %s", left, ttl)
+	if left := time.Until(time.Unix(expiry, 0)); left > ticketTTL+ttl+time.Second || left < 0 {
+		t.Fatalf("credentials expire in %s, want about %s", left, ticketTTL+ttl)
 	}
 	if _, err := allocate(t, home, user, pass); err != nil {
 		t.Fatalf("fresh credentials refused: %v", err)

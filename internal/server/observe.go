@@ -31,6 +31,9 @@ func (s *Server) observe(e signaling.Event) {
 	case signaling.EventPaired:
 		m.Pairing.Observe(e.Latency.Seconds())
 		return
+	case signaling.EventConnRefused:
+		m.Rejected.WithLabelValues("connections").Inc()
+		return
 	case signaling.EventCreated:
 		m.TicketsCreated.Inc()
 		rec.Event = audit.TicketCreated
@@ -52,6 +55,8 @@ func (s *Server) observe(e signaling.Event) {
 	case signaling.EventCanceled:
 		rec.Event, rec.Reason = audit.TransferCanceled, "before connecting"
 	case signaling.EventReport:
+		// signaling passes at most one report per role of a ticket, with
+		// bytes bounded by what the pairing could have moved (PROTOCOL §2.5).
 		rec.Path, rec.Bytes, rec.Files, rec.Names = e.Path, e.Bytes, e.Files, e.Names
 		switch e.Outcome {
 		case proto.OutcomeCompleted:

@@ -169,6 +169,11 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		MaxBytes:    int64(cfg.MaxTransfer),
 		MayCreate:   s.mayCreate,
 		AuditNames:  cfg.AuditNames,
+		// Credentials last a transfer's allowance, a waiting sender's
+		// also its link's remaining lifetime (signaling decides).
+		CredentialTTL: cfg.TURN.CredentialTTL,
+		IdleTimeout:   cfg.SignalIdleTimeout,
+		MaxConnsPerIP: cfg.SignalConnsPerIP,
 	})
 	if err != nil {
 		return nil, err
@@ -405,12 +410,12 @@ func (s *Server) Signaling() *signaling.Server { return s.sig }
 func (s *Server) Relay() *turn.Server { return s.turn }
 
 // iceServers hands one peer of a ticket the bundled relay with fresh
-// credentials. The host is whatever name the client used to reach us,
+// credentials valid for ttl. The host is whatever name the client used to reach us,
 // unless configured, since that is the name known to work for it.
-func (s *Server) iceServers(r *http.Request, ticketID, role string) []proto.ICEServer {
+func (s *Server) iceServers(r *http.Request, ticketID, role string, ttl time.Duration) []proto.ICEServer {
 	var out []proto.ICEServer
 	if len(s.cfg.TURN.URLs) > 0 {
-		user, pass := turn.Credentials(s.secret, ticketID, s.cfg.TURN.CredentialTTL, s.now())
+		user, pass := turn.Credentials(s.secret, ticketID, ttl, s.now())
 		out = append(out, turn.ExternalICEServers(s.cfg.TURN.URLs, user, pass)...)
 	}
 	if s.turn == nil {
@@ -428,7 +433,7 @@ func (s *Server) iceServers(r *http.Request, ticketID, role string) []proto.ICES
 		host = "127.0.0.1" // avoid ::1 when the relay only speaks IPv4
 	}
 	stun, turnURLs := turn.URLs(host, s.turn.Port())
-	user, pass := turn.Credentials(s.secret, ticketID, s.cfg.TURN.CredentialTTL, s.now())
+	user, pass := turn.Credentials(s.secret, ticketID, ttl, s.now())
 	return append(out, turn.ICEServers(stun, turnURLs, user, pass)...)
 }
 

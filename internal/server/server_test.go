@@ -30,6 +30,7 @@ import (
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/oidcstub"
 	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/sigclient"
@@ -554,4 +555,118 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte, pool *x509.CertPool) {
 	pool = x509.NewCertPool()
 	pool.AddCert(cert)
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), pool
+}
+
+// TestReportsCannotInflateMetrics: peers that flood the server with
+// made-up reports (a huge byte count, many times, also before pairing) get
+// one transfer counted, with no more bytes than 10 Gbit/s could have moved
+// while they were paired, and one audit record per side.
+func TestReportsCannotInflateMetrics(t *testing.T) {
+	cfg := testConfig()
+	cfg.Audit = filepath.Join(t.TempDir(), "audit.jsonl")
+	srv := start(t, cfg, server.Options{})
+	ctx := testCtx(t)
+	dial := func() *sigclient.Conn {
+		c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	fake := proto.ClientMessage{Type: proto.MsgReport, Path: proto.PathRelay, Bytes: 1 << 60, Outcome: proto.OutcomeCompleted, Files: 1}
+	flood := func(c *sigclient.Conn) {
+		for range 200 {
+			if err := c.Send(ctx, fake); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// The server handles a connection's messages in order: once "ice"
+		// is answered, every report before it has been observed.
+		if err := c.Send(ctx, proto.ClientMessage{Type: proto.MsgICE}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := c.Next(ctx); err != nil || m.Type != proto.MsgICE {
+			t.Fatalf("ice: %+v %v", m, err)
+		}
+	}
+	begin := time.Now()
+	s, r := dial(), dial()
+	created, err := s.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flood(s) // unpaired: all ignored
+	if _, err := r.Join(ctx, created.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitPaired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.WaitPaired(ctx); err != nil {
+		t.Fatal(err)
+	}
+	flood(s)
+	flood(r)
+	bound := 1.25e9 * time.Since(begin).Seconds()
+
+	_, body := get(t, nil, srv.URL().String()+"/metrics", nil)
+	if !strings.Contains(body, `ferry_transfers_total{outcome="relay"} 1`+"\n") {
+		t.Errorf("/metrics does not count exactly one relayed transfer:\n%s", body)
+	}
+	const prefix = `ferry_transfer_bytes_total{path="relay"} `
+	i := strings.Index(body, prefix)
+	if i < 0 {
+		t.Fatalf("/metrics lacks %s", prefix)
+	}
+	line, _, _ := strings.Cut(body[i+len(prefix):], "\n")
+	if v, err := strconv.ParseFloat(line, 64); err != nil || v > bound {
+		t.Errorf("relayed bytes %q, want at most %g", line, bound)
+	}
+	n := 0
+	for _, rec := range readAudit(t, cfg.Audit) {
+		if rec["event"] == audit.TransferCompleted {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d transfer_completed audit records, want 2 (one per side)", n)
+	}
+}
+
+// TestSignalConnsPerIP: --signal-conns-per-ip bounds one address's
+// signaling connections; a refused one shows in /metrics, not in the audit
+// log (which refusals could flood).
+func TestSignalConnsPerIP(t *testing.T) {
+	cfg := testConfig()
+	cfg.SignalConnsPerIP = 2
+	cfg.Audit = filepath.Join(t.TempDir(), "audit.jsonl")
+	srv := start(t, cfg, server.Options{})
+	ctx := testCtx(t)
+	for range 2 {
+		c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := c.Create(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Create(ctx); !errors.Is(err, sigclient.ErrRateLimited) {
+		t.Fatalf("third connection: %v, want ErrRateLimited", err)
+	}
+	if _, body := get(t, nil, srv.URL().String()+"/metrics", nil); !strings.Contains(body, `ferry_tickets_rejected_total{reason="connections"} 1`) {
+		t.Errorf("/metrics does not count the refused connection:\n%s", body)
+	}
+	for _, rec := range readAudit(t, cfg.Audit) {
+		if rec["event"] != audit.TicketCreated {
+			t.Errorf("audit record %v", rec)
+		}
+	}
 }
