@@ -62,7 +62,11 @@ type TURN struct {
 	CredentialTTL time.Duration
 	AllowPrivate  bool
 	Quota         int
-	Bandwidth     Bytes
+	// IPQuota caps allocations per client IP address; MaxAllocations caps
+	// them in all (see GlobalCap).
+	IPQuota        int
+	MaxAllocations int
+	Bandwidth      Bytes
 	// URLs are external TURN/STUN servers sharing Secret (TURN REST).
 	URLs List
 }
@@ -78,10 +82,12 @@ func DefaultServe() Serve {
 		LogFormat:   "text",
 		MetricsFrom: List{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"},
 		TURN: TURN{
-			Listen:        ":3478",
-			RelayBind:     "0.0.0.0",
-			CredentialTTL: 12 * time.Hour,
-			Quota:         10,
+			Listen:         ":3478",
+			RelayBind:      "0.0.0.0",
+			CredentialTTL:  12 * time.Hour,
+			Quota:          10,
+			IPQuota:        16,
+			MaxAllocations: 1000,
 		},
 	}
 }
@@ -122,8 +128,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret (default: random at start-up)")
 	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "lifetime of the TURN credentials handed out per link")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses (tests, LAN-only installs)")
-	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
-	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
+	t.capFlags(fs)
 	fs.Var(&t.URLs, "turn-url", "comma-separated external TURN/STUN URLs (turn:host:3478?transport=udp,…) that accept --turn-secret; handed to clients with fresh credentials")
 }
 
@@ -136,8 +141,44 @@ func (t *TURN) TURNFlags(fs *flag.FlagSet) {
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required)")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses")
+	t.capFlags(fs)
+}
+
+// capFlags registers the relay's caps, shared by `ferry serve` and `ferry turn`.
+func (t *TURN) capFlags(fs *flag.FlagSet) {
 	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
+	fs.IntVar(&t.IPQuota, "turn-ip-quota", t.IPQuota, "concurrent relay allocations per client IP address; raise it when many users share one address (0: unlimited)")
+	fs.IntVar(&t.MaxAllocations, "turn-max-allocations", t.MaxAllocations, "concurrent relay allocations in all, never more than --turn-ports has ports (0: no cap but the port range)")
 	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
+}
+
+// GlobalCap is the relay's cap on allocations in all: --turn-max-allocations,
+// lowered to the size of --turn-ports when that is smaller, so a full range
+// is refused as capacity (and counted) rather than failing port by port.
+// 0 means no cap.
+func (t *TURN) GlobalCap() int {
+	n := t.MaxAllocations
+	if t.Ports.Min != 0 {
+		size := int(t.Ports.Max) - int(t.Ports.Min) + 1
+		if n == 0 || n > size {
+			n = size
+		}
+	}
+	return n
+}
+
+// validateCaps checks the caps shared by both commands.
+func (t *TURN) validateCaps() error {
+	var errs []error
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"turn-quota", t.Quota}, {"turn-ip-quota", t.IPQuota}, {"turn-max-allocations", t.MaxAllocations}} {
+		if c.v < 0 {
+			errs = append(errs, fmt.Errorf("%w: --%s must not be negative", ErrInvalid, c.name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ValidateStandalone checks a standalone relay's configuration.
@@ -157,6 +198,7 @@ func (t *TURN) ValidateStandalone() error {
 	if _, err := netip.ParseAddr(t.RelayBind); err != nil {
 		errs = append(errs, fmt.Errorf("%w: --turn-relay-bind %q is not an IP address", ErrInvalid, t.RelayBind))
 	}
+	errs = append(errs, t.validateCaps())
 	return errors.Join(errs...)
 }
 
@@ -249,8 +291,8 @@ func (c *Serve) Validate() error {
 		if err := positive("turn-credential-ttl", t.CredentialTTL); err != nil {
 			errs = append(errs, err)
 		}
-		if t.Quota < 0 {
-			bad("--turn-quota must not be negative")
+		if err := t.validateCaps(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
