@@ -693,8 +693,9 @@ func (c *meteredConn) Close() error {
 			user = *u
 		}
 		c.s.cfg.Observe(Event{Kind: EventReleased, TicketID: user, Bytes: c.bytes.Load()})
+		return c.PacketConn.Close()
 	}
-	return c.PacketConn.Close()
+	return nil // closed by the sweep, then by pion's allocation
 }
 
 // policer is a token bucket in bytes; one second of burst.
