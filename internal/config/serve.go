@@ -127,7 +127,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret (default: random at start-up)")
 	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "lifetime of the TURN credentials handed out per link")
-	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses (tests, LAN-only installs)")
+	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses and this host's own, never its TURN port (tests, LAN-only installs)")
 	t.capFlags(fs)
 	fs.Var(&t.URLs, "turn-url", "comma-separated external TURN/STUN URLs (turn:host:3478?transport=udp,…) that accept --turn-secret; handed to clients with fresh credentials")
 }
@@ -140,7 +140,7 @@ func (t *TURN) TURNFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required)")
-	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses")
+	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses and this host's own, never its TURN port")
 	t.capFlags(fs)
 }
 
