@@ -18,6 +18,7 @@ import (
 	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/turn"
 	"github.com/pion/logging"
+	"github.com/pion/stun/v3"
 	pionturn "github.com/pion/turn/v4"
 )
 
@@ -594,5 +595,68 @@ func TestDeadLinkAllocationsClosed(t *testing.T) {
 		if err != nil && !isTimeout(err) {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestAbandonedAllocationReleased: a client that vanishes (no refresh, no
+// deallocation) loses its allocation when the lifetime it asked for ends,
+// and every count goes back: its address gets a new one under a quota of
+// one. Speaks TURN by hand to ask for a one-second lifetime.
+func TestAbandonedAllocationReleased(t *testing.T) {
+	s, clk, _ := start(t, func(c *turn.Config) { c.QuotaPerAddress = 1 })
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	server := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.Port()}
+	roundTrip := func(setters ...stun.Setter) *stun.Message {
+		t.Helper()
+		req := stun.MustBuild(append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
+			stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}, // UDP
+			stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 1}}},           // one second
+			setters...)...)
+		if _, err := conn.WriteTo(req.Raw, server); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1500)
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if err := res.Decode(); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var nonce stun.Nonce
+	var realm stun.Realm
+	challenge := roundTrip(stun.Fingerprint)
+	if err := nonce.GetFrom(challenge); err != nil {
+		t.Fatalf("no nonce in %v: %v", challenge, err)
+	}
+	if err := realm.GetFrom(challenge); err != nil {
+		t.Fatal(err)
+	}
+	un, pw := turn.Credentials(secret, "ticketM", time.Hour, clk.Now())
+	res := roundTrip(stun.NewUsername(un), realm, nonce, stun.NewLongTermIntegrity(un, realm.String(), pw), stun.Fingerprint)
+	var relayed stun.XORMappedAddress
+	if err := relayed.GetFromAs(res, stun.AttrXORRelayedAddress); res.Type.Class != stun.ClassSuccessResponse || err != nil {
+		t.Fatalf("allocation: %v (%v)", res, err)
+	}
+	if s.Allocations() != 1 {
+		t.Fatalf("%d allocations", s.Allocations())
+	}
+	// The client is gone now: it never refreshes.
+	waitFor(t, func() bool { return s.Allocations() == 0 })
+	pc, err := net.ListenPacket("udp4", relayed.String())
+	if err != nil {
+		t.Fatalf("relay socket %s still open: %v", relayed.String(), err)
+	}
+	pc.Close()
+	if _, err := allocate(t, s, "ticketM", time.Hour, clk.Now()); err != nil {
+		t.Fatalf("the address's quota was not given back: %v", err)
 	}
 }
