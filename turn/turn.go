@@ -190,6 +190,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.listenPort = uint16(s.Port())
+	s.local.Store(&localAddrs{set: map[netip.Addr]struct{}{s.relayIP: {}}}) // if the first read fails
 	s.refreshLocal()
 	return s, nil
 }
