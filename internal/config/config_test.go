@@ -136,3 +136,27 @@ func TestTURNGlobalCap(t *testing.T) {
 		}
 	}
 }
+
+// TestTURNAddressCap: one client address never holds more than half the
+// relay, so three links from one place cannot take a small port range.
+func TestTURNAddressCap(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 32},
+		{[]string{"--turn-ports", "49152-49171"}, 10},
+		{[]string{"--turn-ports", "49152-49152"}, 1},
+		{[]string{"--turn-ip-quota", "4", "--turn-ports", "49152-49171"}, 4},
+		{[]string{"--turn-ip-quota", "0", "--turn-ports", "49152-49171"}, 0},
+		{[]string{"--turn-max-allocations", "0", "--turn-ip-quota", "500"}, 500},
+	} {
+		c, err := parse(t, tc.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.TURN.AddressCap(); got != tc.want {
+			t.Errorf("%v: cap %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}

@@ -86,7 +86,7 @@ func DefaultServe() Serve {
 			RelayBind:      "0.0.0.0",
 			CredentialTTL:  12 * time.Hour,
 			Quota:          10,
-			IPQuota:        16,
+			IPQuota:        32,
 			MaxAllocations: 1000,
 		},
 	}
@@ -147,7 +147,7 @@ func (t *TURN) TURNFlags(fs *flag.FlagSet) {
 // capFlags registers the relay's caps, shared by `ferry serve` and `ferry turn`.
 func (t *TURN) capFlags(fs *flag.FlagSet) {
 	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
-	fs.IntVar(&t.IPQuota, "turn-ip-quota", t.IPQuota, "concurrent relay allocations per client IP address; raise it when many users share one address (0: unlimited)")
+	fs.IntVar(&t.IPQuota, "turn-ip-quota", t.IPQuota, "concurrent relay allocations per client IP address, at most half of --turn-max-allocations; raise it when many users share one address (0: unlimited)")
 	fs.IntVar(&t.MaxAllocations, "turn-max-allocations", t.MaxAllocations, "concurrent relay allocations in all, never more than --turn-ports has ports (0: no cap but the port range)")
 	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
 }
@@ -163,6 +163,17 @@ func (t *TURN) GlobalCap() int {
 		if n == 0 || n > size {
 			n = size
 		}
+	}
+	return n
+}
+
+// AddressCap is the relay's cap on allocations per client address:
+// --turn-ip-quota, lowered to half the global cap so that one address (and
+// the free links it can make) never holds the whole relay. 0 means no cap.
+func (t *TURN) AddressCap() int {
+	n := t.IPQuota
+	if g := t.GlobalCap(); n > 0 && g > 0 {
+		n = min(n, max(1, g/2))
 	}
 	return n
 }

@@ -287,7 +287,7 @@ func (s *Server) setupTURN() error {
 		Secret:          s.secret,
 		AllowPrivate:    t.AllowPrivate,
 		QuotaPerTicket:  t.Quota,
-		QuotaPerAddress: t.IPQuota,
+		QuotaPerAddress: t.AddressCap(),
 		MaxAllocations:  t.GlobalCap(),
 		// TODO(lead): Alive, once the signaling store can say whether a
 		// ticket id's link or a transfer of it is still alive.
