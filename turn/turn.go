@@ -1,7 +1,8 @@
 // Package turn is ferry's bundled TURN relay (github.com/pion/turn/v4) with
-// TURN REST credentials handed out per ticket, per-ticket allocation quotas,
-// an optional bandwidth cap, byte accounting, and a permission filter that
-// refuses to relay to loopback, private and link-local addresses.
+// TURN REST credentials handed out per ticket, allocation caps (per ticket,
+// per client address, in all), an optional bandwidth cap, byte accounting,
+// and a permission filter that refuses to relay to loopback, private and
+// link-local addresses and to the host's own addresses.
 package turn
 
 import (
@@ -25,6 +26,9 @@ import (
 var (
 	ErrConfig = errors.New("turn: invalid configuration")
 	ErrListen = errors.New("turn: cannot listen")
+	// ErrCapacity refuses an allocation over MaxAllocations (the client
+	// sees 508 Insufficient Capacity).
+	ErrCapacity = errors.New("turn: relay at capacity")
 )
 
 // Realm is the TURN realm ferry uses.
@@ -44,10 +48,27 @@ type Config struct {
 	// Secret is the TURN REST shared secret.
 	Secret string
 	// AllowPrivate permits relaying to loopback, private and link-local
-	// peers (tests on one machine need it).
+	// peers, the host's own addresses included (tests on one machine, LAN
+	// installs), but never to the relay's own TURN port.
 	AllowPrivate bool
 	// QuotaPerTicket bounds concurrent allocations per ticket (0: none).
 	QuotaPerTicket int
+	// QuotaPerAddress bounds concurrent allocations per client IP address
+	// (0: none): links are free, so a per-ticket quota alone bounds nothing.
+	QuotaPerAddress int
+	// MaxAllocations bounds concurrent allocations in all (0: none); each
+	// holds a socket and, with a port range, a port.
+	MaxAllocations int
+	// Alive, if set, says whether the link a ticket id belongs to still
+	// exists (or a transfer of it is still going on). A dead link's
+	// credentials get no new allocation (486), and its allocations are
+	// closed by the next sweep. It is asked only for authenticated
+	// allocation requests and by the sweep, and answers are reused for
+	// aliveCacheTTL, so it may be a store lookup.
+	Alive func(ticketID string) bool
+	// SweepEvery is how often dead links' allocations are closed and the
+	// host's own addresses are read again (default 10s).
+	SweepEvery time.Duration
 	// Bandwidth caps each allocation, bytes per second per direction (0: none).
 	Bandwidth int64
 	Now       func() time.Time
@@ -56,13 +77,37 @@ type Config struct {
 	Observe func(Event)
 }
 
+// aliveCacheTTL is how long an answer of Config.Alive is reused: the auth
+// handler runs in the relay's read loop, which must not wait on a store
+// for every request.
+const aliveCacheTTL = 2 * time.Second
+
+// localRefreshMin is how often a permission request may re-read the host's
+// addresses (between sweeps), so a floating IP added a moment ago counts.
+const localRefreshMin = time.Second
+
 // Event kinds.
 const (
 	EventAllocated   = "allocated"   // an allocation was created
 	EventReleased    = "released"    // an allocation ended; Bytes is what it relayed
 	EventDenied      = "denied"      // a permission to an address was refused
-	EventQuota       = "quota"       // an allocation was refused by the quota
-	EventAuthFailure = "auth_failed" // bad or expired credentials
+	EventQuota       = "quota"       // an allocation was refused by a cap; Cap says which
+	EventAuthFailure = "auth_failed" // refused credentials; Reason says why
+	EventRevoked     = "revoked"     // an allocation was closed because its link is gone
+)
+
+// Caps, for EventQuota.
+const (
+	CapTicket  = "ticket"  // Config.QuotaPerTicket
+	CapAddress = "address" // Config.QuotaPerAddress
+	CapGlobal  = "global"  // Config.MaxAllocations
+)
+
+// Reasons, for EventAuthFailure.
+const (
+	ReasonMalformed = "malformed" // not a TURN REST username
+	ReasonExpired   = "expired"   // past the expiry in the username
+	ReasonLinkGone  = "link_gone" // Config.Alive said no
 )
 
 // Event reports relay activity for metrics and the audit log.
@@ -71,6 +116,8 @@ type Event struct {
 	TicketID string
 	Bytes    int64
 	Peer     netip.Addr
+	Cap      string // EventQuota
+	Reason   string // EventAuthFailure
 }
 
 // Server is a running relay.
@@ -81,13 +128,27 @@ type Server struct {
 	tcp    net.Listener
 	server *pionturn.Server
 
-	mu       sync.RWMutex
-	perUser  map[string]int          // active allocations per ticket
-	byRelay  map[string]*meteredConn // relay address -> conn
+	relayIP    netip.Addr // cfg.RelayIP, unmapped
+	listenPort uint16
+
+	mu      sync.RWMutex
+	perUser map[string]int                  // active allocations per ticket
+	perAddr map[netip.Addr]int              // active allocations per client IP
+	byRelay map[netip.AddrPort]*meteredConn // relay address -> conn
+	alive   map[string]aliveAnswer          // Config.Alive's recent answers
+
+	local    atomic.Pointer[localAddrs]
+	localMu  sync.Mutex // one re-read at a time
 	relayed  atomic.Int64
 	dropped  atomic.Int64
 	refused  atomic.Int64
 	allocNow atomic.Int64
+	sockets  atomic.Int64 // open relay sockets, for MaxAllocations
+}
+
+type aliveAnswer struct {
+	ok    bool
+	until time.Time
 }
 
 // New validates cfg and binds the listeners; Run serves.
@@ -110,10 +171,27 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Observe == nil {
 		cfg.Observe = func(Event) {}
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, perUser: map[string]int{}, byRelay: map[string]*meteredConn{}}
+	if cfg.SweepEvery <= 0 {
+		cfg.SweepEvery = 10 * time.Second
+	}
+	if cfg.QuotaPerTicket < 0 || cfg.QuotaPerAddress < 0 || cfg.MaxAllocations < 0 {
+		return nil, fmt.Errorf("%w: negative allocation cap", ErrConfig)
+	}
+	relayIP, ok := netip.AddrFromSlice(cfg.RelayIP)
+	if !ok {
+		return nil, fmt.Errorf("%w: relay IP %v", ErrConfig, cfg.RelayIP)
+	}
+	s := &Server{
+		cfg: cfg, log: cfg.Logger, relayIP: relayIP.Unmap(),
+		perUser: map[string]int{}, perAddr: map[netip.Addr]int{},
+		byRelay: map[netip.AddrPort]*meteredConn{}, alive: map[string]aliveAnswer{},
+	}
 	if err := s.listen(); err != nil {
 		return nil, err
 	}
+	s.listenPort = uint16(s.Port())
+	s.local.Store(&localAddrs{set: map[netip.Addr]struct{}{s.relayIP: {}}}) // if the first read fails
+	s.refreshLocal()
 	return s, nil
 }
 
@@ -165,8 +243,8 @@ func (s *Server) Close() error {
 	return errors.Join(s.udp.Close(), s.tcp.Close())
 }
 
-// RefusedBytes is the total not relayed because the destination was a
-// non-allocation port on the relay's own address.
+// RefusedBytes is the total not relayed because the destination was one of
+// the host's own addresses and not an allocation (see mayReach).
 func (s *Server) RefusedBytes() int64 { return s.refused.Load() }
 
 // Run serves until ctx ends.
@@ -192,11 +270,11 @@ func (s *Server) Run(ctx context.Context) error {
 		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: s.udp, RelayAddressGenerator: gen, PermissionHandler: perm}},
 		ListenerConfigs:   []pionturn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: perm}},
 		EventHandler: pionturn.EventHandler{
-			OnAllocationCreated: func(_, _ net.Addr, _, username, _ string, relay net.Addr, _ int) {
-				s.allocated(username, relay)
+			OnAllocationCreated: func(src, _ net.Addr, _, username, _ string, relay net.Addr, _ int) {
+				s.allocated(username, src, relay)
 			},
-			OnAllocationDeleted: func(_, _ net.Addr, _, username, _ string) {
-				s.released(username)
+			OnAllocationDeleted: func(src, _ net.Addr, _, username, _ string) {
+				s.released(username, src)
 			},
 		},
 	})
@@ -206,8 +284,91 @@ func (s *Server) Run(ctx context.Context) error {
 		return fmt.Errorf("%w: %v", ErrConfig, err)
 	}
 	s.server = srv
-	<-ctx.Done()
-	return srv.Close()
+	tick := time.NewTicker(s.cfg.SweepEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return srv.Close()
+		case <-tick.C:
+			s.Sweep()
+		}
+	}
+}
+
+// Sweep re-reads the host's own addresses and closes the allocations of
+// links that Config.Alive says are gone, so credentials that outlive their
+// link cannot keep sockets and ports. Run calls it every SweepEvery.
+func (s *Server) Sweep() {
+	s.refreshLocal()
+	if s.cfg.Alive == nil {
+		return
+	}
+	s.mu.RLock()
+	byTicket := map[string][]*meteredConn{}
+	for _, c := range s.byRelay {
+		if u := c.user.Load(); u != nil {
+			byTicket[*u] = append(byTicket[*u], c)
+		}
+	}
+	s.mu.RUnlock()
+	now := s.cfg.Now()
+	for id, conns := range byTicket {
+		ok := s.cfg.Alive(id)
+		s.mu.Lock()
+		s.alive[id] = aliveAnswer{ok: ok, until: now.Add(aliveCacheTTL)}
+		s.mu.Unlock()
+		if ok {
+			continue
+		}
+		for _, c := range conns {
+			// pion's read on the relay socket fails, and it deletes the
+			// allocation (OnAllocationDeleted keeps the counts).
+			_ = c.Close()
+			s.cfg.Observe(Event{Kind: EventRevoked, TicketID: id})
+		}
+		s.log.Info("turn: closed the allocations of a link that is gone", "ticket", id, "allocations", len(conns))
+	}
+	s.mu.Lock()
+	for id, a := range s.alive {
+		if !now.Before(a.until) {
+			delete(s.alive, id)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// knownDead reports whether a recent answer of Config.Alive said the link
+// is gone. It never asks: the auth handler runs before pion checks the
+// message integrity, so anyone could make it ask for any id.
+func (s *Server) knownDead(id string) bool {
+	if s.cfg.Alive == nil {
+		return false
+	}
+	now := s.cfg.Now()
+	s.mu.RLock()
+	a, ok := s.alive[id]
+	s.mu.RUnlock()
+	return ok && !a.ok && now.Before(a.until)
+}
+
+// linkAlive asks Config.Alive, reusing a recent answer.
+func (s *Server) linkAlive(id string) bool {
+	if s.cfg.Alive == nil {
+		return true
+	}
+	now := s.cfg.Now()
+	s.mu.RLock()
+	a, ok := s.alive[id]
+	s.mu.RUnlock()
+	if ok && now.Before(a.until) {
+		return a.ok
+	}
+	live := s.cfg.Alive(id)
+	s.mu.Lock()
+	s.alive[id] = aliveAnswer{ok: live, until: now.Add(aliveCacheTTL)}
+	s.mu.Unlock()
+	return live
 }
 
 // ticketOf returns the user part of a TURN REST username "expiry:user".
@@ -222,80 +383,205 @@ func ticketOf(username string) string {
 
 func (s *Server) auth(username, realm string, _ net.Addr) ([]byte, bool) {
 	exp, user, ok := parseUsername(username)
-	if !ok || user == "" || !s.cfg.Now().Before(time.Unix(exp, 0)) {
-		s.cfg.Observe(Event{Kind: EventAuthFailure, TicketID: user})
+	reason := ""
+	switch {
+	case !ok || user == "":
+		reason = ReasonMalformed
+	case !s.cfg.Now().Before(time.Unix(exp, 0)):
+		reason = ReasonExpired
+	case s.knownDead(user):
+		reason = ReasonLinkGone
+	}
+	if reason != "" {
+		s.cfg.Observe(Event{Kind: EventAuthFailure, TicketID: user, Reason: reason})
 		return nil, false
 	}
 	return pionturn.GenerateAuthKey(username, realm, Password(s.cfg.Secret, username)), true
 }
 
-func (s *Server) quota(username, _ string, _ net.Addr) bool {
-	if s.cfg.QuotaPerTicket <= 0 {
-		return true
+// clientIP is the IP address of a TURN client (UDP or TCP).
+func clientIP(a net.Addr) netip.Addr {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		return a.AddrPort().Addr().Unmap()
+	case *net.TCPAddr:
+		return a.AddrPort().Addr().Unmap()
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.perUser[ticketOf(username)] >= s.cfg.QuotaPerTicket {
-		s.cfg.Observe(Event{Kind: EventQuota, TicketID: ticketOf(username)})
+	return netip.Addr{}
+}
+
+// quota applies the per-ticket and per-address caps (486 Allocation Quota
+// Reached); the global cap is the generator's (508 Insufficient Capacity).
+// Counts move when pion reports an allocation, so TCP clients allocating
+// at the same instant may overshoot by a few; UDP requests are handled one
+// at a time.
+func (s *Server) quota(username, _ string, src net.Addr) bool {
+	user, ip := ticketOf(username), clientIP(src)
+	// The request is authenticated by now (pion checks the message
+	// integrity before asking us), so only holders of real credentials
+	// can make us ask Config.Alive.
+	if !s.linkAlive(user) {
+		s.cfg.Observe(Event{Kind: EventAuthFailure, TicketID: user, Reason: ReasonLinkGone})
+		return false
+	}
+	s.mu.RLock()
+	over := ""
+	switch {
+	case s.cfg.QuotaPerTicket > 0 && s.perUser[user] >= s.cfg.QuotaPerTicket:
+		over = CapTicket
+	case s.cfg.QuotaPerAddress > 0 && s.perAddr[ip] >= s.cfg.QuotaPerAddress:
+		over = CapAddress
+	}
+	s.mu.RUnlock()
+	if over != "" {
+		s.cfg.Observe(Event{Kind: EventQuota, TicketID: user, Cap: over, Peer: ip})
 		return false
 	}
 	return true
 }
 
-func (s *Server) allocated(username string, relay net.Addr) {
+func (s *Server) allocated(username string, src, relay net.Addr) {
 	user := ticketOf(username)
 	s.mu.Lock()
 	s.perUser[user]++
-	if c := s.byRelay[relay.String()]; c != nil {
-		c.user.Store(&user)
+	s.perAddr[clientIP(src)]++
+	if ua, ok := relay.(*net.UDPAddr); ok {
+		if c := s.byRelay[relayKey(ua)]; c != nil {
+			c.user.Store(&user)
+		}
 	}
 	s.mu.Unlock()
 	s.allocNow.Add(1)
 	s.cfg.Observe(Event{Kind: EventAllocated, TicketID: user})
 }
 
-func (s *Server) released(username string) {
-	user := ticketOf(username)
+func (s *Server) released(username string, src net.Addr) {
+	user, ip := ticketOf(username), clientIP(src)
 	s.mu.Lock()
 	if s.perUser[user]--; s.perUser[user] <= 0 {
 		delete(s.perUser, user)
+	}
+	if s.perAddr[ip]--; s.perAddr[ip] <= 0 {
+		delete(s.perAddr, ip)
 	}
 	s.mu.Unlock()
 	s.allocNow.Add(-1)
 }
 
-// ownRelayOK limits traffic to our own relay IP to our allocations: the
-// permission filter has to allow that IP so two peers can relay to each
-// other, but permissions are per IP, and without this a client could
-// reach every UDP service on the server's address, the TURN port included.
-func (s *Server) ownRelayOK(addr net.Addr) bool {
-	ua, ok := addr.(*net.UDPAddr)
-	if !ok || !ua.IP.Equal(s.cfg.RelayIP) {
-		return true
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	_, live := s.byRelay[ua.String()]
-	return live
+func relayKey(a *net.UDPAddr) netip.AddrPort {
+	ap := a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
-// permit refuses relaying to addresses inside the server's own networks,
-// so the relay cannot be used to reach internal services. Relaying between
-// two of our own allocations (the relay IP itself) stays allowed.
-func (s *Server) permit(_ net.Addr, peer net.IP) bool {
-	if s.cfg.AllowPrivate || peer.Equal(s.cfg.RelayIP) {
+// The relay must not become a way into the host it runs on: relayed
+// packets leave from the host itself, so they would reach UDP services
+// bound to any of its addresses (0.0.0.0 listeners on secondary or
+// floating IPs, the TURN port itself: allocations inside allocations).
+// So every address of every local interface counts as the host's own,
+// not only the advertised relay IP. The set is re-read on every sweep and,
+// at most once a second, when a permission is asked for, so the packet
+// path only looks it up.
+//
+// Policy for a packet to one of the host's own addresses:
+//   - to the relay IP at a live allocation's port: allowed (two peers
+//     relaying to each other);
+//   - with AllowPrivate (tests with peers on the same machine, LAN-only
+//     installs): allowed, except to the TURN listen port;
+//   - otherwise refused.
+
+// localAddrs is a snapshot of the host's own addresses.
+type localAddrs struct {
+	set map[netip.Addr]struct{}
+	at  time.Time
+}
+
+// refreshLocal re-reads the host's addresses. On failure it keeps the
+// previous set (an address that is gone stays refused a little longer).
+func (s *Server) refreshLocal() {
+	s.localMu.Lock()
+	defer s.localMu.Unlock()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		s.log.Warn("turn: cannot read the host's addresses", "err", err)
+		return
+	}
+	set := make(map[netip.Addr]struct{}, len(addrs)+1)
+	set[s.relayIP] = struct{}{}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(n.IP); ok {
+				set[ip.Unmap()] = struct{}{}
+			}
+		}
+	}
+	s.local.Store(&localAddrs{set: set, at: s.cfg.Now()})
+}
+
+// isLocal reports whether a (unmapped) is one of the host's own addresses.
+// The whole loopback range and the unspecified address reach the host too.
+func (s *Server) isLocal(a netip.Addr) bool {
+	if a.IsLoopback() || a.IsUnspecified() {
 		return true
 	}
+	_, ok := s.local.Load().set[a]
+	return ok
+}
+
+// mayReach is the per-packet check on the relay's way out (see the policy
+// above). It only reads the cached address set.
+func (s *Server) mayReach(addr net.Addr) bool {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	ap := relayKey(ua)
+	if !s.isLocal(ap.Addr()) {
+		return true
+	}
+	if ap.Addr() == s.relayIP {
+		s.mu.RLock()
+		_, live := s.byRelay[ap]
+		s.mu.RUnlock()
+		if live {
+			return true
+		}
+	}
+	return s.cfg.AllowPrivate && ap.Port() != s.listenPort
+}
+
+// permit refuses relaying to addresses inside the server's own networks
+// and to the host's own addresses, so the relay cannot be used to reach
+// internal services. The relay IP stays allowed (two peers relaying to
+// each other); mayReach limits it to allocation ports.
+func (s *Server) permit(_ net.Addr, peer net.IP) bool {
 	a, ok := netip.AddrFromSlice(peer)
 	if !ok {
 		return false
 	}
-	if Internal(a.Unmap()) {
-		s.cfg.Observe(Event{Kind: EventDenied, Peer: a.Unmap()})
+	a = a.Unmap()
+	deny := func() bool {
+		s.cfg.Observe(Event{Kind: EventDenied, Peer: a})
 		return false
+	}
+	if a.IsMulticast() || a.IsUnspecified() || isBroadcast(a) {
+		return deny() // never a peer, whatever the configuration
+	}
+	if a == s.relayIP || s.cfg.AllowPrivate {
+		return true
+	}
+	if Internal(a) {
+		return deny()
+	}
+	if l := s.local.Load(); s.cfg.Now().Sub(l.at) >= localRefreshMin {
+		s.refreshLocal()
+	}
+	if s.isLocal(a) {
+		return deny()
 	}
 	return true
 }
+
+func isBroadcast(a netip.Addr) bool { return a.Is4() && a.As4() == [4]byte{255, 255, 255, 255} }
 
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
@@ -316,14 +602,29 @@ type generator struct {
 func (g *generator) Validate() error { return g.base.Validate() }
 
 func (g *generator) AllocatePacketConn(network string, port int) (net.PacketConn, net.Addr, error) {
+	// The global cap counts relay sockets, reserved before one is opened,
+	// so it holds exactly even for concurrent TCP clients; pion answers
+	// the error with 508.
+	if n := g.s.sockets.Add(1); g.s.cfg.MaxAllocations > 0 && n > int64(g.s.cfg.MaxAllocations) {
+		g.s.sockets.Add(-1)
+		g.s.cfg.Observe(Event{Kind: EventQuota, Cap: CapGlobal})
+		return nil, nil, ErrCapacity
+	}
 	pc, addr, err := g.base.AllocatePacketConn(network, port)
 	if err != nil {
+		g.s.sockets.Add(-1)
 		return nil, nil, err
 	}
 	if uc, ok := pc.(*net.UDPConn); ok {
 		pc = udpbatch.Wrap(uc)
 	}
-	mc := &meteredConn{PacketConn: pc, s: g.s, relay: addr.String()}
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		pc.Close()
+		g.s.sockets.Add(-1)
+		return nil, nil, fmt.Errorf("%w: relay address %v", ErrConfig, addr)
+	}
+	mc := &meteredConn{PacketConn: pc, s: g.s, relay: relayKey(ua)}
 	if bw := g.s.cfg.Bandwidth; bw > 0 {
 		mc.in = newPolicer(bw, g.s.cfg.Now)
 		mc.out = newPolicer(bw, g.s.cfg.Now)
@@ -344,7 +645,7 @@ func (g *generator) AllocateConn(network string, port int) (net.Conn, net.Addr, 
 type meteredConn struct {
 	net.PacketConn
 	s       *Server
-	relay   string
+	relay   netip.AddrPort
 	user    atomic.Pointer[string]
 	bytes   atomic.Int64
 	in, out *policer
@@ -366,9 +667,9 @@ func (c *meteredConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if !c.s.cfg.AllowPrivate && !c.s.ownRelayOK(addr) {
+	if !c.s.mayReach(addr) {
 		c.s.refused.Add(int64(len(p)))
-		return len(p), nil // see ownRelayOK
+		return len(p), nil // see mayReach
 	}
 	if !c.out.allow(len(p)) {
 		c.s.dropped.Add(int64(len(p)))
@@ -387,13 +688,15 @@ func (c *meteredConn) Close() error {
 		c.s.mu.Lock()
 		delete(c.s.byRelay, c.relay)
 		c.s.mu.Unlock()
+		c.s.sockets.Add(-1)
 		user := ""
 		if u := c.user.Load(); u != nil {
 			user = *u
 		}
 		c.s.cfg.Observe(Event{Kind: EventReleased, TicketID: user, Bytes: c.bytes.Load()})
+		return c.PacketConn.Close()
 	}
-	return c.PacketConn.Close()
+	return nil // closed by the sweep, then by pion's allocation
 }
 
 // policer is a token bucket in bytes; one second of burst.

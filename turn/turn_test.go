@@ -5,13 +5,21 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/netlab"
 	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/turn"
+	"github.com/pion/logging"
+	"github.com/pion/stun/v3"
+	pionturn "github.com/pion/turn/v4"
 )
 
 type fakeClock struct {
@@ -33,11 +41,15 @@ type recorder struct {
 
 func (r *recorder) observe(e turn.Event) { r.mu.Lock(); r.events = append(r.events, e); r.mu.Unlock() }
 func (r *recorder) count(kind string) int {
+	return r.countWhere(func(e turn.Event) bool { return e.Kind == kind })
+}
+
+func (r *recorder) countWhere(f func(turn.Event) bool) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := 0
 	for _, e := range r.events {
-		if e.Kind == kind {
+		if f(e) {
 			n++
 		}
 	}
@@ -80,7 +92,14 @@ type client struct {
 // allocate connects a TURN client over UDP and allocates a relay.
 func allocate(t *testing.T, s *turn.Server, user string, ttl time.Duration, now time.Time) (*client, error) {
 	t.Helper()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	return allocateFrom(t, s, "127.0.0.1", user, ttl, now)
+}
+
+// allocateFrom is allocate from a client socket on local address ip (any
+// of 127.0.0.0/8 works on Linux, so tests can have several client IPs).
+func allocateFrom(t *testing.T, s *turn.Server, ip, user string, ttl time.Duration, now time.Time) (*client, error) {
+	t.Helper()
+	conn, err := net.ListenPacket("udp4", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -305,5 +324,339 @@ func TestOwnRelayIPOnlyToAllocations(t *testing.T) {
 	}
 	if s.RefusedBytes() == 0 || s.DroppedBytes() != 0 {
 		t.Fatalf("refused %d, dropped %d bytes", s.RefusedBytes(), s.DroppedBytes())
+	}
+}
+
+// inNetns marks the copy of the test binary that runTestInNetns starts
+// inside a network namespace.
+const inNetns = "FERRY_TURN_TEST_IN_NETNS"
+
+// runTestInNetns runs test name again, in a fresh network namespace whose
+// interface eth0 (one end of a veth pair: this kernel may have no dummy
+// interfaces) has addrs, and fails if it fails there. The relay opens
+// sockets from pion's goroutines, on any thread, so only a whole process
+// can be put into another namespace. Needs root, like internal/netlab,
+// whose namespaces (and cleanup) it uses.
+func runTestInNetns(t *testing.T, name string, addrs ...string) {
+	t.Helper()
+	lab := netlab.New(t)
+	ns := lab.NS("turn")
+	ns.IP("link", "add", "eth0", "type", "veth", "peer", "name", "eth1")
+	ns.Up("eth1")
+	ns.Up("eth0", addrs...)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns.Name, os.Args[0],
+		"-test.run=^"+name+"$", "-test.count=1", "-test.v", "-test.timeout=60s")
+	cmd.Env = append(os.Environ(), inNetns+"=1")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	t.Logf("in namespace %s:\n%s", ns.Name, out)
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+name) {
+		t.Fatalf("%s inside the namespace: %v", name, err)
+	}
+}
+
+// TestHostsOtherAddressesRefused: relayed packets leave from the host
+// itself, so a permission to any of the host's own addresses, not only
+// the relay IP, would reach UDP services bound to 0.0.0.0 there, the TURN
+// port included. The host here has a second, public-looking address on
+// another interface; nothing relayed may reach it.
+func TestHostsOtherAddressesRefused(t *testing.T) {
+	const secondary = "198.51.100.7"
+	if os.Getenv(inNetns) == "" {
+		runTestInNetns(t, "TestHostsOtherAddressesRefused", secondary+"/24")
+		return
+	}
+	s, clk, rec := start(t, func(c *turn.Config) { c.ListenAddr, c.RelayBind = "0.0.0.0:0", "0.0.0.0" })
+	service, err := net.ListenPacket("udp4", "0.0.0.0:0") // a service on every address of the host
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer service.Close()
+	a, err := allocate(t, s, "ticketK", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, port := range []int{service.LocalAddr().(*net.UDPAddr).Port, s.Port()} {
+		dst := &net.UDPAddr{IP: net.ParseIP(secondary), Port: port}
+		if _, err := a.relay.WriteTo([]byte("probe"), dst); err == nil {
+			t.Errorf("relay to the host's own %s permitted", dst)
+		}
+	}
+	peer := netip.MustParseAddr(secondary)
+	if rec.countWhere(func(e turn.Event) bool { return e.Kind == turn.EventDenied && e.Peer == peer }) == 0 {
+		t.Error("no denial observed for", secondary)
+	}
+
+	// An address that becomes the host's later (a floating IP moving in)
+	// is refused once the relay has re-read its addresses, even for a
+	// peer that already has a permission.
+	const later = "198.51.100.9"
+	dst := &net.UDPAddr{IP: net.ParseIP(later), Port: service.LocalAddr().(*net.UDPAddr).Port}
+	// The client asks for the permission (per IP) with a packet to a port
+	// where nothing listens, whenever it leaves.
+	if _, err := a.relay.WriteTo([]byte("before"), &net.UDPAddr{IP: dst.IP, Port: 9}); err != nil {
+		t.Fatalf("relay to %s while it is not the host's: %v", later, err)
+	}
+	if out, err := exec.Command("ip", "addr", "add", later+"/32", "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("ip addr add: %v: %s", err, out)
+	}
+	s.Sweep()
+	if _, err := a.relay.WriteTo([]byte("after"), dst); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.RefusedBytes() >= int64(len("after")) })
+
+	// Every packet aimed at the host has been handled by now.
+	_ = service.SetReadDeadline(time.Now())
+	buf := make([]byte, 100)
+	if n, from, err := service.ReadFrom(buf); err == nil {
+		t.Fatalf("a service on the host's other addresses received %q from %s", buf[:n], from)
+	}
+}
+
+// TestNestedAllocationRefused: with AllowPrivate (tests, LAN installs)
+// the relay reaches loopback peers, but never its own TURN port: a client
+// could otherwise allocate through its own allocation, again and again.
+func TestNestedAllocationRefused(t *testing.T) {
+	s, clk, _ := start(t, func(c *turn.Config) { c.AllowPrivate = true })
+	a, err := allocate(t, s, "ticketL", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A loopback peer is still reached.
+	sink, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	buf := make([]byte, 1600)
+	for {
+		if _, err := a.relay.WriteTo([]byte("hello"), sink.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		_ = sink.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := sink.ReadFrom(buf)
+		if err == nil && string(buf[:n]) == "hello" {
+			break
+		}
+		if err != nil && !isTimeout(err) {
+			t.Fatal(err)
+		}
+	}
+	// A TURN client speaking through the allocation to the relay's own port.
+	turnAddr := "127.0.0.1:" + strconv.Itoa(s.Port())
+	un, pw := turn.Credentials(secret, "ticketL", time.Hour, clk.Now())
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	nested, err := pionturn.NewClient(&pionturn.ClientConfig{
+		STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: a.relay,
+		Username: un, Password: pw, Realm: turn.Realm, LoggerFactory: lf,
+		RTO: 10 * time.Millisecond, // gives up after about a second
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nested.Close()
+	if err := nested.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if relay, err := nested.Allocate(); err == nil {
+		relay.Close()
+		t.Fatalf("nested allocation %s through %s", relay.LocalAddr(), a.relay.LocalAddr())
+	}
+	if s.RefusedBytes() == 0 || s.Allocations() != 1 {
+		t.Fatalf("refused %d bytes, %d allocations", s.RefusedBytes(), s.Allocations())
+	}
+}
+
+// TestQuotaPerAddress: links are free, so one client address must not
+// hold more than its share of the relay whatever links it uses.
+func TestQuotaPerAddress(t *testing.T) {
+	s, clk, rec := start(t, func(c *turn.Config) { c.QuotaPerTicket, c.QuotaPerAddress = 10, 2 })
+	for i := range 2 {
+		if _, err := allocateFrom(t, s, "127.0.0.1", "link"+strconv.Itoa(i), time.Hour, clk.Now()); err != nil {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+	}
+	if _, err := allocateFrom(t, s, "127.0.0.1", "link2", time.Hour, clk.Now()); err == nil {
+		t.Fatal("a third allocation from one address succeeded")
+	}
+	if _, err := allocateFrom(t, s, "127.0.0.2", "link3", time.Hour, clk.Now()); err != nil {
+		t.Fatalf("another address's allocation refused: %v", err)
+	}
+	if n := rec.countWhere(func(e turn.Event) bool { return e.Kind == turn.EventQuota && e.Cap == turn.CapAddress }); n != 1 {
+		t.Fatalf("address quota events: %d", n)
+	}
+}
+
+// TestMaxAllocations: a cap on allocations in all (the port range size
+// when there is one) refuses with capacity, and a released allocation
+// makes room again.
+func TestMaxAllocations(t *testing.T) {
+	s, clk, rec := start(t, func(c *turn.Config) { c.MaxAllocations = 2 })
+	var first *client
+	for i, ip := range []string{"127.0.0.1", "127.0.0.2"} {
+		c, err := allocateFrom(t, s, ip, "link"+strconv.Itoa(i), time.Hour, clk.Now())
+		if err != nil {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+		first = c
+	}
+	if _, err := allocateFrom(t, s, "127.0.0.3", "link2", time.Hour, clk.Now()); err == nil {
+		t.Fatal("allocation over the global cap succeeded")
+	}
+	if n := rec.countWhere(func(e turn.Event) bool { return e.Kind == turn.EventQuota && e.Cap == turn.CapGlobal }); n != 1 {
+		t.Fatalf("global cap events: %d", n)
+	}
+	if err := first.relay.Close(); err != nil { // deallocates (refresh with lifetime 0)
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Allocations() == 1 })
+	if _, err := allocateFrom(t, s, "127.0.0.3", "link2", time.Hour, clk.Now()); err != nil {
+		t.Fatalf("allocation after one was released: %v", err)
+	}
+}
+
+// waitFor polls cond until it holds or 10 s pass.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached in 10s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition, bounded by the deadline
+	}
+}
+
+// links is the test's answer to Config.Alive: which links still exist.
+type links struct {
+	mu   sync.Mutex
+	dead map[string]bool
+}
+
+func (l *links) alive(id string) bool { l.mu.Lock(); defer l.mu.Unlock(); return !l.dead[id] }
+func (l *links) kill(id string)       { l.mu.Lock(); defer l.mu.Unlock(); l.dead[id] = true }
+
+// TestDeadLinkAllocationsClosed: credentials must not outlive their link.
+// Once it is gone, its allocations are closed (sockets and ports given
+// back) and its credentials get no new one, while other links go on.
+func TestDeadLinkAllocationsClosed(t *testing.T) {
+	l := &links{dead: map[string]bool{"gone-before": true}}
+	s, clk, rec := start(t, func(c *turn.Config) { c.Alive = l.alive })
+	if _, err := allocate(t, s, "gone-before", time.Hour, clk.Now()); err == nil {
+		t.Fatal("a dead link's credentials got an allocation")
+	}
+	var doomed []*client
+	for range 3 {
+		c, err := allocate(t, s, "abandoned", time.Hour, clk.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		doomed = append(doomed, c)
+	}
+	kept, err := allocate(t, s, "kept", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.kill("abandoned")
+	s.Sweep()
+	waitFor(t, func() bool { return s.Allocations() == 1 })
+	// The relay sockets are closed: their ports can be bound again.
+	for _, c := range doomed {
+		pc, err := net.ListenPacket("udp4", c.relay.LocalAddr().String())
+		if err != nil {
+			t.Fatalf("relay socket %s still open: %v", c.relay.LocalAddr(), err)
+		}
+		pc.Close()
+	}
+	if _, err := allocate(t, s, "abandoned", time.Hour, clk.Now()); err == nil {
+		t.Fatal("a dead link's credentials got an allocation after the sweep")
+	}
+	if n := rec.count(turn.EventRevoked); n != 3 {
+		t.Fatalf("revoked events: %d", n)
+	}
+	if n := rec.countWhere(func(e turn.Event) bool { return e.Kind == turn.EventAuthFailure && e.Reason == turn.ReasonLinkGone }); n < 2 {
+		t.Fatalf("link_gone refusals: %d", n)
+	}
+	// The living link's allocation still relays (to itself, here).
+	buf := make([]byte, 100)
+	for {
+		if _, err := kept.relay.WriteTo([]byte("still here"), kept.relay.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		_ = kept.relay.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := kept.relay.ReadFrom(buf)
+		if err == nil && string(buf[:n]) == "still here" {
+			break
+		}
+		if err != nil && !isTimeout(err) {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestAbandonedAllocationReleased: a client that vanishes (no refresh, no
+// deallocation) loses its allocation when the lifetime it asked for ends,
+// and every count goes back: its address gets a new one under a quota of
+// one. Speaks TURN by hand to ask for a one-second lifetime.
+func TestAbandonedAllocationReleased(t *testing.T) {
+	s, clk, _ := start(t, func(c *turn.Config) { c.QuotaPerAddress = 1 })
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	server := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.Port()}
+	roundTrip := func(setters ...stun.Setter) *stun.Message {
+		t.Helper()
+		req := stun.MustBuild(append([]stun.Setter{stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest),
+			stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}, // UDP
+			stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 1}}},           // one second
+			setters...)...)
+		if _, err := conn.WriteTo(req.Raw, server); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1500)
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := &stun.Message{Raw: append([]byte(nil), buf[:n]...)}
+		if err := res.Decode(); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	var nonce stun.Nonce
+	var realm stun.Realm
+	challenge := roundTrip(stun.Fingerprint)
+	if err := nonce.GetFrom(challenge); err != nil {
+		t.Fatalf("no nonce in %v: %v", challenge, err)
+	}
+	if err := realm.GetFrom(challenge); err != nil {
+		t.Fatal(err)
+	}
+	un, pw := turn.Credentials(secret, "ticketM", time.Hour, clk.Now())
+	res := roundTrip(stun.NewUsername(un), realm, nonce, stun.NewLongTermIntegrity(un, realm.String(), pw), stun.Fingerprint)
+	var relayed stun.XORMappedAddress
+	if err := relayed.GetFromAs(res, stun.AttrXORRelayedAddress); res.Type.Class != stun.ClassSuccessResponse || err != nil {
+		t.Fatalf("allocation: %v (%v)", res, err)
+	}
+	if s.Allocations() != 1 {
+		t.Fatalf("%d allocations", s.Allocations())
+	}
+	// The client is gone now: it never refreshes.
+	waitFor(t, func() bool { return s.Allocations() == 0 })
+	pc, err := net.ListenPacket("udp4", relayed.String())
+	if err != nil {
+		t.Fatalf("relay socket %s still open: %v", relayed.String(), err)
+	}
+	pc.Close()
+	if _, err := allocate(t, s, "ticketM", time.Hour, clk.Now()); err != nil {
+		t.Fatalf("the address's quota was not given back: %v", err)
 	}
 }

@@ -26,7 +26,11 @@ func runTurn(ctx context.Context, args []string, io stdio) error {
 	ts, err := turn.New(turn.Config{
 		ListenAddr: t.Listen, RelayIP: server.RelayIP(t.RelayIP, t.RelayBind), RelayBind: t.RelayBind,
 		MinPort: t.Ports.Min, MaxPort: t.Ports.Max, Secret: t.Secret, AllowPrivate: t.AllowPrivate,
-		QuotaPerTicket: t.Quota, Bandwidth: int64(t.Bandwidth), Logger: log,
+		QuotaPerTicket: t.Quota, QuotaPerAddress: t.AddressCap(), MaxAllocations: t.GlobalCap(),
+		Bandwidth: int64(t.Bandwidth), Logger: log,
+		// No Alive: a standalone relay knows no links. An allocation ends
+		// when its client stops refreshing it, at the latest one TURN
+		// lifetime after its credentials expire; the caps bound the rest.
 	})
 	if err != nil {
 		return err

@@ -91,6 +91,8 @@ func TestValidate(t *testing.T) {
 		{"short cookie secret", []string{"--cookie-secret", "short"}, "--cookie-secret"},
 		{"create-from", []string{"--allow-create-from", "10.0.0.1"}, "--allow-create-from"},
 		{"no turn is fine", []string{"--turn-listen", ""}, ""},
+		{"ip quota", []string{"--turn-ip-quota", "-1"}, "--turn-ip-quota"},
+		{"max allocations", []string{"--turn-max-allocations", "-5"}, "--turn-max-allocations"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,5 +111,52 @@ func TestValidate(t *testing.T) {
 				t.Fatalf("error %v, want one about %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestTURNGlobalCap: the cap on allocations in all never exceeds the relay
+// port range, so a full range is refused and counted as capacity.
+func TestTURNGlobalCap(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 1000},
+		{[]string{"--turn-ports", "49152-49171"}, 20},
+		{[]string{"--turn-ports", "49152-49171", "--turn-max-allocations", "8"}, 8},
+		{[]string{"--turn-ports", "49152-49171", "--turn-max-allocations", "0"}, 20},
+		{[]string{"--turn-max-allocations", "0"}, 0},
+	} {
+		c, err := parse(t, tc.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.TURN.GlobalCap(); got != tc.want || c.Validate() != nil {
+			t.Errorf("%v: cap %d, want %d (%v)", tc.args, got, tc.want, c.Validate())
+		}
+	}
+}
+
+// TestTURNAddressCap: one client address never holds more than half the
+// relay, so three links from one place cannot take a small port range.
+func TestTURNAddressCap(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{nil, 32},
+		{[]string{"--turn-ports", "49152-49171"}, 10},
+		{[]string{"--turn-ports", "49152-49152"}, 1},
+		{[]string{"--turn-ip-quota", "4", "--turn-ports", "49152-49171"}, 4},
+		{[]string{"--turn-ip-quota", "0", "--turn-ports", "49152-49171"}, 0},
+		{[]string{"--turn-max-allocations", "0", "--turn-ip-quota", "500"}, 500},
+	} {
+		c, err := parse(t, tc.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := c.TURN.AddressCap(); got != tc.want {
+			t.Errorf("%v: cap %d, want %d", tc.args, got, tc.want)
+		}
 	}
 }

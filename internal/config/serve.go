@@ -67,7 +67,11 @@ type TURN struct {
 	CredentialTTL time.Duration
 	AllowPrivate  bool
 	Quota         int
-	Bandwidth     Bytes
+	// IPQuota caps allocations per client IP address; MaxAllocations caps
+	// them in all (see GlobalCap).
+	IPQuota        int
+	MaxAllocations int
+	Bandwidth      Bytes
 	// URLs are external TURN/STUN servers sharing Secret (TURN REST).
 	URLs List
 }
@@ -87,10 +91,12 @@ func DefaultServe() Serve {
 		SignalConnsPerIP:  64,
 		SignalIdleTimeout: 2 * time.Hour,
 		TURN: TURN{
-			Listen:        ":3478",
-			RelayBind:     "0.0.0.0",
-			CredentialTTL: 2 * time.Hour,
-			Quota:         10,
+			Listen:         ":3478",
+			RelayBind:      "0.0.0.0",
+			CredentialTTL:  6 * time.Hour,
+			Quota:          10,
+			IPQuota:        32,
+			MaxAllocations: 1000,
 		},
 	}
 }
@@ -132,9 +138,8 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret (default: random at start-up)")
 	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "how long TURN credentials last for a transfer once a link is opened (a waiting sender's also cover the link's remaining lifetime)")
-	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses (tests, LAN-only installs)")
-	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
-	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
+	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses and this host's own, never its TURN port (tests, LAN-only installs)")
+	t.capFlags(fs)
 	fs.Var(&t.URLs, "turn-url", "comma-separated external TURN/STUN URLs (turn:host:3478?transport=udp,…) that accept --turn-secret; handed to clients with fresh credentials")
 }
 
@@ -146,9 +151,56 @@ func (t *TURN) TURNFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required)")
-	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses")
+	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses and this host's own, never its TURN port")
+	t.capFlags(fs)
+}
+
+// capFlags registers the relay's caps, shared by `ferry serve` and `ferry turn`.
+func (t *TURN) capFlags(fs *flag.FlagSet) {
 	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
+	fs.IntVar(&t.IPQuota, "turn-ip-quota", t.IPQuota, "concurrent relay allocations per client IP address, at most half of --turn-max-allocations; raise it when many users share one address (0: unlimited)")
+	fs.IntVar(&t.MaxAllocations, "turn-max-allocations", t.MaxAllocations, "concurrent relay allocations in all, never more than --turn-ports has ports (0: no cap but the port range)")
 	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
+}
+
+// GlobalCap is the relay's cap on allocations in all: --turn-max-allocations,
+// lowered to the size of --turn-ports when that is smaller, so a full range
+// is refused as capacity (and counted) rather than failing port by port.
+// 0 means no cap.
+func (t *TURN) GlobalCap() int {
+	n := t.MaxAllocations
+	if t.Ports.Min != 0 {
+		size := int(t.Ports.Max) - int(t.Ports.Min) + 1
+		if n == 0 || n > size {
+			n = size
+		}
+	}
+	return n
+}
+
+// AddressCap is the relay's cap on allocations per client address:
+// --turn-ip-quota, lowered to half the global cap so that one address (and
+// the free links it can make) never holds the whole relay. 0 means no cap.
+func (t *TURN) AddressCap() int {
+	n := t.IPQuota
+	if g := t.GlobalCap(); n > 0 && g > 0 {
+		n = min(n, max(1, g/2))
+	}
+	return n
+}
+
+// validateCaps checks the caps shared by both commands.
+func (t *TURN) validateCaps() error {
+	var errs []error
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"turn-quota", t.Quota}, {"turn-ip-quota", t.IPQuota}, {"turn-max-allocations", t.MaxAllocations}} {
+		if c.v < 0 {
+			errs = append(errs, fmt.Errorf("%w: --%s must not be negative", ErrInvalid, c.name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // ValidateStandalone checks a standalone relay's configuration.
@@ -168,6 +220,7 @@ func (t *TURN) ValidateStandalone() error {
 	if _, err := netip.ParseAddr(t.RelayBind); err != nil {
 		errs = append(errs, fmt.Errorf("%w: --turn-relay-bind %q is not an IP address", ErrInvalid, t.RelayBind))
 	}
+	errs = append(errs, t.validateCaps())
 	return errors.Join(errs...)
 }
 
@@ -266,8 +319,8 @@ func (c *Serve) Validate() error {
 		if err := positive("turn-credential-ttl", t.CredentialTTL); err != nil {
 			errs = append(errs, err)
 		}
-		if t.Quota < 0 {
-			bad("--turn-quota must not be negative")
+		if err := t.validateCaps(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -14,9 +14,10 @@ import (
 type Sources struct {
 	Connections      func() float64 // open signaling connections
 	Allocations      func() float64 // live TURN allocations
+	AllocationsCap   func() float64 // the relay's cap on allocations in all (0: none)
 	RelayedBytes     func() float64 // bytes relayed by TURN
 	DroppedBytes     func() float64 // bytes dropped by the TURN bandwidth cap
-	RefusedBytes     func() float64 // bytes refused: to the relay's own address, not an allocation
+	RefusedBytes     func() float64 // bytes refused: to the host's own addresses, not an allocation
 	AuditWriteErrors func() float64
 }
 
@@ -35,8 +36,9 @@ type Metrics struct {
 	Pairing        prometheus.Histogram
 	Relay          prometheus.Histogram
 	TURNDenied     prometheus.Counter
-	TURNAuthFailed prometheus.Counter
-	TURNQuota      prometheus.Counter
+	TURNAuthFailed *prometheus.CounterVec // reason: malformed, expired, link_gone
+	TURNQuota      *prometheus.CounterVec // cap: ticket, address, global
+	TURNRevoked    prometheus.Counter
 }
 
 // New registers everything on a fresh registry.
@@ -69,13 +71,15 @@ func New(src Sources) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 16)}),
 		TURNDenied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_turn_permissions_denied_total", Help: "Relay permissions refused (internal addresses)."}),
-		TURNAuthFailed: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_turn_auth_failures_total", Help: "TURN requests with bad or expired credentials."}),
-		TURNQuota: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "ferry_turn_quota_refusals_total", Help: "Allocations refused by the per-link quota."}),
+		TURNAuthFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_turn_auth_failures_total", Help: "TURN credentials refused, by reason: malformed, expired, link_gone (their link no longer exists)."}, []string{"reason"}),
+		TURNQuota: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_turn_quota_refusals_total", Help: "Allocations refused, by the cap that refused them: ticket (per link), address (per client IP), global."}, []string{"cap"}),
+		TURNRevoked: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_turn_allocations_revoked_total", Help: "Allocations closed because their link no longer exists."}),
 	}
 	for _, c := range []prometheus.Collector{m.TicketsCreated, m.TicketsJoined, m.TicketsExpired, m.Rejected, m.WrongKey,
-		m.Resumed, m.Transfers, m.TransferBytes, m.Pairing, m.Relay, m.TURNDenied, m.TURNAuthFailed, m.TURNQuota} {
+		m.Resumed, m.Transfers, m.TransferBytes, m.Pairing, m.Relay, m.TURNDenied, m.TURNAuthFailed, m.TURNQuota, m.TURNRevoked} {
 		f(c)
 	}
 	gauge := func(name, help string, fn func() float64) {
@@ -90,15 +94,22 @@ func New(src Sources) *Metrics {
 	}
 	gauge("ferry_signaling_connections", "Open signaling WebSockets on this instance.", src.Connections)
 	gauge("ferry_turn_allocations", "Live TURN allocations.", src.Allocations)
+	gauge("ferry_turn_allocations_limit", "The relay's cap on live allocations in all (0: none).", src.AllocationsCap)
 	counter("ferry_turn_relayed_bytes_total", "Bytes relayed by the bundled TURN server.", src.RelayedBytes)
 	counter("ferry_turn_dropped_bytes_total", "Bytes dropped by the TURN bandwidth cap.", src.DroppedBytes)
-	counter("ferry_turn_refused_bytes_total", "Bytes not relayed: aimed at the relay's own address but no allocation.", src.RefusedBytes)
+	counter("ferry_turn_refused_bytes_total", "Bytes not relayed: aimed at one of the host's own addresses, not at an allocation.", src.RefusedBytes)
 	counter("ferry_audit_write_errors_total", "Audit records that could not be written.", src.AuditWriteErrors)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create label values so dashboards see zeros, not gaps.
 	for _, o := range []string{"direct", "relay", "failed", "canceled"} {
 		m.Transfers.WithLabelValues(o)
+	}
+	for _, c := range []string{"ticket", "address", "global"} {
+		m.TURNQuota.WithLabelValues(c)
+	}
+	for _, r := range []string{"malformed", "expired", "link_gone"} {
+		m.TURNAuthFailed.WithLabelValues(r)
 	}
 	return m
 }

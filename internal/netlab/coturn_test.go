@@ -81,7 +81,9 @@ func TestCoturnHandedOutByServer(t *testing.T) {
 func TestUclientAgainstFerryTURN(t *testing.T) {
 	lab := netlab.New(t)
 	in := lab.Internet(netlab.HomeSpec{Name: "a", NAT: netlab.Cone})
-	srv := in.Serve(ferryBin)
+	// Every uclient runs from the one home address and leaves its
+	// allocations to expire: no per-address cap (turn/ tests it).
+	srv := in.Serve(ferryBin, "--turn-ip-quota", "0")
 	peerNS, peerIP := in.PublicHost("peer")
 	// turnutils_peer echoes UDP back: a peer on the internet.
 	peerNS.Start("turnutils_peer", netlab.Env(t.TempDir()), "turnutils_peer", "-L", peerIP.String(), "-p", "3480")

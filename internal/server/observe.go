@@ -91,9 +91,11 @@ func (s *Server) observeTURN(e turn.Event) {
 	case turn.EventDenied:
 		s.metrics.TURNDenied.Inc()
 	case turn.EventAuthFailure:
-		s.metrics.TURNAuthFailed.Inc()
+		s.metrics.TURNAuthFailed.WithLabelValues(e.Reason).Inc()
 	case turn.EventQuota:
-		s.metrics.TURNQuota.Inc()
+		s.metrics.TURNQuota.WithLabelValues(e.Cap).Inc()
+	case turn.EventRevoked:
+		s.metrics.TURNRevoked.Inc()
 	case turn.EventReleased:
 		if e.Bytes > 0 {
 			s.audit.Record(audit.Event{Event: audit.RelayReleased, Ticket: e.TicketID, Path: proto.PathRelay, Bytes: e.Bytes})

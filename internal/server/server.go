@@ -252,6 +252,7 @@ func (s *Server) metricSources() metrics.Sources {
 	}
 	if s.turn != nil {
 		src.Allocations = func() float64 { return float64(s.turn.Allocations()) }
+		src.AllocationsCap = func() float64 { return float64(s.cfg.TURN.GlobalCap()) }
 		src.RelayedBytes = func() float64 { return float64(s.turn.RelayedBytes()) }
 		src.DroppedBytes = func() float64 { return float64(s.turn.DroppedBytes()) }
 		src.RefusedBytes = func() float64 { return float64(s.turn.RefusedBytes()) }
@@ -283,18 +284,22 @@ func (s *Server) setupTURN() error {
 		s.turnHost = s.base.Hostname()
 	}
 	ts, err := turn.New(turn.Config{
-		ListenAddr:     t.Listen,
-		RelayIP:        s.relayIP,
-		RelayBind:      t.RelayBind,
-		MinPort:        t.Ports.Min,
-		MaxPort:        t.Ports.Max,
-		Secret:         s.secret,
-		AllowPrivate:   t.AllowPrivate,
-		QuotaPerTicket: t.Quota,
-		Bandwidth:      int64(t.Bandwidth),
-		Now:            s.now,
-		Logger:         s.log,
-		Observe:        s.observeTURN,
+		ListenAddr:      t.Listen,
+		RelayIP:         s.relayIP,
+		RelayBind:       t.RelayBind,
+		MinPort:         t.Ports.Min,
+		MaxPort:         t.Ports.Max,
+		Secret:          s.secret,
+		AllowPrivate:    t.AllowPrivate,
+		QuotaPerTicket:  t.Quota,
+		QuotaPerAddress: t.AddressCap(),
+		MaxAllocations:  t.GlobalCap(),
+		// TODO(lead): Alive, once the signaling store can say whether a
+		// ticket id's link or a transfer of it is still alive.
+		Bandwidth: int64(t.Bandwidth),
+		Now:       s.now,
+		Logger:    s.log,
+		Observe:   s.observeTURN,
 	})
 	if err != nil {
 		return err

@@ -36,6 +36,7 @@ import (
 	"github.com/ferrydev/ferry/internal/sigclient"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
+	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/turn"
 )
 
@@ -667,6 +668,32 @@ func TestSignalConnsPerIP(t *testing.T) {
 	for _, rec := range readAudit(t, cfg.Audit) {
 		if rec["event"] != audit.TicketCreated {
 			t.Errorf("audit record %v", rec)
+
+// TestTURNCapMetrics: allocations refused by a cap show in /metrics by the
+// cap that refused them, beside the live count and the global cap.
+func TestTURNCapMetrics(t *testing.T) {
+	cfg := testConfig()
+	cfg.TURN.IPQuota = 1
+	srv := start(t, cfg, server.Options{})
+	addr := "127.0.0.1:" + strconv.Itoa(srv.TURNPort())
+	for i, wantOK := range []bool{true, false} {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		user, pass := turn.Credentials(srv.TURNSecret(), "link"+strconv.Itoa(i), time.Hour, time.Now())
+		if _, err := turntest.Allocate(t, conn, addr, user, pass); (err == nil) != wantOK {
+			t.Fatalf("allocation %d: %v", i, err)
+		}
+	}
+	_, body := get(t, nil, srv.URL().String()+"/metrics", nil)
+	for _, want := range []string{
+		`ferry_turn_quota_refusals_total{cap="address"} 1`, `ferry_turn_quota_refusals_total{cap="global"} 0`,
+		"ferry_turn_allocations 1", "ferry_turn_allocations_limit 1000",
+		`ferry_turn_auth_failures_total{reason="link_gone"} 0`, "ferry_turn_allocations_revoked_total 0",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 }
