@@ -34,9 +34,9 @@ import (
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/sigclient"
+	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
-	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/turn"
 )
 
@@ -668,6 +668,9 @@ func TestSignalConnsPerIP(t *testing.T) {
 	for _, rec := range readAudit(t, cfg.Audit) {
 		if rec["event"] != audit.TicketCreated {
 			t.Errorf("audit record %v", rec)
+		}
+	}
+}
 
 // TestTURNCapMetrics: allocations refused by a cap show in /metrics by the
 // cap that refused them, beside the live count and the global cap.
