@@ -19,6 +19,7 @@ type MemoryStore struct {
 	tickets  map[string]*memTicket
 	sessions map[string]memSession
 	slots    map[string]memSlot
+	links    map[string]time.Time // ticket id -> in use until
 	subs     map[string][]memSub
 }
 
@@ -52,6 +53,7 @@ func NewMemoryStore(now func() time.Time) *MemoryStore {
 		tickets:  make(map[string]*memTicket),
 		sessions: make(map[string]memSession),
 		slots:    make(map[string]memSlot),
+		links:    make(map[string]time.Time),
 		subs:     make(map[string][]memSub),
 	}
 }
@@ -72,6 +74,33 @@ func (m *MemoryStore) gcLocked(now time.Time) {
 			delete(m.slots, k)
 		}
 	}
+	for id, until := range m.links {
+		if now.After(until) {
+			delete(m.links, id)
+		}
+	}
+}
+
+func (m *MemoryStore) KeepLink(_ context.Context, id string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if until.After(m.links[id]) {
+		m.links[id] = until
+	}
+	return nil
+}
+
+func (m *MemoryStore) EndLink(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.links, id)
+	return nil
+}
+
+func (m *MemoryStore) LinkAlive(_ context.Context, id string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.now().Before(m.links[id]), nil
 }
 
 // GC drops expired entries; the server calls it periodically.

@@ -114,6 +114,7 @@ func (r *RedisStore) sessionKey(id string) string {
 	return r.prefix + "s:" + id
 }
 func (r *RedisStore) sessionsKey() string { return r.prefix + "sessions" }
+func (r *RedisStore) linksKey() string    { return r.prefix + "links" }
 func (r *RedisStore) slotKey(key, role string) string {
 	return r.prefix + "slot:" + slotKey(key, role)
 }
@@ -358,6 +359,33 @@ func (r *RedisStore) DeleteSession(ctx context.Context, id string) error {
 	return nil
 }
 
+// Links are one sorted set, ticket id scored by the time it is in use
+// until; ZADD GT only ever moves that time later.
+func (r *RedisStore) KeepLink(ctx context.Context, id string, until time.Time) error {
+	if err := r.rdb.ZAddGT(ctx, r.linksKey(), redis.Z{Score: score(until), Member: id}).Err(); err != nil {
+		return rerr("keep link", err)
+	}
+	return nil
+}
+
+func (r *RedisStore) EndLink(ctx context.Context, id string) error {
+	if err := r.rdb.ZRem(ctx, r.linksKey(), id).Err(); err != nil {
+		return rerr("end link", err)
+	}
+	return nil
+}
+
+func (r *RedisStore) LinkAlive(ctx context.Context, id string) (bool, error) {
+	until, err := r.rdb.ZScore(ctx, r.linksKey(), id).Result()
+	if errors.Is(err, redis.Nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, rerr("link alive", err)
+	}
+	return score(r.now()) < until, nil
+}
+
 func slotValue(exp time.Time, conn string) string { return stamp(exp) + "|" + conn }
 
 func (r *RedisStore) ClaimSlot(ctx context.Context, key, role, conn string, ttl time.Duration) (string, error) {
@@ -468,6 +496,7 @@ func (r *RedisStore) GC() {
 	_, _ = r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRemRangeByScore(ctx, r.liveKey(), "-inf", upTo)
 		p.ZRemRangeByScore(ctx, r.sessionsKey(), "-inf", upTo)
+		p.ZRemRangeByScore(ctx, r.linksKey(), "-inf", upTo)
 		return nil
 	})
 }

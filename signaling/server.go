@@ -440,6 +440,7 @@ func (c *conn) run() error {
 			if c.session != "" {
 				_ = c.s.cfg.Store.TouchSession(c.ctx, c.session, c.s.cfg.TicketTTL)
 			}
+			c.keepLink(c.ctx)
 		case <-tick.C:
 			if err := c.checkDeadlines(c.s.cfg.Now()); err != nil {
 				return err
@@ -570,6 +571,9 @@ func (c *conn) create() error {
 	if _, err := s.cfg.Store.ClaimSlot(c.ctx, c.key, c.role, c.id, slotTTL); err != nil {
 		return ErrInternal
 	}
+	if err := s.cfg.Store.KeepLink(c.ctx, t.ID, t.Expires); err != nil {
+		return ErrInternal
+	}
 	c.observe(Event{Kind: EventCreated})
 	return c.writeJSON(proto.ServerMessage{
 		Type: proto.MsgCreated, ID: t.ID, Expires: t.Expires.Unix(),
@@ -629,6 +633,7 @@ func (c *conn) resume(sid, role string) error {
 		c.since = time.UnixMilli(sess.Since)
 	}
 	_ = s.cfg.Store.TouchSession(c.ctx, sid, s.cfg.TicketTTL)
+	c.keepLink(c.ctx)
 	prev, err := s.cfg.Store.ClaimSlot(c.ctx, c.key, c.role, c.id, slotTTL)
 	if err != nil {
 		return ErrInternal
@@ -800,6 +805,7 @@ func (c *conn) handleClient(typ websocket.MessageType, data []byte) error {
 		if c.session != "" {
 			_ = c.s.cfg.Store.DeleteSession(c.ctx, c.session)
 		}
+		_ = c.s.cfg.Store.EndLink(c.ctx, c.ticketID) // its relay credentials die with it
 		if m.Reason == proto.AbortWrongKey {
 			c.observe(Event{Kind: EventWrongKey})
 			return ErrWrongKey
@@ -847,6 +853,7 @@ func (c *conn) registerSession(sid, peer string) error {
 	if err != nil && !errors.Is(err, ErrExists) {
 		return ErrInternal
 	}
+	c.keepLink(c.ctx)
 	return c.writeJSON(proto.ServerMessage{Type: proto.MsgSession})
 }
 
@@ -903,6 +910,29 @@ func capNames(names []string) []string {
 	return names
 }
 
+// keepLink extends the life of the connection's link (TURN credentials
+// work while it lives): for as long as a resume session lives once the link
+// has one, else for as long as this connection's slot.
+func (c *conn) keepLink(ctx context.Context) {
+	if c.ticketID == "" {
+		return
+	}
+	d := slotTTL
+	c.mu.Lock()
+	if c.session != "" || c.sessionSent {
+		d = c.s.cfg.TicketTTL
+	}
+	c.mu.Unlock()
+	_ = c.s.cfg.Store.KeepLink(ctx, c.ticketID, c.s.cfg.Now().Add(d))
+}
+
+// LinkAlive reports whether the link of ticket id is still in use: waiting
+// for its receiver, or with a connection or resume session. A relay asks it
+// before allocating for the link's credentials.
+func (s *Server) LinkAlive(ctx context.Context, id string) (bool, error) {
+	return s.cfg.Store.LinkAlive(ctx, id)
+}
+
 // cleanup releases what the connection held and tells whoever it talked to.
 func (c *conn) cleanup(cause error) {
 	if c.key == "" {
@@ -916,15 +946,21 @@ func (c *conn) cleanup(cause error) {
 	c.mu.Lock()
 	peer, contacted := c.peer, c.contacted
 	c.mu.Unlock()
-	if c.role == RoleSender && c.session == "" && peer == "" {
-		// An unconsumed ticket dies with its sender.
+	switch {
+	case c.role == RoleSender && c.session == "" && peer == "":
+		// An unconsumed ticket dies with its sender, and so does its link.
 		_ = st.DeleteTicket(ctx, c.ticketID)
+		_ = st.EndLink(ctx, c.ticketID)
 		if errors.Is(cause, ErrExpired) {
 			c.observe(Event{Kind: EventExpired})
 		}
-	}
-	if c.session != "" && !errors.Is(cause, ErrWrongKey) {
+	case errors.Is(cause, ErrWrongKey):
+		_ = st.EndLink(ctx, c.ticketID)
+	case c.session != "":
 		_ = st.TouchSession(ctx, c.session, c.s.cfg.TicketTTL)
+		c.keepLink(ctx)
+	case peer != "":
+		c.keepLink(ctx)
 	}
 	seen := map[string]bool{}
 	for _, p := range append(contacted, peer) {

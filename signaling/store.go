@@ -43,6 +43,14 @@ type Store interface {
 	// Subscribe returns the messages published to instance until ctx ends.
 	Subscribe(ctx context.Context, instance string) (<-chan []byte, error)
 
+	// KeepLink records that the link of ticket id is in use until at least
+	// until (it never shortens what was recorded); EndLink forgets it;
+	// LinkAlive reports whether it is in use now. TURN credentials are
+	// tied to links: a relay refuses those of a link that is not alive.
+	KeepLink(ctx context.Context, id string, until time.Time) error
+	EndLink(ctx context.Context, id string) error
+	LinkAlive(ctx context.Context, id string) (bool, error)
+
 	// Stats returns counts for the admin page and metrics.
 	Stats(ctx context.Context) (StoreStats, error)
 	// LiveTickets lists ids of unconsumed, unexpired tickets (admin page).

@@ -308,6 +308,54 @@ func TestStoreSessions(t *testing.T) {
 	})
 }
 
+// TestStoreLinks: a link's liveness (which TURN credentials depend on) is
+// shared by instances, only ever extended by KeepLink, ended by EndLink,
+// and over at the time it was kept until.
+func TestStoreLinks(t *testing.T) {
+	forEachStore(t, func(t *testing.T, ctx context.Context, clk *clock, open func(int) []signaling.Store) {
+		st := open(2)
+		a, b := st[0], st[1]
+		alive := func(s signaling.Store, id string) bool {
+			t.Helper()
+			ok, err := s.LinkAlive(ctx, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ok
+		}
+		if alive(a, "AAAAAAAAAAAA") {
+			t.Fatal("a link never kept is alive")
+		}
+		if err := a.KeepLink(ctx, "AAAAAAAAAAAA", clk.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		// A shorter keep does not shorten it.
+		if err := b.KeepLink(ctx, "AAAAAAAAAAAA", clk.Now().Add(time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if !alive(b, "AAAAAAAAAAAA") || alive(b, "BBBBBBBBBBBB") {
+			t.Fatal("want exactly the kept link alive on the other instance")
+		}
+		clk.Advance(59 * time.Minute)
+		if !alive(a, "AAAAAAAAAAAA") {
+			t.Fatal("a later, shorter keep shortened the link's life")
+		}
+		clk.Advance(time.Minute)
+		if alive(a, "AAAAAAAAAAAA") {
+			t.Fatal("link alive past the time it was kept until")
+		}
+		if err := a.KeepLink(ctx, "BBBBBBBBBBBB", clk.Now().Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.EndLink(ctx, "BBBBBBBBBBBB"); err != nil {
+			t.Fatal(err)
+		}
+		if alive(a, "BBBBBBBBBBBB") {
+			t.Fatal("link alive after EndLink")
+		}
+	})
+}
+
 func TestStoreSlots(t *testing.T) {
 	forEachStore(t, func(t *testing.T, ctx context.Context, clk *clock, open func(int) []signaling.Store) {
 		st := open(2)

@@ -25,6 +25,7 @@ import (
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/metrics"
 	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/ratelimit"
 	"github.com/ferrydev/ferry/signaling"
 	"github.com/ferrydev/ferry/turn"
@@ -294,8 +295,7 @@ func (s *Server) setupTURN() error {
 		QuotaPerTicket:  t.Quota,
 		QuotaPerAddress: t.AddressCap(),
 		MaxAllocations:  t.GlobalCap(),
-		// TODO(lead): Alive, once the signaling store can say whether a
-		// ticket id's link or a transfer of it is still alive.
+		Alive:           s.linkAlive,
 		Bandwidth: int64(t.Bandwidth),
 		Now:       s.now,
 		Logger:    s.log,
@@ -410,6 +410,26 @@ func (s *Server) TURNSecret() string { return s.secret }
 
 // Signaling exposes the signaling service (connection counts in tests).
 func (s *Server) Signaling() *signaling.Server { return s.sig }
+
+// linkAlive tells the relay whether a ticket id's link is still in use, so
+// that the credentials this server hands out die with their link. Other
+// user names were minted by someone holding the TURN secret (coturn-style
+// REST clients, `ferry send --turn`) and live until their expiry. If the
+// store cannot answer, the relay keeps working (a Redis hiccup must not cut
+// running transfers).
+func (s *Server) linkAlive(id string) bool {
+	if ticket.ValidateID(id) != nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ok, err := s.sig.LinkAlive(ctx, id)
+	if err != nil {
+		s.log.Warn("turn: cannot ask whether a link is alive; allowing it", "err", err)
+		return true
+	}
+	return ok
+}
 
 // Relay exposes the bundled relay, nil without one.
 func (s *Server) Relay() *turn.Server { return s.turn }

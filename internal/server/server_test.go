@@ -700,3 +700,51 @@ func TestTURNCapMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestTURNCredentialsDieWithLink: the TURN credentials handed out with a
+// link allocate while the link waits for its receiver and are refused once
+// its sender left, well before they expire.
+func TestTURNCredentialsDieWithLink(t *testing.T) {
+	srv := start(t, testConfig(), server.Options{})
+	ctx := testCtx(t)
+	s, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created, err := s.Create(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var user, pass string
+	for _, ice := range created.ICEServers {
+		if ice.Username != "" {
+			user, pass = ice.Username, ice.Credential
+		}
+	}
+	if user == "" {
+		t.Fatalf("no TURN credentials in %+v", created.ICEServers)
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(srv.TURNPort())
+	allocate := func() error {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		relay, err := turntest.Allocate(t, conn, addr, user, pass)
+		if err == nil {
+			relay.Close()
+		}
+		return err
+	}
+	if err := allocate(); err != nil {
+		t.Fatalf("allocation for a waiting link: %v", err)
+	}
+	s.Close() // the sender leaves before anyone joined: the link is gone
+	deadline := time.Now().Add(20 * time.Second)
+	for allocate() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the link's credentials still allocate 20 s after its sender left")
+		}
+	}
+}
