@@ -25,8 +25,8 @@ import (
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/metrics"
 	"github.com/ferrydev/ferry/internal/proto"
-	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/ratelimit"
+	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/signaling"
 	"github.com/ferrydev/ferry/turn"
 	"github.com/ferrydev/ferry/web"
@@ -296,10 +296,10 @@ func (s *Server) setupTURN() error {
 		QuotaPerAddress: t.AddressCap(),
 		MaxAllocations:  t.GlobalCap(),
 		Alive:           s.linkAlive,
-		Bandwidth: int64(t.Bandwidth),
-		Now:       s.now,
-		Logger:    s.log,
-		Observe:   s.observeTURN,
+		Bandwidth:       int64(t.Bandwidth),
+		Now:             s.now,
+		Logger:          s.log,
+		Observe:         s.observeTURN,
 	})
 	if err != nil {
 		return err
