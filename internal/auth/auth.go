@@ -244,13 +244,41 @@ func random() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// safeNext keeps redirects on this site.
+// maxNext bounds the return path kept in the flow cookie.
+const maxNext = 1024
+
+// safeNext keeps redirects on this site: only a path on this host is kept,
+// anything else becomes "/". Browsers read a backslash as a slash and drop
+// tabs and newlines inside URLs, so `/\evil.example` and "/\t/evil.example"
+// would leave the site like "//evil.example"; such paths are refused, as is
+// any control character, space or backslash, also once percent-decoded
+// (a proxy or a second decoding must not turn the path into one of these).
 func safeNext(next string) string {
+	if len(next) > maxNext || !sitePath(next) {
+		return "/"
+	}
+	if dec, err := url.PathUnescape(next); err != nil || !sitePath(dec) {
+		return "/"
+	}
 	u, err := url.Parse(next)
-	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "/"
 	}
 	return next
+}
+
+// sitePath reports whether p is a path on this host with nothing a browser
+// could read as the start of another host.
+func sitePath(p string) bool {
+	if p == "" || p[0] != '/' || (len(p) > 1 && (p[1] == '/' || p[1] == '\\')) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // Login starts the OIDC code flow (with PKCE and a nonce).
