@@ -81,6 +81,8 @@ func TestValidate(t *testing.T) {
 		{"public url", []string{"--public-url", "ferry.example"}, "--public-url"},
 		{"tls half", []string{"--tls-cert", "c.pem"}, "--tls-cert"},
 		{"ttl", []string{"--ticket-ttl", "0s"}, "--ticket-ttl"},
+		{"read timeout", []string{"--read-timeout", "0s"}, "--read-timeout"},
+		{"idle timeout", []string{"--idle-timeout", "-1s"}, "--idle-timeout"},
 		{"log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"proxies", []string{"--trusted-proxies", "10.0.0.0/8,nonsense"}, "--trusted-proxies"},
 		{"relay ip", []string{"--turn-relay-ip", "host"}, "--turn-relay-ip"},

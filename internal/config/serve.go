@@ -18,6 +18,11 @@ type Serve struct {
 	TLSCert   string
 	TLSKey    string
 	TicketTTL time.Duration
+	// ReadTimeout bounds the time to read one request, headers and body;
+	// IdleTimeout how long a kept-alive connection may wait for the next.
+	// WebSocket connections leave HTTP before either applies.
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
 
 	CreateLimit    int
 	JoinLimit      int
@@ -72,6 +77,8 @@ func DefaultServe() Serve {
 	return Serve{
 		Addr:        ":8080",
 		TicketTTL:   time.Hour,
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
 		CreateLimit: 30,
 		JoinLimit:   60,
 		LogLevel:    "info",
@@ -93,6 +100,8 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM); serve HTTPS when set with --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
 	fs.DurationVar(&c.TicketTTL, "ticket-ttl", c.TicketTTL, "how long a link stays valid while waiting for its receiver")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "longest time a client may take to send one HTTP request, headers and body (WebSocket connections are not affected)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long an idle kept-alive HTTP connection stays open")
 	fs.IntVar(&c.CreateLimit, "create-limit", c.CreateLimit, "links one client address may create per minute (0: unlimited)")
 	fs.IntVar(&c.JoinLimit, "join-limit", c.JoinLimit, "links one client address may open per minute (0: unlimited)")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
@@ -204,8 +213,13 @@ func (c *Serve) Validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("--tls-cert and --tls-key go together")
 	}
-	if err := positive("ticket-ttl", c.TicketTTL); err != nil {
-		errs = append(errs, err)
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"ticket-ttl", c.TicketTTL}, {"read-timeout", c.ReadTimeout}, {"idle-timeout", c.IdleTimeout}} {
+		if err := positive(d.name, d.d); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.CreateLimit < 0 || c.JoinLimit < 0 {
 		bad("rate limits must not be negative")

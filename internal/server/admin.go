@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"embed"
+	"errors"
 	"html/template"
 	"net/http"
 	"time"
@@ -18,6 +19,9 @@ var adminFS embed.FS
 var adminPage = template.Must(template.New("admin.html").Funcs(template.FuncMap{
 	"bytes": func(n int64) string { return config.FormatBytesSI(n) },
 }).ParseFS(adminFS, "admin/admin.html"))
+
+// maxAdminForm bounds the login form: a token and little else.
+const maxAdminForm = 8 << 10
 
 // adminCSP allows nothing but our own stylesheet and same-origin forms.
 const adminCSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -41,6 +45,15 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		http.ServeFileFS(w, r, adminFS, "admin/admin.css")
 	})
 	mux.HandleFunc("POST /admin/login", func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminForm)
+		if err := r.ParseForm(); err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
 		if !sameOrigin(r) || !s.auth.AdminLogin(w, r.PostFormValue("token")) {
 			s.renderAdmin(w, r, adminView{Error: "That token is not right."}, http.StatusUnauthorized)
 			return

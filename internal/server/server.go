@@ -75,6 +75,14 @@ type Server struct {
 	turnRan     bool
 }
 
+const (
+	// maxHeaderTime bounds the headers alone: they come at once from
+	// anything but a slow-loris client.
+	maxHeaderTime = 10 * time.Second
+	// maxHeaderBytes is room for large cookies and a few proxies' headers.
+	maxHeaderBytes = 64 << 10
+)
+
 // New validates cfg and binds every listener, so addresses are known
 // before Run.
 func New(cfg config.Serve, o Options) (*Server, error) {
@@ -180,10 +188,16 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		}
 	}
 	s.metrics = metrics.New(s.metricSources())
+	// ReadTimeout bounds headers and body together, so a client trickling
+	// a body cannot hold a connection; signaling's WebSockets are hijacked,
+	// which clears the deadline, so they live on. Responses are small
+	// (the page, the admin page, /metrics): no write timeout is needed yet.
 	s.http = &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(maxHeaderTime, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	ok = true
