@@ -60,3 +60,24 @@ func FuzzSafeNext(f *testing.F) {
 		}
 	})
 }
+
+func TestTokenEqual(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+		eq        int
+	}{
+		{"correct-horse-battery-staple", "correct-horse-battery-staple", 1},
+		{"correct-horse-battery-stapl", "correct-horse-battery-staple", 0},
+		{"", "correct-horse-battery-staple", 0},
+		{"correct-horse-battery-staple-and-more", "correct-horse-battery-staple", 0},
+		{"Correct-horse-battery-staple", "correct-horse-battery-staple", 0},
+	} {
+		if got := tokenEqual(tc.got, tc.want); got != tc.eq {
+			t.Errorf("tokenEqual(%q, %q) = %d", tc.got, tc.want, got)
+		}
+	}
+	a := &Auth{cfg: Config{AdminToken: ""}}
+	if a.AdminTokenOK("") {
+		t.Fatal("an empty admin token opens the admin page")
+	}
+}

@@ -72,6 +72,16 @@ type TURN struct {
 	URLs List
 }
 
+// MinSecretLen is the shortest --admin-token and --turn-secret accepted:
+// both can be guessed offline or online, so they must be long; 16 random
+// characters are far beyond guessing (openssl rand -hex 16 gives 32).
+const MinSecretLen = 16
+
+// shortSecret explains a secret that is too short.
+func shortSecret(flag string) error {
+	return fmt.Errorf("%w: --%s must be at least %d characters (make one with: openssl rand -hex 16)", ErrInvalid, flag, MinSecretLen)
+}
+
 // DefaultServe returns the embedded defaults.
 func DefaultServe() Serve {
 	return Serve{
@@ -118,7 +128,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OIDCClientSecret, "oidc-client-secret", c.OIDCClientSecret, "OpenID Connect client secret (prefer the environment variable)")
 	fs.Var(&c.OIDCAllowed, "oidc-allowed", "comma-separated emails or @domains allowed to send (default: any signed-in account)")
 	fs.Var(&c.SenderTokens, "sender-tokens", "comma-separated bearer tokens that let scripts send without signing in (ferry send --token)")
-	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "token that opens the admin page at /admin (prefer the environment variable)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "token that opens the admin page at /admin, at least 16 characters (prefer the environment variable)")
 	fs.Var(&c.AdminEmails, "admin-emails", "comma-separated signed-in emails that may open the admin page")
 	fs.StringVar(&c.CookieSecret, "cookie-secret", c.CookieSecret, "secret that signs sign-in cookies; set the same one on every instance (default: random at start-up)")
 
@@ -128,7 +138,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
 	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
-	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret (default: random at start-up)")
+	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, at least 16 characters (default: random at start-up)")
 	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "lifetime of the TURN credentials handed out per link")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses (tests, LAN-only installs)")
 	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
@@ -143,7 +153,7 @@ func (t *TURN) TURNFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
 	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
-	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required)")
+	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required, at least 16 characters)")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses")
 	fs.IntVar(&t.Quota, "turn-quota", t.Quota, "concurrent relay allocations per link (0: unlimited)")
 	fs.Var(&t.Bandwidth, "turn-bandwidth", "relay bandwidth cap per allocation and direction, bytes/s, e.g. 10MB (0: none)")
@@ -157,6 +167,8 @@ func (t *TURN) ValidateStandalone() error {
 	}
 	if t.Secret == "" {
 		errs = append(errs, fmt.Errorf("%w: --turn-secret is required: ferry servers hand out credentials made with it", ErrInvalid))
+	} else if len(t.Secret) < MinSecretLen {
+		errs = append(errs, shortSecret("turn-secret"))
 	}
 	if t.RelayIP != "" {
 		if _, err := netip.ParseAddr(t.RelayIP); err != nil {
@@ -209,6 +221,12 @@ func (c *Serve) Validate() error {
 	}
 	if c.CookieSecret != "" && len(c.CookieSecret) < 16 {
 		bad("--cookie-secret must be at least 16 characters")
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < MinSecretLen {
+		errs = append(errs, shortSecret("admin-token"))
+	}
+	if c.TURN.Secret != "" && len(c.TURN.Secret) < MinSecretLen {
+		errs = append(errs, shortSecret("turn-secret"))
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("--tls-cert and --tls-key go together")

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -180,5 +181,146 @@ func TestAdminFormTooLarge(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("a 1 MiB login form: %d, want 413", resp.StatusCode)
+	}
+}
+
+// clock is a settable clock for the server under test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newClock() *clock { return &clock{now: time.Now()} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// tokenAttempt tries an admin token one of three ways and returns the status.
+func tokenAttempt(t *testing.T, base, how, token, xff string) int {
+	t.Helper()
+	var req *http.Request
+	switch how {
+	case "form":
+		req, _ = http.NewRequest("POST", base+"/admin/login", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	case "admin":
+		req, _ = http.NewRequest("GET", base+"/admin", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+	case "metrics":
+		req, _ = http.NewRequest("GET", base+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+		t.Errorf("429 without Retry-After")
+	}
+	return resp.StatusCode
+}
+
+// TestAdminTokenThrottle: wrong admin tokens are throttled per client
+// address on every path that takes the token (login form, bearer on /admin,
+// bearer on /metrics); while throttled even the right token is refused
+// unchecked, and the budget refills with time.
+func TestAdminTokenThrottle(t *testing.T) {
+	const token = "correct-horse-battery-staple"
+	clk := newClock()
+	cfg := testConfig()
+	cfg.AdminToken = token
+	cfg.MetricsFrom = config.List{"10.0.0.0/8"} // loopback is not privileged here
+	srv := start(t, cfg, server.Options{Now: clk.Now})
+	base := srv.URL().String()
+	for _, how := range []string{"form", "admin", "metrics"} {
+		t.Run(how, func(t *testing.T) {
+			tries := 0
+			for tokenAttempt(t, base, how, "wrong-guess-0123456789", "") != http.StatusTooManyRequests {
+				if tries++; tries > 20 {
+					t.Fatalf("still guessing after %d wrong tokens", tries)
+				}
+			}
+			if code := tokenAttempt(t, base, how, token, ""); code != http.StatusTooManyRequests {
+				t.Fatalf("the right token while throttled: %d, want 429", code)
+			}
+			clk.Advance(time.Hour)
+			want := map[string]int{"form": http.StatusSeeOther, "admin": http.StatusOK, "metrics": http.StatusOK}[how]
+			if code := tokenAttempt(t, base, how, token, ""); code != want {
+				t.Fatalf("the right token after waiting: %d, want %d", code, want)
+			}
+		})
+	}
+}
+
+// TestAdminTokenThrottleGlobal: guesses spread over many client addresses
+// (through a trusted proxy) hit a global bound.
+func TestAdminTokenThrottleGlobal(t *testing.T) {
+	cfg := testConfig()
+	cfg.AdminToken = "correct-horse-battery-staple"
+	cfg.TrustedProxies = config.List{"127.0.0.1"}
+	srv := start(t, cfg, server.Options{Now: newClock().Now})
+	base := srv.URL().String()
+	for i := 0; ; i++ {
+		if i > 1000 {
+			t.Fatal("1000 guesses from 1000 addresses, none throttled")
+		}
+		xff := fmt.Sprintf("198.51.%d.%d", 100+i/250, 1+i%250)
+		if tokenAttempt(t, base, "admin", "wrong-guess-0123456789", xff) == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if code := tokenAttempt(t, base, "form", "wrong-guess-0123456789", "203.0.113.99"); code != http.StatusTooManyRequests {
+		t.Fatalf("a fresh address after the global bound: %d, want 429", code)
+	}
+}
+
+// TestHSTS: served over HTTPS, responses ask browsers to stay on HTTPS.
+func TestHSTS(t *testing.T) {
+	dir := t.TempDir()
+	certPEM, keyPEM, pool := selfSigned(t)
+	cfg := testConfig()
+	cfg.TLSCert, cfg.TLSKey = dir+"/cert.pem", dir+"/key.pem"
+	if err := os.WriteFile(cfg.TLSCert, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg.TLSKey, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := start(t, cfg, server.Options{})
+	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	for _, path := range []string{"/", "/healthz", "/admin"} {
+		resp, err := client.Get(srv.URL().String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if hsts := resp.Header.Get("Strict-Transport-Security"); !strings.HasPrefix(hsts, "max-age=") {
+			t.Errorf("%s over HTTPS: Strict-Transport-Security %q", path, hsts)
+		}
+	}
+	// Plain HTTP must not send it (browsers ignore it there anyway).
+	plain := start(t, testConfig(), server.Options{})
+	resp, err := http.Get(plain.URL().String() + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts != "" {
+		t.Errorf("plain HTTP sends Strict-Transport-Security %q", hsts)
 	}
 }

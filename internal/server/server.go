@@ -68,6 +68,7 @@ type Server struct {
 	metrics     *metrics.Metrics
 	audit       *audit.Log
 	auth        *auth.Auth
+	tokenGuard  *ratelimit.Guard
 	createFrom  []netip.Prefix
 	metricsFrom []netip.Prefix
 	version     string
@@ -144,6 +145,7 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.tokenGuard = ratelimit.NewGuard(tokenFailEvery, tokenFailBurst, tokenFailGlobalEvery, tokenFailGlobalBurst, s.now)
 	if cfg.PublicURL != "" {
 		s.base, _ = url.Parse(strings.TrimSuffix(cfg.PublicURL, "/"))
 	}
@@ -362,7 +364,15 @@ func (s *Server) routes() http.Handler {
 	})
 	s.adminRoutes(mux)
 	mux.Handle("/", web.Handler())
-	return mux
+	if s.cfg.TLSCert == "" {
+		return mux
+	}
+	// Served over HTTPS: browsers should never try plain HTTP here again.
+	// Not includeSubDomains: other hosts under the domain are not ours.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // signInMessage is what a user sees when sign-in fails: the sentinel's
@@ -379,9 +389,13 @@ func signInMessage(err error) string {
 func (s *Server) metricsHandler() http.Handler {
 	h := s.metrics.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !inAny(s.metricsFrom, s.resolveIP.ClientIP(r)) && !s.auth.Admin(r) {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
+		if !inAny(s.metricsFrom, s.resolveIP.ClientIP(r)) {
+			if ok, answered := s.adminGate(w, r); !ok {
+				if !answered {
+					http.Error(w, "forbidden", http.StatusForbidden)
+				}
+				return
+			}
 		}
 		h.ServeHTTP(w, r)
 	})
