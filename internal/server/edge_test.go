@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/redistest"
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/sigclient"
 )
@@ -322,5 +323,58 @@ func TestHSTS(t *testing.T) {
 	resp.Body.Close()
 	if hsts := resp.Header.Get("Strict-Transport-Security"); hsts != "" {
 		t.Errorf("plain HTTP sends Strict-Transport-Security %q", hsts)
+	}
+}
+
+// TestSharedRateLimits: two instances on one Redis grant a client the
+// create and join limits once, not once each.
+func TestSharedRateLimits(t *testing.T) {
+	rs := redistest.Start(t)
+	clk := newClock()
+	cfg := testConfig()
+	cfg.Redis = rs.URL()
+	cfg.CreateLimit, cfg.JoinLimit = 3, 2
+	a := start(t, cfg, server.Options{Now: clk.Now})
+	b := start(t, cfg, server.Options{Now: clk.Now})
+	ctx := testCtx(t)
+	create := func(srv *server.Server) error {
+		c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.Create(ctx)
+		return err
+	}
+	join := func(srv *server.Server) error {
+		c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.Join(ctx, "AAAAAAAAAAAA")
+		return err
+	}
+	for i, srv := range []*server.Server{a, b, a} {
+		if err := create(srv); err != nil {
+			t.Fatalf("create %d within the limit: %v", i, err)
+		}
+	}
+	for _, srv := range []*server.Server{b, a} {
+		if err := create(srv); !errors.Is(err, sigclient.ErrRateLimited) {
+			t.Fatalf("a fourth create across two instances: %v, want rate limited", err)
+		}
+	}
+	for _, srv := range []*server.Server{a, b} {
+		if err := join(srv); errors.Is(err, sigclient.ErrRateLimited) {
+			t.Fatalf("join within the limit: %v", err)
+		}
+	}
+	if err := join(b); !errors.Is(err, sigclient.ErrRateLimited) {
+		t.Fatalf("a third join across two instances: %v, want rate limited", err)
+	}
+	clk.Advance(time.Minute)
+	if err := create(b); err != nil {
+		t.Fatalf("create after a minute: %v", err)
 	}
 }

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ferrydev/ferry/internal/audit"
 	"github.com/ferrydev/ferry/internal/auth"
 	"github.com/ferrydev/ferry/internal/clientip"
@@ -165,6 +167,10 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		store = signaling.NewMemoryStore(s.now)
 	}
 	s.store = store
+	createLimit, joinLimit, err := s.limiters()
+	if err != nil {
+		return nil, err
+	}
 	s.sig, err = signaling.New(signaling.Config{
 		Store:       store,
 		Instance:    randomID(),
@@ -172,8 +178,8 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		Now:         s.now,
 		Logger:      s.log,
 		ClientIP:    s.resolveIP.ClientIP,
-		CreateLimit: perMinute(cfg.CreateLimit, s.now),
-		JoinLimit:   perMinute(cfg.JoinLimit, s.now),
+		CreateLimit: createLimit,
+		JoinLimit:   joinLimit,
 		ICE:         s.iceServers,
 		Observe:     s.observe,
 		MaxBytes:    int64(cfg.MaxTransfer),
@@ -270,11 +276,32 @@ func (s *Server) metricSources() metrics.Sources {
 	return src
 }
 
-func perMinute(n int, now func() time.Time) *ratelimit.Limiter {
-	if n <= 0 {
-		return nil
+// limiters builds the create and join limits: per instance, or with
+// --redis shared by all instances, so N instances do not grant N times the
+// limit.
+func (s *Server) limiters() (create, join *ratelimit.Limiter, err error) {
+	var rdb *redis.Client
+	if s.cfg.Redis != "" && (s.cfg.CreateLimit > 0 || s.cfg.JoinLimit > 0) {
+		opt, err := redis.ParseURL(s.cfg.Redis)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: redis URL: %w", err)
+		}
+		rdb = redis.NewClient(opt)
+		s.closers = append(s.closers, rdb.Close)
 	}
-	return ratelimit.New(time.Minute/time.Duration(n), n, now)
+	perMinute := func(n int, name string) *ratelimit.Limiter {
+		if n <= 0 {
+			return nil
+		}
+		every := time.Minute / time.Duration(n)
+		if rdb == nil {
+			return ratelimit.New(every, n, s.now)
+		}
+		return ratelimit.NewShared(every, n, s.now, ratelimit.RedisOptions{
+			Client: rdb, Prefix: signaling.DefaultRedisPrefix + "rl:" + name + ":", Logger: s.log,
+		})
+	}
+	return perMinute(s.cfg.CreateLimit, "create"), perMinute(s.cfg.JoinLimit, "join"), nil
 }
 
 func randomID() string {
