@@ -100,11 +100,12 @@ func originHost(origin string) string {
 	return ""
 }
 
-// Wrong admin tokens are throttled per client address (a person mistyping
-// has ten tries, then one every six seconds) and in all (a guesser
-// spreading over many addresses gets one try a second), so with the
-// minimum token length guessing is hopeless. A throttled client's token is
-// not even checked: a right guess must not show.
+// Wrong admin tokens (and sender tokens, see mayCreate) are throttled per
+// client address (a person mistyping has ten tries, then one every six
+// seconds) and in all (a guesser spreading over many addresses gets one
+// try a second), so with the minimum token length guessing is hopeless.
+// A throttled client's token is not even checked: a right guess must not
+// show.
 const (
 	tokenFailEvery       = 6 * time.Second
 	tokenFailBurst       = 10
@@ -137,7 +138,7 @@ func (s *Server) adminGate(w http.ResponseWriter, r *http.Request) (ok, answered
 
 func (s *Server) wrongToken(ip netip.Addr) {
 	if s.tokenGuard.Fail(ip) {
-		s.log.Warn("too many wrong admin tokens: refusing more for a while", "ip", ip)
+		s.log.Warn("too many wrong tokens: refusing more for a while", "ip", ip)
 	}
 }
 
@@ -146,7 +147,7 @@ func (s *Server) tooManyTokens(w http.ResponseWriter, r *http.Request, ip netip.
 	secs := int(math.Ceil(wait.Seconds()))
 	s.log.Debug("admin token attempt throttled", "ip", ip, "retry_after_s", secs)
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
-	msg := fmt.Sprintf("Too many wrong admin tokens. Try again in %d seconds.", secs)
+	msg := fmt.Sprintf("Too many wrong tokens. Try again in %d seconds.", secs)
 	if r.URL.Path == "/metrics" {
 		http.Error(w, msg, http.StatusTooManyRequests)
 		return

@@ -378,3 +378,42 @@ func TestSharedRateLimits(t *testing.T) {
 		t.Fatalf("create after a minute: %v", err)
 	}
 }
+
+// TestSenderTokenThrottle: guessing --sender-tokens when creating a link is
+// throttled too (the create limit only applies after the token check).
+func TestSenderTokenThrottle(t *testing.T) {
+	clk := newClock()
+	cfg := testConfig()
+	cfg.SenderTokens = config.List{"sender-token-0123456789"}
+	cfg.CreateLimit = 0
+	srv := start(t, cfg, server.Options{Now: clk.Now})
+	ctx := testCtx(t)
+	create := func(token string) error {
+		c, err := sigclient.Dial(ctx, srv.URL(), sigclient.Options{Header: http.Header{"Authorization": {"Bearer " + token}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_, err = c.Create(ctx)
+		return err
+	}
+	for tries := 0; ; tries++ {
+		if tries > 20 {
+			t.Fatalf("still guessing sender tokens after %d tries", tries)
+		}
+		err := create("wrong-guess-0123456789")
+		if errors.Is(err, sigclient.ErrRateLimited) {
+			break
+		}
+		if !errors.Is(err, sigclient.ErrForbidden) {
+			t.Fatalf("wrong sender token: %v", err)
+		}
+	}
+	if err := create("sender-token-0123456789"); !errors.Is(err, sigclient.ErrRateLimited) {
+		t.Fatalf("the right token while throttled: %v, want rate limited", err)
+	}
+	clk.Advance(time.Hour)
+	if err := create("sender-token-0123456789"); err != nil {
+		t.Fatalf("the right token after waiting: %v", err)
+	}
+}

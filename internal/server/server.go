@@ -255,8 +255,18 @@ func (s *Server) mayCreate(r *http.Request, ip netip.Addr) (string, error) {
 	if len(s.createFrom) > 0 && !inAny(s.createFrom, ip) {
 		return "", fmt.Errorf("%w: address not allowed", signaling.ErrForbidden)
 	}
+	// Guessing sender tokens is throttled like the admin token: the
+	// rate limit of creating applies only after this check.
+	_, bearer := auth.Bearer(r)
+	bearer = bearer && len(s.cfg.SenderTokens) > 0
+	if bearer && s.tokenGuard.Wait(ip) > 0 {
+		return "", fmt.Errorf("%w: too many wrong tokens", signaling.ErrRateLimited)
+	}
 	user, ok := s.auth.Sender(r)
 	if !ok {
+		if bearer {
+			s.wrongToken(ip)
+		}
 		return "", signaling.ErrSignInRequired
 	}
 	return user, nil
