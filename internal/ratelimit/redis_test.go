@@ -38,7 +38,7 @@ func client(t *testing.T, url string) *redis.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.MaxRetries = -1 // a stopped Redis fails at once
+	opt.MaxRetries, opt.DialerRetries = -1, 1 // a stopped Redis fails at once
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c
