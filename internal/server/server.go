@@ -78,13 +78,9 @@ type Server struct {
 	turnRan     bool
 }
 
-const (
-	// maxHeaderTime bounds the headers alone: they come at once from
-	// anything but a slow-loris client.
-	maxHeaderTime = 10 * time.Second
-	// maxHeaderBytes is room for large cookies and a few proxies' headers.
-	maxHeaderBytes = 64 << 10
-)
+// maxHeaderTime bounds the headers alone: they come at once from anything
+// but a slow-loris client.
+const maxHeaderTime = 10 * time.Second
 
 // New validates cfg and binds every listener, so addresses are known
 // before Run.
@@ -205,7 +201,6 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		ReadHeaderTimeout: min(maxHeaderTime, cfg.ReadTimeout),
 		ReadTimeout:       cfg.ReadTimeout,
 		IdleTimeout:       cfg.IdleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	ok = true
