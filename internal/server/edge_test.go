@@ -57,7 +57,7 @@ func TestMetricsBehindProxy(t *testing.T) {
 // slowClient sends head and then trickles body bytes, one every 20 ms,
 // until the server closes the connection; it reports whether the server did
 // so before deadline (what it answered is not the point).
-func slowClient(t *testing.T, addr, head string, deadline time.Time) error {
+func slowClient(addr, head string, deadline time.Time) error {
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		return err
@@ -127,7 +127,7 @@ func TestSlowClients(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := slowClient(t, addr, head, deadline); err != nil {
+				if err := slowClient(addr, head, deadline); err != nil {
 					errs <- fmt.Errorf("%s #%d: %w", name, i, err)
 				}
 			}()
