@@ -120,11 +120,13 @@ func (a *Auth) OIDC() bool { return a.provider != nil }
 // Sender returns who may send with this request: a signed-in user, or a
 // token holder ("token"). ok is false when sign-in is required and missing.
 func (a *Auth) Sender(r *http.Request) (user string, ok bool) {
-	if tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); found {
+	if tok, found := Bearer(r); found {
+		match := 0
 		for _, t := range a.cfg.SenderTokens {
-			if subtle.ConstantTimeCompare([]byte(tok), []byte(t)) == 1 {
-				return "token", true
-			}
+			match |= tokenEqual(tok, t) // no early exit: every token costs the same
+		}
+		if match == 1 {
+			return "token", true
 		}
 	}
 	if s, err := a.session(r); err == nil {
@@ -133,12 +135,32 @@ func (a *Auth) Sender(r *http.Request) (user string, ok bool) {
 	return "", !a.SignInRequired()
 }
 
-// Admin reports whether the request may see the admin page.
+// Bearer returns the token of an "Authorization: Bearer" header.
+func Bearer(r *http.Request) (token string, ok bool) {
+	return strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+}
+
+// tokenEqual compares in time independent of where the strings differ
+// and of their lengths (hashes have one length): 1 if equal, else 0.
+func tokenEqual(got, want string) int {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256([]byte(want))
+	return subtle.ConstantTimeCompare(g[:], w[:])
+}
+
+// Admin reports whether the request may see the admin page: the admin
+// token as a bearer token, or an admin session (see AdminSession).
 func (a *Auth) Admin(r *http.Request) bool {
+	if tok, ok := Bearer(r); ok && a.AdminTokenOK(tok) {
+		return true
+	}
+	return a.AdminSession(r)
+}
+
+// AdminSession reports whether the request carries an admin's signed
+// cookie: from an admin token login or an admin's sign-in. Nothing in it
+// is a guess, so callers need not throttle it.
+func (a *Auth) AdminSession(r *http.Request) bool {
 	if a.cfg.AdminToken != "" {
-		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && a.tokenOK(tok) {
-			return true
-		}
 		if c, err := r.Cookie(adminCookie); err == nil {
 			var s session
 			if a.open(c.Value, &s) == nil && s.Admin && a.cfg.Now().Unix() < s.Exp {
@@ -156,13 +178,15 @@ func (a *Auth) Admin(r *http.Request) bool {
 	return false
 }
 
-func (a *Auth) tokenOK(tok string) bool {
-	return a.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.AdminToken)) == 1
+// AdminTokenOK reports whether tok is the admin token. Callers throttle
+// wrong guesses.
+func (a *Auth) AdminTokenOK(tok string) bool {
+	return a.cfg.AdminToken != "" && tokenEqual(tok, a.cfg.AdminToken) == 1
 }
 
 // AdminLogin checks an admin token and sets the admin cookie.
 func (a *Auth) AdminLogin(w http.ResponseWriter, token string) bool {
-	if !a.tokenOK(token) {
+	if !a.AdminTokenOK(token) {
 		return false
 	}
 	exp := a.cfg.Now().Add(sessionTTL)
@@ -244,13 +268,41 @@ func random() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// safeNext keeps redirects on this site.
+// maxNext bounds the return path kept in the flow cookie.
+const maxNext = 1024
+
+// safeNext keeps redirects on this site: only a path on this host is kept,
+// anything else becomes "/". Browsers read a backslash as a slash and drop
+// tabs and newlines inside URLs, so `/\evil.example` and "/\t/evil.example"
+// would leave the site like "//evil.example"; such paths are refused, as is
+// any control character, space or backslash, also once percent-decoded
+// (a proxy or a second decoding must not turn the path into one of these).
 func safeNext(next string) string {
+	if len(next) > maxNext || !sitePath(next) {
+		return "/"
+	}
+	if dec, err := url.PathUnescape(next); err != nil || !sitePath(dec) {
+		return "/"
+	}
 	u, err := url.Parse(next)
-	if next == "" || err != nil || u.IsAbs() || u.Host != "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
+	if err != nil || u.IsAbs() || u.Host != "" || u.User != nil || u.Opaque != "" {
 		return "/"
 	}
 	return next
+}
+
+// sitePath reports whether p is a path on this host with nothing a browser
+// could read as the start of another host.
+func sitePath(p string) bool {
+	if p == "" || p[0] != '/' || (len(p) > 1 && (p[1] == '/' || p[1] == '\\')) {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == 0x7f || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // Login starts the OIDC code flow (with PKCE and a nonce).

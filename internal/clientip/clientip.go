@@ -48,28 +48,42 @@ func (r *Resolver) isTrusted(a netip.Addr) bool {
 // ClientIP returns the client's address. X-Forwarded-For is read right to
 // left, skipping trusted proxies; the first untrusted hop is the client.
 // Without a trusted immediate peer the header is ignored: anyone can send it.
+//
+// A hop may carry a port ("203.0.113.7:4711", "[2001:db8::7]:443"), as some
+// proxies write it. A hop that is not an address at all ("unknown",
+// garbage, an empty element) ends the walk with the zero Addr: the client
+// is not known, so it must not inherit the trusted proxy's address (and
+// with it --metrics-from or --allow-create-from). The zero Addr is in no
+// network, and such clients share one rate-limit bucket.
 func (r *Resolver) ClientIP(req *http.Request) netip.Addr {
 	peer := parseHostPort(req.RemoteAddr)
 	if !peer.IsValid() || !r.isTrusted(peer) {
 		return peer
 	}
-	hops := req.Header.Values("X-Forwarded-For")
 	var all []string
-	for _, h := range hops {
+	for _, h := range req.Header.Values("X-Forwarded-For") {
 		all = append(all, strings.Split(h, ",")...)
 	}
 	client := peer
 	for i := len(all) - 1; i >= 0; i-- {
-		a, err := netip.ParseAddr(strings.TrimSpace(all[i]))
-		if err != nil {
-			break // a garbled hop: stop at the last address we could trust
-		}
-		client = a.Unmap()
-		if !r.isTrusted(client) {
+		client = parseHop(strings.TrimSpace(all[i]))
+		if !client.IsValid() || !r.isTrusted(client) {
 			break
 		}
 	}
 	return client
+}
+
+// parseHop parses one X-Forwarded-For element: an address, optionally with
+// a port; the zero Addr if it is neither.
+func parseHop(s string) netip.Addr {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.WithZone("").Unmap()
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().WithZone("").Unmap()
+	}
+	return netip.Addr{}
 }
 
 func parseHostPort(s string) netip.Addr {

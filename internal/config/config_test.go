@@ -81,14 +81,21 @@ func TestValidate(t *testing.T) {
 		{"public url", []string{"--public-url", "ferry.example"}, "--public-url"},
 		{"tls half", []string{"--tls-cert", "c.pem"}, "--tls-cert"},
 		{"ttl", []string{"--ticket-ttl", "0s"}, "--ticket-ttl"},
+		{"read timeout", []string{"--read-timeout", "0s"}, "--read-timeout"},
+		{"idle timeout", []string{"--idle-timeout", "-1s"}, "--idle-timeout"},
 		{"log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"proxies", []string{"--trusted-proxies", "10.0.0.0/8,nonsense"}, "--trusted-proxies"},
 		{"relay ip", []string{"--turn-relay-ip", "host"}, "--turn-relay-ip"},
-		{"turn url scheme", []string{"--turn-url", "http://x", "--turn-secret", "s"}, "--turn-url"},
+		{"turn url scheme", []string{"--turn-url", "http://x", "--turn-secret", "0123456789abcdef"}, "--turn-url"},
 		{"turn url needs secret", []string{"--turn-url", "turn:x:3478"}, "--turn-secret"},
 		{"redis", []string{"--redis", "localhost:6379"}, "--redis"},
 		{"oidc needs client", []string{"--oidc-issuer", "https://id.example"}, "--oidc-client-id"},
 		{"short cookie secret", []string{"--cookie-secret", "short"}, "--cookie-secret"},
+		{"short admin token", []string{"--admin-token", "123456789012345"}, "--admin-token must be at least 16 characters"},
+		{"admin token", []string{"--admin-token", "1234567890123456"}, ""},
+		{"short turn secret", []string{"--turn-secret", "s3cret"}, "--turn-secret must be at least 16 characters"},
+		{"short turn secret for external TURN", []string{"--turn-listen", "", "--turn-url", "turn:x:3478", "--turn-secret", "s3cret"}, "--turn-secret must be at least 16 characters"},
+		{"turn secret", []string{"--turn-secret", "1234567890123456"}, ""},
 		{"create-from", []string{"--allow-create-from", "10.0.0.1"}, "--allow-create-from"},
 		{"no turn is fine", []string{"--turn-listen", ""}, ""},
 		{"ip quota", []string{"--turn-ip-quota", "-1"}, "--turn-ip-quota"},
@@ -157,6 +164,29 @@ func TestTURNAddressCap(t *testing.T) {
 		}
 		if got := c.TURN.AddressCap(); got != tc.want {
 			t.Errorf("%v: cap %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestValidateStandalone(t *testing.T) {
+	for _, tc := range []struct {
+		secret, want string
+	}{
+		{"", "--turn-secret is required"},
+		{"short", "--turn-secret must be at least 16 characters"},
+		{"0123456789abcdef", ""},
+	} {
+		turn := config.DefaultServe().TURN
+		turn.Secret = tc.secret
+		err := turn.ValidateStandalone()
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("secret %q refused: %v", tc.secret, err)
+			}
+			continue
+		}
+		if !errors.Is(err, config.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("secret %q: %v, want an error about %s", tc.secret, err, tc.want)
 		}
 	}
 }

@@ -18,6 +18,11 @@ type Serve struct {
 	TLSCert   string
 	TLSKey    string
 	TicketTTL time.Duration
+	// ReadTimeout bounds the time to read one request, headers and body;
+	// IdleTimeout how long a kept-alive connection may wait for the next.
+	// WebSocket connections leave HTTP before either applies.
+	ReadTimeout time.Duration
+	IdleTimeout time.Duration
 
 	CreateLimit    int
 	JoinLimit      int
@@ -76,11 +81,23 @@ type TURN struct {
 	URLs List
 }
 
+// MinSecretLen is the shortest --admin-token and --turn-secret accepted:
+// both can be guessed offline or online, so they must be long; 16 random
+// characters are far beyond guessing (openssl rand -hex 16 gives 32).
+const MinSecretLen = 16
+
+// shortSecret explains a secret that is too short.
+func shortSecret(flag string) error {
+	return fmt.Errorf("%w: --%s must be at least %d characters (make one with: openssl rand -hex 16)", ErrInvalid, flag, MinSecretLen)
+}
+
 // DefaultServe returns the embedded defaults.
 func DefaultServe() Serve {
 	return Serve{
 		Addr:        ":8080",
 		TicketTTL:   time.Hour,
+		ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute,
 		CreateLimit: 30,
 		JoinLimit:   60,
 		LogLevel:    "info",
@@ -108,8 +125,10 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.TLSCert, "tls-cert", c.TLSCert, "TLS certificate file (PEM); serve HTTPS when set with --tls-key")
 	fs.StringVar(&c.TLSKey, "tls-key", c.TLSKey, "TLS private key file (PEM)")
 	fs.DurationVar(&c.TicketTTL, "ticket-ttl", c.TicketTTL, "how long a link stays valid while waiting for its receiver")
-	fs.IntVar(&c.CreateLimit, "create-limit", c.CreateLimit, "links one client address may create per minute (0: unlimited)")
-	fs.IntVar(&c.JoinLimit, "join-limit", c.JoinLimit, "links one client address may open per minute (0: unlimited)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", c.ReadTimeout, "longest time a client may take to send one HTTP request, headers and body (WebSocket connections are not affected)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", c.IdleTimeout, "how long an idle kept-alive HTTP connection stays open")
+	fs.IntVar(&c.CreateLimit, "create-limit", c.CreateLimit, "links one client address may create per minute, counted across all instances with --redis (0: unlimited)")
+	fs.IntVar(&c.JoinLimit, "join-limit", c.JoinLimit, "links one client address may open per minute, counted across all instances with --redis (0: unlimited)")
 	fs.IntVar(&c.SignalConnsPerIP, "signal-conns-per-ip", c.SignalConnsPerIP, "concurrent signaling connections one client address (IPv6: /64) may hold (0: unlimited)")
 	fs.DurationVar(&c.SignalIdleTimeout, "signal-idle-timeout", c.SignalIdleTimeout, "close a paired signaling connection whose client sent nothing for this long")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "comma-separated CIDRs of reverse proxies whose X-Forwarded-For is believed")
@@ -126,7 +145,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OIDCClientSecret, "oidc-client-secret", c.OIDCClientSecret, "OpenID Connect client secret (prefer the environment variable)")
 	fs.Var(&c.OIDCAllowed, "oidc-allowed", "comma-separated emails or @domains allowed to send (default: any signed-in account)")
 	fs.Var(&c.SenderTokens, "sender-tokens", "comma-separated bearer tokens that let scripts send without signing in (ferry send --token)")
-	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "token that opens the admin page at /admin (prefer the environment variable)")
+	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "token that opens the admin page at /admin, at least 16 characters (prefer the environment variable)")
 	fs.Var(&c.AdminEmails, "admin-emails", "comma-separated signed-in emails that may open the admin page")
 	fs.StringVar(&c.CookieSecret, "cookie-secret", c.CookieSecret, "secret that signs sign-in cookies; set the same one on every instance (default: random at start-up)")
 
@@ -136,8 +155,8 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
 	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
-	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret (default: random at start-up)")
-	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "how long TURN credentials last for a transfer once a link is opened (a waiting sender's also cover the link's remaining lifetime)")
+	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, at least 16 characters (default: random at start-up)")
+	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "how long TURN credentials last for a transfer once a link is opened (a waiting sender's also cover the link's remaining lifetime); they die with their link earlier")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses and this host's own, never its TURN port (tests, LAN-only installs)")
 	t.capFlags(fs)
 	fs.Var(&t.URLs, "turn-url", "comma-separated external TURN/STUN URLs (turn:host:3478?transport=udp,…) that accept --turn-secret; handed to clients with fresh credentials")
@@ -150,7 +169,7 @@ func (t *TURN) TURNFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
 	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
-	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required)")
+	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required, at least 16 characters)")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses and this host's own, never its TURN port")
 	t.capFlags(fs)
 }
@@ -211,6 +230,8 @@ func (t *TURN) ValidateStandalone() error {
 	}
 	if t.Secret == "" {
 		errs = append(errs, fmt.Errorf("%w: --turn-secret is required: ferry servers hand out credentials made with it", ErrInvalid))
+	} else if len(t.Secret) < MinSecretLen {
+		errs = append(errs, shortSecret("turn-secret"))
 	}
 	if t.RelayIP != "" {
 		if _, err := netip.ParseAddr(t.RelayIP); err != nil {
@@ -265,11 +286,22 @@ func (c *Serve) Validate() error {
 	if c.CookieSecret != "" && len(c.CookieSecret) < 16 {
 		bad("--cookie-secret must be at least 16 characters")
 	}
+	if c.AdminToken != "" && len(c.AdminToken) < MinSecretLen {
+		errs = append(errs, shortSecret("admin-token"))
+	}
+	if c.TURN.Secret != "" && len(c.TURN.Secret) < MinSecretLen {
+		errs = append(errs, shortSecret("turn-secret"))
+	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		bad("--tls-cert and --tls-key go together")
 	}
-	if err := positive("ticket-ttl", c.TicketTTL); err != nil {
-		errs = append(errs, err)
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"ticket-ttl", c.TicketTTL}, {"read-timeout", c.ReadTimeout}, {"idle-timeout", c.IdleTimeout}} {
+		if err := positive(d.name, d.d); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.CreateLimit < 0 || c.JoinLimit < 0 {
 		bad("rate limits must not be negative")

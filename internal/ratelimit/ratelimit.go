@@ -1,4 +1,5 @@
-// Package ratelimit keeps per-client token buckets, bounded in memory.
+// Package ratelimit keeps per-client token buckets, bounded in memory, or
+// shared between instances through Redis (NewShared).
 package ratelimit
 
 import (
@@ -19,6 +20,8 @@ type Limiter struct {
 	every time.Duration
 	burst int
 	now   func() time.Time
+	// shared, if set, decides; the local buckets stand in when it fails.
+	shared *shared
 
 	mu   sync.Mutex
 	keys map[netip.Addr]*entry
@@ -53,6 +56,11 @@ func (l *Limiter) Allow(a netip.Addr) bool {
 	}
 	now := l.now()
 	k := key(a)
+	if l.shared != nil {
+		if ok, err := l.shared.allow(k, now, l.every, l.burst); err == nil {
+			return ok
+		}
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	e, ok := l.keys[k]

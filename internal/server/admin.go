@@ -3,11 +3,17 @@ package server
 import (
 	"context"
 	"embed"
+	"errors"
+	"fmt"
 	"html/template"
+	"math"
 	"net/http"
+	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/audit"
+	"github.com/ferrydev/ferry/internal/auth"
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/signaling"
 )
@@ -18,6 +24,9 @@ var adminFS embed.FS
 var adminPage = template.Must(template.New("admin.html").Funcs(template.FuncMap{
 	"bytes": func(n int64) string { return config.FormatBytesSI(n) },
 }).ParseFS(adminFS, "admin/admin.html"))
+
+// maxAdminForm bounds the login form: a token and little else.
+const maxAdminForm = 8 << 10
 
 // adminCSP allows nothing but our own stylesheet and same-origin forms.
 const adminCSP = "default-src 'none'; style-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -41,7 +50,26 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		http.ServeFileFS(w, r, adminFS, "admin/admin.css")
 	})
 	mux.HandleFunc("POST /admin/login", func(w http.ResponseWriter, r *http.Request) {
-		if !sameOrigin(r) || !s.auth.AdminLogin(w, r.PostFormValue("token")) {
+		r.Body = http.MaxBytesReader(w, r.Body, maxAdminForm)
+		if err := r.ParseForm(); err != nil {
+			if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+				http.Error(w, "request too large", http.StatusRequestEntityTooLarge)
+				return
+			}
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		if !sameOrigin(r) {
+			s.renderAdmin(w, r, adminView{Error: "That token is not right."}, http.StatusUnauthorized)
+			return
+		}
+		ip := s.resolveIP.ClientIP(r)
+		if wait := s.tokenGuard.Wait(ip); wait > 0 {
+			s.tooManyTokens(w, r, ip, wait)
+			return
+		}
+		if !s.auth.AdminLogin(w, r.PostFormValue("token")) {
+			s.wrongToken(ip)
 			s.renderAdmin(w, r, adminView{Error: "That token is not right."}, http.StatusUnauthorized)
 			return
 		}
@@ -72,9 +100,66 @@ func originHost(origin string) string {
 	return ""
 }
 
+// Wrong admin tokens (and sender tokens, see mayCreate) are throttled per
+// client address (a person mistyping has ten tries, then one every six
+// seconds) and in all (a guesser spreading over many addresses gets one
+// try a second), so with the minimum token length guessing is hopeless.
+// A throttled client's token is not even checked: a right guess must not
+// show.
+const (
+	tokenFailEvery       = 6 * time.Second
+	tokenFailBurst       = 10
+	tokenFailGlobalEvery = time.Second
+	tokenFailGlobalBurst = 100
+)
+
+// adminGate reports whether r may act as admin: an admin session, or the
+// admin token as a bearer token (throttled). When it answered the request
+// itself (429), ok is false and answered true.
+func (s *Server) adminGate(w http.ResponseWriter, r *http.Request) (ok, answered bool) {
+	if s.auth.AdminSession(r) {
+		return true, false
+	}
+	tok, presented := auth.Bearer(r)
+	if !presented || s.cfg.AdminToken == "" {
+		return false, false
+	}
+	ip := s.resolveIP.ClientIP(r)
+	if wait := s.tokenGuard.Wait(ip); wait > 0 {
+		s.tooManyTokens(w, r, ip, wait)
+		return false, true
+	}
+	if s.auth.AdminTokenOK(tok) {
+		return true, false
+	}
+	s.wrongToken(ip)
+	return false, false
+}
+
+func (s *Server) wrongToken(ip netip.Addr) {
+	if s.tokenGuard.Fail(ip) {
+		s.log.Warn("too many wrong tokens: refusing more for a while", "ip", ip)
+	}
+}
+
+// tooManyTokens answers 429 with when to try again.
+func (s *Server) tooManyTokens(w http.ResponseWriter, r *http.Request, ip netip.Addr, wait time.Duration) {
+	secs := int(math.Ceil(wait.Seconds()))
+	s.log.Debug("admin token attempt throttled", "ip", ip, "retry_after_s", secs)
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	msg := fmt.Sprintf("Too many wrong tokens. Try again in %d seconds.", secs)
+	if r.URL.Path == "/metrics" {
+		http.Error(w, msg, http.StatusTooManyRequests)
+		return
+	}
+	s.renderAdmin(w, r, adminView{Error: msg}, http.StatusTooManyRequests)
+}
+
 func (s *Server) adminHandler(w http.ResponseWriter, r *http.Request) {
-	if !s.auth.Admin(r) {
-		s.renderAdmin(w, r, adminView{}, http.StatusUnauthorized)
+	if ok, answered := s.adminGate(w, r); !ok {
+		if !answered {
+			s.renderAdmin(w, r, adminView{}, http.StatusUnauthorized)
+		}
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

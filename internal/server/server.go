@@ -19,6 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/ferrydev/ferry/internal/audit"
 	"github.com/ferrydev/ferry/internal/auth"
 	"github.com/ferrydev/ferry/internal/clientip"
@@ -69,12 +71,17 @@ type Server struct {
 	metrics     *metrics.Metrics
 	audit       *audit.Log
 	auth        *auth.Auth
+	tokenGuard  *ratelimit.Guard
 	createFrom  []netip.Prefix
 	metricsFrom []netip.Prefix
 	version     string
 	started     time.Time
 	turnRan     bool
 }
+
+// maxHeaderTime bounds the headers alone: they come at once from anything
+// but a slow-loris client.
+const maxHeaderTime = 10 * time.Second
 
 // New validates cfg and binds every listener, so addresses are known
 // before Run.
@@ -137,6 +144,7 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.tokenGuard = ratelimit.NewGuard(tokenFailEvery, tokenFailBurst, tokenFailGlobalEvery, tokenFailGlobalBurst, s.now)
 	if cfg.PublicURL != "" {
 		s.base, _ = url.Parse(strings.TrimSuffix(cfg.PublicURL, "/"))
 	}
@@ -156,6 +164,10 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		store = signaling.NewMemoryStore(s.now)
 	}
 	s.store = store
+	createLimit, joinLimit, err := s.limiters()
+	if err != nil {
+		return nil, err
+	}
 	s.sig, err = signaling.New(signaling.Config{
 		Store:       store,
 		Instance:    randomID(),
@@ -163,8 +175,8 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		Now:         s.now,
 		Logger:      s.log,
 		ClientIP:    s.resolveIP.ClientIP,
-		CreateLimit: perMinute(cfg.CreateLimit, s.now),
-		JoinLimit:   perMinute(cfg.JoinLimit, s.now),
+		CreateLimit: createLimit,
+		JoinLimit:   joinLimit,
 		ICE:         s.iceServers,
 		Observe:     s.observe,
 		MaxBytes:    int64(cfg.MaxTransfer),
@@ -186,10 +198,15 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		}
 	}
 	s.metrics = metrics.New(s.metricSources())
+	// ReadTimeout bounds headers and body together, so a client trickling
+	// a body cannot hold a connection; signaling's WebSockets are hijacked,
+	// which clears the deadline, so they live on. Responses are small
+	// (the page, the admin page, /metrics): no write timeout is needed yet.
 	s.http = &http.Server{
 		Handler:           s.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
+		ReadHeaderTimeout: min(maxHeaderTime, cfg.ReadTimeout),
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	ok = true
@@ -239,8 +256,18 @@ func (s *Server) mayCreate(r *http.Request, ip netip.Addr) (string, error) {
 	if len(s.createFrom) > 0 && !inAny(s.createFrom, ip) {
 		return "", fmt.Errorf("%w: address not allowed", signaling.ErrForbidden)
 	}
+	// Guessing sender tokens is throttled like the admin token: the
+	// rate limit of creating applies only after this check.
+	_, bearer := auth.Bearer(r)
+	bearer = bearer && len(s.cfg.SenderTokens) > 0
+	if bearer && s.tokenGuard.Wait(ip) > 0 {
+		return "", fmt.Errorf("%w: too many wrong tokens", signaling.ErrRateLimited)
+	}
 	user, ok := s.auth.Sender(r)
 	if !ok {
+		if bearer {
+			s.wrongToken(ip)
+		}
 		return "", signaling.ErrSignInRequired
 	}
 	return user, nil
@@ -261,11 +288,32 @@ func (s *Server) metricSources() metrics.Sources {
 	return src
 }
 
-func perMinute(n int, now func() time.Time) *ratelimit.Limiter {
-	if n <= 0 {
-		return nil
+// limiters builds the create and join limits: per instance, or with
+// --redis shared by all instances, so N instances do not grant N times the
+// limit.
+func (s *Server) limiters() (create, join *ratelimit.Limiter, err error) {
+	var rdb *redis.Client
+	if s.cfg.Redis != "" && (s.cfg.CreateLimit > 0 || s.cfg.JoinLimit > 0) {
+		opt, err := redis.ParseURL(s.cfg.Redis)
+		if err != nil {
+			return nil, nil, fmt.Errorf("server: redis URL: %w", err)
+		}
+		rdb = redis.NewClient(opt)
+		s.closers = append(s.closers, rdb.Close)
 	}
-	return ratelimit.New(time.Minute/time.Duration(n), n, now)
+	perMinute := func(n int, name string) *ratelimit.Limiter {
+		if n <= 0 {
+			return nil
+		}
+		every := time.Minute / time.Duration(n)
+		if rdb == nil {
+			return ratelimit.New(every, n, s.now)
+		}
+		return ratelimit.NewShared(every, n, s.now, ratelimit.RedisOptions{
+			Client: rdb, Prefix: signaling.DefaultRedisPrefix + "rl:" + name + ":", Logger: s.log,
+		})
+	}
+	return perMinute(s.cfg.CreateLimit, "create"), perMinute(s.cfg.JoinLimit, "join"), nil
 }
 
 func randomID() string {
@@ -358,7 +406,15 @@ func (s *Server) routes() http.Handler {
 	})
 	s.adminRoutes(mux)
 	mux.Handle("/", web.Handler())
-	return mux
+	if s.cfg.TLSCert == "" {
+		return mux
+	}
+	// Served over HTTPS: browsers should never try plain HTTP here again.
+	// Not includeSubDomains: other hosts under the domain are not ours.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // signInMessage is what a user sees when sign-in fails: the sentinel's
@@ -375,9 +431,13 @@ func signInMessage(err error) string {
 func (s *Server) metricsHandler() http.Handler {
 	h := s.metrics.Handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !inAny(s.metricsFrom, s.resolveIP.ClientIP(r)) && !s.auth.Admin(r) {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
+		if !inAny(s.metricsFrom, s.resolveIP.ClientIP(r)) {
+			if ok, answered := s.adminGate(w, r); !ok {
+				if !answered {
+					http.Error(w, "forbidden", http.StatusForbidden)
+				}
+				return
+			}
 		}
 		h.ServeHTTP(w, r)
 	})
