@@ -474,14 +474,11 @@ func TestReportObserved(t *testing.T) {
 // was sent before it.
 func iceRoundTrip(t *testing.T, ctx context.Context, c *sigclient.Conn) []proto.ICEServer {
 	t.Helper()
-	if err := c.Send(ctx, proto.ClientMessage{Type: proto.MsgICE}); err != nil {
-		t.Fatal(err)
+	ice, err := c.ICE(ctx)
+	if err != nil {
+		t.Fatalf("ice answer: %v", err)
 	}
-	m, err := c.Next(ctx)
-	if err != nil || m.Type != proto.MsgICE {
-		t.Fatalf("ice answer: %+v %v", m, err)
-	}
-	return m.ICEServers
+	return ice
 }
 
 // TestReportsBounded: a report counts only from a paired connection, once

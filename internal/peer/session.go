@@ -169,6 +169,7 @@ func (s *session) established(sig *sigclient.Conn, keys *handshake.Keys, ice []p
 	s.notifyLocked()
 	s.mu.Unlock()
 	go s.pump(sig, down)
+	go s.keepAlive(sig, down)
 	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets, proto.FeatureJumboPackets}
 	s.signal(proto.Signal{T: proto.SigInfo, Agent: Agent, Features: features})
 }
@@ -190,6 +191,31 @@ func (s *session) signal(m proto.Signal) {
 	defer cancel()
 	if err := sig.SendSignal(ctx, m); err != nil {
 		s.log.Debug("signal not sent", "t", m.T, "err", err)
+	}
+}
+
+// keepAliveEvery is how often a peer shows the server that it is still
+// there while the transfer runs and signaling is quiet: servers close paired
+// connections whose client sent nothing for --signal-idle-timeout (2 h by
+// default), and reconnecting needs this connection.
+const keepAliveEvery = 10 * time.Minute
+
+// keepAlive asks the server for ICE servers every keepAliveEvery until the
+// connection is down (its pump closes down).
+func (s *session) keepAlive(sig *sigclient.Conn, down chan struct{}) {
+	t := time.NewTicker(keepAliveEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-down:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
+			if _, err := sig.ICE(ctx); err != nil {
+				s.log.Debug("keepalive not answered", "err", err)
+			}
+			cancel()
+		}
 	}
 }
 

@@ -73,6 +73,7 @@ type Conn struct {
 
 	text   chan proto.ServerMessage
 	binary chan []byte
+	ice    chan proto.ServerMessage // answers to ICE, apart: nobody may be reading text
 	done   chan struct{}
 
 	mu  sync.Mutex
@@ -123,6 +124,7 @@ func Dial(ctx context.Context, base *url.URL, o Options) (*Conn, error) {
 		ws:     ws,
 		text:   make(chan proto.ServerMessage, 16),
 		binary: make(chan []byte, 1024),
+		ice:    make(chan proto.ServerMessage, 1),
 		done:   make(chan struct{}),
 	}
 	go c.readLoop()
@@ -146,6 +148,14 @@ func (c *Conn) readLoop() {
 			c.setErr(ErrProtocol)
 			c.ws.CloseNow()
 			return
+		}
+		if m.Type == proto.MsgICE {
+			select { // the newest answer; an unawaited one never blocks reading
+			case <-c.ice:
+			default:
+			}
+			c.ice <- m
+			continue
 		}
 		c.text <- m
 	}
@@ -214,6 +224,28 @@ func (c *Conn) SendFrame(ctx context.Context, b []byte) error {
 		return c.deadErr(err)
 	}
 	return nil
+}
+
+// ICE asks the server for fresh ICE servers (PROTOCOL §2.6); the answer
+// also shows the connection is alive, and asking keeps a paired connection
+// from being closed as idle. Servers renew credentials at most once a
+// minute, so the answer may have none.
+func (c *Conn) ICE(ctx context.Context) ([]proto.ICEServer, error) {
+	select { // an answer nobody waited for is stale
+	case <-c.ice:
+	default:
+	}
+	if err := c.Send(ctx, proto.ClientMessage{Type: proto.MsgICE}); err != nil {
+		return nil, err
+	}
+	select {
+	case m := <-c.ice:
+		return m.ICEServers, nil
+	case <-c.done:
+		return nil, c.Err()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // Next returns the next server message.
