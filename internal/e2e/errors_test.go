@@ -18,7 +18,15 @@ func expectError(t *testing.T, b context.Context, url, want string) {
 	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
-	st, err := waitState(tab, "error", "review", "done")
+	// A well-formed link waits for a person's click before the server is
+	// asked about it.
+	st, err := waitState(tab, "error", "ready")
+	if err == nil && st == "ready" {
+		if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("receive"))); err != nil {
+			t.Fatalf("click Receive files on %s: %v", url, err)
+		}
+		st, err = waitState(tab, "error", "review", "done")
+	}
 	if err != nil {
 		t.Fatalf("waiting for an error on %s: %v", url, err)
 	}
@@ -69,9 +77,7 @@ func TestUsedLink(t *testing.T) {
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
 	link := sendFiles(t, sb, base+"/", src)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("first receiver: state %q (%v): %s", st, err, text(rb, "error"))
 	}
@@ -116,9 +122,7 @@ func TestDecline(t *testing.T) {
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
 	link := sendFiles(t, sb, base+"/", src)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)", st, err)
 	}

@@ -134,9 +134,18 @@ func TestKeyboardOnly(t *testing.T) {
 		t.Fatalf("after staying, the send page is %q (%v)", st, err)
 	}
 
+	// The receive page asks before it uses the link up; Enter on its
+	// button (which has the focus) is a person's doing, like a click.
 	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
 		t.Fatal(err)
 	}
+	if st, err := waitState(rb, "ready", "error"); err != nil || st != "ready" {
+		t.Fatalf("receiver state %q (%v)", st, err)
+	}
+	if name, _ := focused(t, rb); name != "receive" {
+		t.Fatalf("the receive page puts the focus on %q, want receive", name)
+	}
+	press(t, rb, kb.Enter)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)", st, err)
 	}
@@ -400,9 +409,7 @@ func TestMaxTransferSize(t *testing.T) {
 	onNewDocument(t, rogue, `window.ferryTest = { ignoreMaxBytes: true };`)
 	link := sendFiles(t, rogue, base+"/", big)
 	rb := newBrowser(t, ctx, "receiver")
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "error", "review"); err != nil || st != "error" {
 		t.Fatalf("receiver state %q (%v), want error", st, err)
 	}
@@ -426,9 +433,7 @@ func TestAuditNames(t *testing.T) {
 	rb := newBrowser(t, ctx, "receiver")
 	onNewDocument(t, rb, `window.showDirectoryPicker = async () => navigator.storage.getDirectory();`)
 	link := sendFiles(t, sb, base+"/", a, b)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)", st, err)
 	}

@@ -79,9 +79,7 @@ func TestPhoneLayoutAndQRCode(t *testing.T) {
 		t.Fatalf("QR code says %q, the link is %q", got, link)
 	}
 
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)", st, err)
 	}
@@ -111,9 +109,7 @@ func TestCancel(t *testing.T) {
 			rb := newBrowser(t, ctx, "receiver")
 			onNewDocument(t, rb, stubSavePickerOPFS)
 			link := sendFiles(t, sb, base+"/", src)
-			if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-				t.Fatal(err)
-			}
+			openLink(t, rb, link)
 			if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 				t.Fatalf("receiver state %q (%v)", st, err)
 			}
