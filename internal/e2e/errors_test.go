@@ -64,9 +64,7 @@ func TestWrongSecretClosesTheLink(t *testing.T) {
 	}
 	// The link is burned: even the right secret is refused now.
 	expectError(t, rb, link, "already opened")
-	if n := srv.Signaling().Conns(); n != 0 {
-		t.Errorf("%d signaling connections still open", n)
-	}
+	waitNoConns(t, srv)
 }
 
 func TestUsedLink(t *testing.T) {

@@ -452,6 +452,8 @@ func TestBrowsersNewAddressResumesSignaling(t *testing.T) {
 	if !reconnected(r.sendState) {
 		t.Fatalf("the sender page never went through reconnecting: %v", r.sendState)
 	}
+	// The server logs each resumption; wait for the sender's line, then count.
+	waitLine(r.server.Stderr, func(l string) bool { return strings.Contains(l, "kind=resumed") && strings.Contains(l, "role=S") })
 	resumed := map[string]int{}
 	for _, l := range r.server.Stderr.All() {
 		if strings.Contains(l, "kind=resumed") {
