@@ -113,7 +113,9 @@ export function receivePage(): void {
 // receive joins with the ticket and runs the transfer: a person asked.
 function receive(ticket: Ticket, swReady: Promise<ServiceWorkerRegistration | null>): void {
   const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
-  setState("waiting", undefined, "Connecting to the sender…");
+  // The headline changes now, with the click, not a moment later (on a
+  // phone the longer one takes two lines: no layout shift then).
+  setState("waiting", "Receive files", "Connecting to the sender…");
   let card: TransferCard | null = null;
   let mode: SaveMode = "memory";
   let last: Progress | null = null;
