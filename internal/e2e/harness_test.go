@@ -106,7 +106,7 @@ func waitNoConns(t testing.TB, srv *server.Server) {
 			t.Errorf("%d signaling connections still open", n)
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
 	}
 }
 
