@@ -18,7 +18,15 @@ func expectError(t *testing.T, b context.Context, url, want string) {
 	if err := chromedp.Do(tab, chromedp.Navigate(url)); err != nil {
 		t.Fatalf("open %s: %v", url, err)
 	}
-	st, err := waitState(tab, "error", "review", "done")
+	// A well-formed link waits for a person's click before the server is
+	// asked about it.
+	st, err := waitState(tab, "error", "ready")
+	if err == nil && st == "ready" {
+		if err := chromedp.Do(tab, chromedp.Click(chromedp.ID("receive"))); err != nil {
+			t.Fatalf("click Receive files on %s: %v", url, err)
+		}
+		st, err = waitState(tab, "error", "review", "done")
+	}
 	if err != nil {
 		t.Fatalf("waiting for an error on %s: %v", url, err)
 	}
@@ -56,9 +64,7 @@ func TestWrongSecretClosesTheLink(t *testing.T) {
 	}
 	// The link is burned: even the right secret is refused now.
 	expectError(t, rb, link, "already opened")
-	if n := srv.Signaling().Conns(); n != 0 {
-		t.Errorf("%d signaling connections still open", n)
-	}
+	waitNoConns(t, srv)
 }
 
 func TestUsedLink(t *testing.T) {
@@ -69,9 +75,7 @@ func TestUsedLink(t *testing.T) {
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
 	link := sendFiles(t, sb, base+"/", src)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("first receiver: state %q (%v): %s", st, err, text(rb, "error"))
 	}
@@ -116,9 +120,7 @@ func TestDecline(t *testing.T) {
 	sb := newBrowser(t, ctx, "sender")
 	rb := newBrowser(t, ctx, "receiver")
 	link := sendFiles(t, sb, base+"/", src)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)", st, err)
 	}

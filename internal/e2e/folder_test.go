@@ -267,9 +267,7 @@ func runFolder(t *testing.T, fc folderCase) {
 		t.Errorf("send page names the folder %q, want %q", got, "tree")
 	}
 	downloads := chromedp.BrowserEvents(rb, browser.DownloadProgress)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)\nreceiver: %s", st, err, diag(rb))
 	}

@@ -47,9 +47,7 @@ func TestGoPeerToBrowser(t *testing.T) {
 	}
 	rb := newBrowser(t, ctx, "receiver")
 	onNewDocument(t, rb, stubSavePickerOPFS)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)\nreceiver: %s", st, err, diag(rb))
 	}

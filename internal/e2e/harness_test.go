@@ -95,6 +95,21 @@ func waitReports(t testing.TB, alog *audit.Log) map[string]audit.Event {
 	}
 }
 
+// waitNoConns waits (bounded) until the server holds no signaling
+// connection: peers leave, and the server closes their WebSockets, a
+// moment after the transfer ended.
+func waitNoConns(t testing.TB, srv *server.Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for n := srv.Signaling().Conns(); n != 0; n = srv.Signaling().Conns() {
+		if time.Now().After(deadline) {
+			t.Errorf("%d signaling connections still open", n)
+			return
+		}
+		time.Sleep(20 * time.Millisecond) // polling, bounded by the deadline
+	}
+}
+
 // testLogger sends the server's debug log to the test log while it runs
 // (set FERRY_E2E_SERVER_LOG=1 to see it).
 func testLogger(t testing.TB) *slog.Logger {
@@ -227,6 +242,23 @@ func sendFiles(t testing.TB, b context.Context, url string, files ...string) str
 		t.Fatalf("no link on the send page: %v (status %q)", err, text(b, "status"))
 	}
 	return link
+}
+
+// openLink opens a receive link in b and asks for the files as a person
+// does: the page waits for a click on "Receive files" before it uses the
+// link up, and chromedp's click is a real input event (trusted, like a
+// person's).
+func openLink(t testing.TB, b context.Context, link string) {
+	t.Helper()
+	if err := chromedp.Do(b, chromedp.Navigate(link)); err != nil {
+		t.Fatalf("open link: %v", err)
+	}
+	if st, err := waitState(b, "ready", "error"); err != nil || st != "ready" {
+		t.Fatalf("receive page state %q (%v), want ready: %s", st, err, text(b, "error"))
+	}
+	if err := chromedp.Do(b, chromedp.Click(chromedp.ID("receive"))); err != nil {
+		t.Fatalf("click Receive files: %v", err)
+	}
 }
 
 // setDownloads makes downloads of this browser land in dir, with events.

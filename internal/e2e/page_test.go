@@ -134,9 +134,18 @@ func TestKeyboardOnly(t *testing.T) {
 		t.Fatalf("after staying, the send page is %q (%v)", st, err)
 	}
 
+	// The receive page asks before it uses the link up; Enter on its
+	// button (which has the focus) is a person's doing, like a click.
 	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
 		t.Fatal(err)
 	}
+	if st, err := waitState(rb, "ready", "error"); err != nil || st != "ready" {
+		t.Fatalf("receiver state %q (%v)", st, err)
+	}
+	if name, _ := focused(t, rb); name != "receive" {
+		t.Fatalf("the receive page puts the focus on %q, want receive", name)
+	}
+	press(t, rb, kb.Enter)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)", st, err)
 	}
@@ -249,13 +258,28 @@ func signIn(t *testing.T, sb context.Context, base string) {
 	if st, err := waitState(sb, "idle", "signin"); err != nil || st != "idle" {
 		t.Fatalf("after signing in the send page is %q (%v)", st, err)
 	}
-	if who := text(sb, "account"); !strings.Contains(who, "alice@example.org") || !strings.Contains(who, "Sign out") {
+	// The page is idle at once; the account area is filled when the
+	// server has answered who is signed in.
+	if who := waitAccount(t, sb); !strings.Contains(who, "alice@example.org") || !strings.Contains(who, "Sign out") {
 		t.Errorf("account area says %q", who)
 	}
 	out, _ := chromedp.Run(sb, chromedp.Evaluate[string](`document.querySelector('#account a').getAttribute("href")`))
 	if out != "/auth/logout" {
 		t.Errorf("sign-out link %q", out)
 	}
+}
+
+// waitAccount waits until the send page has filled its account area (it
+// asks the server who is signed in after the page is up) and returns what
+// it says.
+func waitAccount(t testing.TB, b context.Context) string {
+	t.Helper()
+	who, err := chromedp.Run(b, chromedp.Poll[string](`(() => { const a = document.getElementById("account"); return !a.hidden && a.textContent ? a.textContent : null; })()`,
+		chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(pollTimeout)))
+	if err != nil {
+		t.Fatalf("the account area stays empty: %v", err)
+	}
+	return who
 }
 
 // When the server asks senders to sign in, the send page says so and
@@ -269,6 +293,14 @@ func TestSignInToSend(t *testing.T) {
 	base := signInServer(t, nil)
 	src, _ := randomFile(t, t.TempDir(), "signed.bin", 1000)
 	sb := newBrowser(t, ctx, "sender")
+	// The server answers "who is signed in" late, as on a loaded machine:
+	// the page is idle before it knows, and the test must wait for what it
+	// asserts, not for the page's state.
+	if _, err := chromedp.Call(sb, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		MatchedNetworkConditions: []*network.Conditions{{URLPattern: base + "/api/v1/me", Latency: 700, DownloadThroughput: -1, UploadThroughput: -1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	signIn(t, sb, base)
 	if err := chromedp.Do(sb, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{src})); err != nil {
 		t.Fatal(err)
@@ -289,6 +321,10 @@ func TestSignInToSend(t *testing.T) {
 	}
 	if _, err := waitState(sb, "idle"); err != nil {
 		t.Fatal(err)
+	}
+	// The page has heard that alice may send before the cookies go.
+	if who := waitAccount(t, sb); !strings.Contains(who, "alice@example.org") {
+		t.Fatalf("account area says %q", who)
 	}
 	if _, err := chromedp.Call(sb, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
 		t.Fatal(err)
@@ -400,9 +436,7 @@ func TestMaxTransferSize(t *testing.T) {
 	onNewDocument(t, rogue, `window.ferryTest = { ignoreMaxBytes: true };`)
 	link := sendFiles(t, rogue, base+"/", big)
 	rb := newBrowser(t, ctx, "receiver")
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "error", "review"); err != nil || st != "error" {
 		t.Fatalf("receiver state %q (%v), want error", st, err)
 	}
@@ -426,9 +460,7 @@ func TestAuditNames(t *testing.T) {
 	rb := newBrowser(t, ctx, "receiver")
 	onNewDocument(t, rb, `window.showDirectoryPicker = async () => navigator.storage.getDirectory();`)
 	link := sendFiles(t, sb, base+"/", a, b)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)", st, err)
 	}

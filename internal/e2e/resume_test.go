@@ -77,9 +77,7 @@ func TestZipResumeAfterGap(t *testing.T) {
 	setDownloads(t, rb, dl)
 	link := sendFiles(t, sb, base+"/", paths...)
 	downloads := chromedp.BrowserEvents(rb, browser.DownloadProgress)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)\nreceiver: %s", st, err, diag(rb))
 	}

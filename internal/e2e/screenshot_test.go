@@ -58,6 +58,7 @@ func screenshotScenes() []scene {
 			"phrase": scenePhrase, "path": "direct", "fileDone": progress, "roots": partRoots, "rate": 24_600_000}},
 		{"send-done", "/", map[string]any{"page": "send", "step": "done", "files": sceneFiles,
 			"phrase": scenePhrase, "path": "direct", "fileDone": []int{4_218_733, 3_907_112, 312_560_044, 2_145}, "roots": sceneRoots}},
+		{"receive-ready", "/r", map[string]any{"page": "receive", "step": "ready"}},
 		{"receive-offer", "/r", map[string]any{"page": "receive", "step": "review", "files": sceneFiles,
 			"phrase": scenePhrase, "path": "direct", "mode": "zip"}},
 		{"receive-progress", "/r", map[string]any{"page": "receive", "step": "transferring", "files": sceneFiles,

@@ -53,9 +53,7 @@ func runTransfer(t testing.TB, tc transferCase) (mbps float64) {
 	t.Logf("link %s", link)
 
 	downloads := chromedp.BrowserEvents(rb, browser.DownloadProgress)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatalf("open link: %v", err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)\nreceiver: %s\nsender: %s", st, err, diag(rb), diag(sb))
 	}

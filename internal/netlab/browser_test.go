@@ -126,6 +126,14 @@ func startBrowserTransferWith(t *testing.T, ctx context.Context, in *netlab.Inte
 	if err := chromedp.Do(bt.rb, chromedp.Navigate(link)); err != nil {
 		t.Fatal(err)
 	}
+	// The page uses the link up only on a person's click (chromedp's is a
+	// real input event).
+	if st, err := waitState(bt.rb, "ready", "error"); err != nil || st != "ready" {
+		t.Fatalf("receiver state %q (%v), want ready\nreceiver: %s", st, err, diag(bt.rb))
+	}
+	if err := chromedp.Do(bt.rb, chromedp.Click(chromedp.ID("receive"))); err != nil {
+		t.Fatal(err)
+	}
 	if st, err := waitState(bt.rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)\nreceiver: %s\nsender: %s\n%s", st, err, diag(bt.rb), diag(bt.sb), in.Lab.Describe())
 	}
@@ -444,6 +452,8 @@ func TestBrowsersNewAddressResumesSignaling(t *testing.T) {
 	if !reconnected(r.sendState) {
 		t.Fatalf("the sender page never went through reconnecting: %v", r.sendState)
 	}
+	// The server logs each resumption; wait for the sender's line, then count.
+	waitLine(r.server.Stderr, func(l string) bool { return strings.Contains(l, "kind=resumed") && strings.Contains(l, "role=S") })
 	resumed := map[string]int{}
 	for _, l := range r.server.Stderr.All() {
 		if strings.Contains(l, "kind=resumed") {

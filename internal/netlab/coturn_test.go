@@ -18,10 +18,18 @@ var coturnURLs = fmt.Sprintf("turn:%s:%d?transport=udp,turn:%s:%d?transport=tcp"
 // coturnAllocations counts the allocations coturn granted to users whose
 // TURN REST name ends in ":"+user (any user if empty).
 func coturnAllocations(ct *netlab.Proc, userPrefix string) int {
+	granted := func(l string) bool {
+		return (userPrefix == "" || strings.Contains(l, ":"+userPrefix)) && strings.Contains(l, "ALLOCATE processed, success")
+	}
+	// coturn's log reaches us through a pipe: wait (bounded) for the first
+	// such line before counting what is there.
+	if !waitLine(ct.Stdout, granted) {
+		return 0
+	}
 	n := 0
 	for _, l := range ct.Stdout.All() {
 		// coturn logs the REST user as "<expiry>:<user>>".
-		if (userPrefix == "" || strings.Contains(l, ":"+userPrefix)) && strings.Contains(l, "ALLOCATE processed, success") {
+		if granted(l) {
 			n++
 		}
 	}

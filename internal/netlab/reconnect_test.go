@@ -151,13 +151,18 @@ func checkRestarted(t *testing.T, r cutResult) {
 func TestNewAddressResumesSignaling(t *testing.T) {
 	r := transferWithCut(t, 5*time.Second, cutRenumber)
 	checkRestarted(t, r)
-	resumed := 0
-	for _, l := range r.server.Stderr.All() {
-		if strings.Contains(l, "kind=resumed") && strings.Contains(l, "role=S") {
-			resumed++
-		}
-	}
-	if resumed == 0 {
+	if !waitLine(r.server.Stderr, func(l string) bool { return strings.Contains(l, "kind=resumed") && strings.Contains(l, "role=S") }) {
 		t.Fatalf("the sender never resumed its signaling session:\n%s", r.server.Stderr.Tail(30))
 	}
+}
+
+// waitLine waits (bounded) for a line of a process's output that match
+// accepts. A process's output reaches its Lines through a pipe and a
+// goroutine: what it printed before an event the test saw elsewhere may
+// still be on its way.
+func waitLine(l *netlab.Lines, match func(string) bool) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := l.Wait(ctx, 0, match)
+	return err == nil
 }

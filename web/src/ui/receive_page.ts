@@ -1,7 +1,7 @@
 // The receive page: open the link from the fragment, show what is offered
 // (names, sizes, total), save it where the person chooses, verified.
 import type { Manifest } from "../protocol/control";
-import { LinkError, parseTicket } from "../protocol/ticket";
+import { LinkError, parseTicket, type Ticket } from "../protocol/ticket";
 import { pickSink, registerServiceWorker, saveMode, zipName, type SaveMode } from "../sink/choose";
 import { FerryError } from "../transfer/errors";
 import type { Progress } from "../transfer/progress";
@@ -66,6 +66,13 @@ export function viewDone(card: TransferCard, roots: readonly string[], m: Manife
 
 const linkTitle = "This link does not work";
 
+// viewReady is the page before anyone asked for the files: it has not
+// contacted the server about the link yet.
+export function viewReady(): void {
+  $("start").hidden = false;
+  setState("ready", "Someone wants to send you files", "They come straight from the sender's device, end-to-end encrypted and verified.");
+}
+
 export function receivePage(): void {
   const problem = supportProblem();
   if (problem) {
@@ -77,15 +84,37 @@ export function receivePage(): void {
     showError("This link is incomplete: the part after “#” is missing. Ask the sender to copy the whole link.", "error", [], linkTitle);
     return;
   }
-  let ticket;
+  let ticket: Ticket;
   try {
     ticket = parseTicket(decodeURIComponent(frag));
   } catch (e) {
     showError(e instanceof LinkError ? e.message : "This is not a valid ferry link.", "error", [], linkTitle);
     return;
   }
-  const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
   const swReady = registerServiceWorker();
+  viewReady();
+  // Joining uses the link up (it works once), so only a person may do it:
+  // mail and chat "safe link" scanners open links in headless browsers
+  // that run this script, and one that joined on load would burn the link
+  // before its receiver saw it. A click or a key press on the button is a
+  // trusted event; a script's synthetic click (el.click(), dispatchEvent)
+  // is not.
+  const button = $("receive") as HTMLButtonElement;
+  button.focus({ preventScroll: true });
+  const go = (e: MouseEvent) => {
+    if (!e.isTrusted) return;
+    button.removeEventListener("click", go);
+    $("start").hidden = true;
+    receive(ticket, swReady);
+  };
+  button.addEventListener("click", go);
+}
+
+// receive joins with the ticket and runs the transfer: a person asked.
+function receive(ticket: Ticket, swReady: Promise<ServiceWorkerRegistration | null>): void {
+  const relayOnly = new URLSearchParams(location.search).get("relay") === "1";
+  // The headline changes now, with the click, not a moment later (on a
+  // phone the longer one takes two lines: no layout shift then).
   setState("waiting", "Receive files", "Connecting to the sender…");
   let card: TransferCard | null = null;
   let mode: SaveMode = "memory";

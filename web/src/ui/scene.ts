@@ -12,7 +12,7 @@ import { $, showError, showPath, showPhrase, type TransferCard } from "./view";
 
 export interface Scene {
   page: "send" | "receive";
-  step: "idle" | "signin" | "link" | "transferring" | "review" | "done" | "error";
+  step: "idle" | "signin" | "ready" | "link" | "transferring" | "review" | "done" | "error";
   me?: Me;
   files?: FileEntry[];
   link?: string;
@@ -75,6 +75,9 @@ export function runScene(s: Scene): void {
   } else {
     if (s.step === "error") {
       showError(s.error ?? "", "error", [], s.title);
+    } else if (s.step === "ready") {
+      recv.viewReady();
+      $("receive").focus({ preventScroll: true });
     } else {
       connect();
       const mode = s.mode ?? "folder";

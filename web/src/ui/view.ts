@@ -13,6 +13,7 @@ export type PageState =
   | "loading"
   | "idle"
   | "signin"
+  | "ready"
   | "waiting"
   | "paired"
   | "connecting"
