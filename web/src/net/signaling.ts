@@ -7,6 +7,12 @@ import { Inbox } from "./inbox";
 // probeTimeout bounds the check that the server still answers (probe).
 export const probeTimeout = 5_000;
 
+// keepAliveEvery is how often an open connection probes the server: it shows
+// a paired connection is not idle (servers close one whose client sent
+// nothing for --signal-idle-timeout, PROTOCOL.md §2) through a long
+// transfer, as the Go peer does, and finds a dead one.
+const keepAliveEvery = 10 * 60_000;
+
 export class SignalingConn {
   private text = new Inbox<ServerMessage>();
   private frames = new Inbox<Uint8Array>();
@@ -43,6 +49,8 @@ export class SignalingConn {
       }
     };
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    const keepAlive = setInterval(() => void this.probe(), keepAliveEvery);
+    void this.closed.then(() => clearInterval(keepAlive));
     ws.onclose = (e) => {
       this.end(new FerryError(closeMessage(e.code, e.reason), e.code === 4011 ? "canceled" : "failed", e.code, e.reason));
     };
