@@ -237,8 +237,8 @@ func TestReceiverKilledResumes(t *testing.T) {
 	if err := send.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(out, "big.bin"+transfer.PartSuffix+transfer.ProgressSuffix)); err != nil {
-		t.Fatalf("no progress log after the kill: %v", err)
+	if _, progress := transfer.PartNames("big.bin"); !exists(filepath.Join(out, progress)) {
+		t.Fatal("no progress log after the kill")
 	}
 	matches, _ := filepath.Glob(filepath.Join(out, peer.StateFile("*")))
 	if len(matches) != 1 {
@@ -316,5 +316,57 @@ func TestReceiveDiskFull(t *testing.T) {
 	}
 	if sdone.Sent > size+(size-resumed) {
 		t.Fatalf("sent %d bytes for %d with %d kept: kept chunks were sent again", sdone.Sent, size, resumed)
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// TestReceiveRefusesOversizedOffers: an offer over --max-size, or over the
+// free space of the target's file system (a 2 MiB tmpfs), is refused
+// before anything is written: a clear message, the sender told it was
+// declined, and no files or resume state left behind.
+func TestReceiveRefusesOversizedOffers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := startServer(t)
+	src := filepath.Join(t.TempDir(), "big.bin")
+	writeFile(t, src, 6<<20)
+	small := filepath.Join(t.TempDir(), "small-disk")
+	if err := os.Mkdir(small, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, msg)
+	}
+	t.Cleanup(func() { exec.Command("umount", small).Run() })
+
+	for _, tc := range []struct {
+		name, out string
+		env       []string
+		want      string
+	}{
+		{"max-size", t.TempDir(), []string{"FERRY_MAX_SIZE=1MB"}, "more than --max-size"},
+		{"free space", small, nil, "not enough free space"},
+	} {
+		send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+		link := send.next(t, ctx, "link").Link
+		recv := exec.CommandContext(ctx, ferryBin, "receive", "--out", tc.out)
+		recv.Env = append(os.Environ(), append(tc.env, "FERRY_LINK="+link)...)
+		msg, err := recv.CombinedOutput()
+		if err == nil || !strings.Contains(string(msg), tc.want) || !strings.Contains(string(msg), "nothing was received") {
+			t.Fatalf("%s: receive: %v\n%s", tc.name, err, msg)
+		}
+		if err := send.cmd.Wait(); err == nil || !strings.Contains(send.stderr.String(), "declined") {
+			t.Fatalf("%s: sender: %v\n%s", tc.name, err, send.stderr)
+		}
+		if ents, _ := os.ReadDir(tc.out); len(ents) != 0 {
+			t.Fatalf("%s: left behind in %s: %v", tc.name, tc.out, ents)
+		}
 	}
 }
