@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -265,8 +266,10 @@ func TestReceiverKilledResumes(t *testing.T) {
 	}
 }
 
-// TestReceiveDiskFull fills the target file system half way (a 2 MiB
-// tmpfs for a 6 MiB file): the receiver must stop with a clear message and
+// TestReceiveDiskFull fills the target file system while the transfer runs
+// (an offer that does not fit is refused up front, so something else must
+// take the space after that; the relay's bandwidth cap keeps the transfer
+// slow enough to do so): the receiver must stop with a clear message and
 // keep what it verified; after space is freed, the same command finishes
 // the transfer, while the sender waited.
 func TestReceiveDiskFull(t *testing.T) {
@@ -279,11 +282,13 @@ func TestReceiveDiskFull(t *testing.T) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", out).CombinedOutput(); err != nil {
+	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", out).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v %s", err, msg)
 	}
 	t.Cleanup(func() { exec.Command("umount", out).Run() })
-	srv := startServer(t)
+	cfg := servertest.Config()
+	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
+	srv := servertest.Start(t, cfg, server.Options{})
 	src := filepath.Join(t.TempDir(), "big.bin")
 	const size = 6 << 20
 	writeFile(t, src, size)
@@ -291,14 +296,30 @@ func TestReceiveDiskFull(t *testing.T) {
 	link := send.next(t, ctx, "link").Link
 	env := []string{"FERRY_LINK=" + link}
 
-	first := exec.CommandContext(ctx, ferryBin, "receive", "--out", out)
-	first.Env = append(os.Environ(), env...)
-	msg, err := first.CombinedOutput()
-	if err == nil || !strings.Contains(string(msg), "not enough disk space") || !strings.Contains(string(msg), "run the same command again") {
-		t.Fatalf("receiving onto a full disk: %v\n%s", err, msg)
+	first := startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
+	for {
+		if p := first.next(t, ctx, "progress"); p.Done >= 1<<20 {
+			if p.Done >= size {
+				t.Fatal("the transfer finished before the disk could be filled")
+			}
+			break
+		}
 	}
-	if msg, err := exec.Command("mount", "-o", "remount,size=20m", out).CombinedOutput(); err != nil {
-		t.Fatalf("grow tmpfs: %v %s", err, msg)
+	filler := filepath.Join(out, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, io.LimitReader(zeros{}, 16<<20)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v", err)
+	}
+	f.Close()
+	first.cmd.Wait()
+	if msg := first.stderr.String(); !strings.Contains(msg, "not enough disk space") || !strings.Contains(msg, "run the same command again") {
+		t.Fatalf("receiving onto a full disk:\n%s", msg)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
 	}
 	recv := startFerry(t, ctx, env, "receive", "--json", "--out", out)
 	resumed := recv.next(t, ctx, "progress").Resumed
@@ -308,15 +329,21 @@ func TestReceiveDiskFull(t *testing.T) {
 		t.Fatal("file differs after resuming")
 	}
 	t.Logf("sender sent %d MiB for a %d MiB file over %d connections; %d KiB were kept", sdone.Sent>>20, size>>20, sdone.Generations, resumed>>10)
-	// What the full disk took was kept (the receiver writes in the
-	// background, so the sender may have sent the whole file before the
-	// disk was found full), and the second connection carried only the rest.
+	// What was written before the disk filled up was kept, and the second
+	// connection carried only the rest.
 	if resumed < 512<<10 {
 		t.Fatalf("only %d bytes kept: verified chunks were not kept", resumed)
 	}
 	if sdone.Sent > size+(size-resumed) {
 		t.Fatalf("sent %d bytes for %d with %d kept: kept chunks were sent again", sdone.Sent, size, resumed)
 	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
 }
 
 func exists(p string) bool {
