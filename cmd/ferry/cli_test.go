@@ -13,9 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
@@ -395,5 +397,110 @@ func TestReceiveRefusesOversizedOffers(t *testing.T) {
 		if ents, _ := os.ReadDir(tc.out); len(ents) != 0 {
 			t.Fatalf("%s: left behind in %s: %v", tc.name, tc.out, ents)
 		}
+	}
+}
+
+// openPTY returns a new pseudo-terminal's master and slave ends.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatal(e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatal(e)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// TestReceiveAsksAtTerminal: at a terminal, an offer above 1 GB needs a
+// yes; "n" refuses it before anything is written, and the sender is told.
+func TestReceiveAsksAtTerminal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := startServer(t)
+	src := filepath.Join(t.TempDir(), "big.bin")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1_100_000_000); err != nil { // sparse: nothing is read unless accepted
+		t.Fatal(err)
+	}
+	f.Close()
+	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+	link := send.next(t, ctx, "link").Link
+
+	out := t.TempDir()
+	master, slave := openPTY(t)
+	recv := exec.CommandContext(ctx, ferryBin, "receive", "--out", out)
+	recv.Env = append(os.Environ(), "FERRY_LINK="+link)
+	recv.Stdin, recv.Stderr = slave, slave
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- recv.Wait() }()
+	var mu sync.Mutex
+	var screen strings.Builder
+	prompted, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 4096)
+		once := sync.Once{}
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			screen.Write(buf[:n])
+			if strings.Contains(screen.String(), "[y/N]") {
+				once.Do(func() { close(prompted) })
+			}
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	text := func() string { mu.Lock(); defer mu.Unlock(); return screen.String() }
+	select {
+	case <-prompted:
+	case err := <-exited:
+		t.Fatalf("receive exited (%v) without asking:\n%s", err, text())
+	case <-ctx.Done():
+		t.Fatalf("no question:\n%s", text())
+	}
+	if !strings.Contains(text(), "Accept 1.1 GB (1 file) into "+out+"?") {
+		t.Fatalf("question:\n%s", text())
+	}
+	if _, err := master.Write([]byte("n\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err == nil {
+		t.Fatalf("receive succeeded after no:\n%s", text())
+	}
+	select {
+	case <-drained: // the terminal closed with the process
+	case <-ctx.Done():
+		t.Fatal("terminal output did not end")
+	}
+	if !strings.Contains(text(), "declined; nothing was received") {
+		t.Fatalf("no clear refusal:\n%s", text())
+	}
+	if err := send.cmd.Wait(); err == nil || !strings.Contains(send.stderr.String(), "declined") {
+		t.Fatalf("sender: %v\n%s", err, send.stderr)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("left behind in %s: %v", out, ents)
 	}
 }

@@ -67,7 +67,7 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	}
 	bar := termui.NewProgress(io.err, "receiving")
 	start := time.Now()
-	ask := !yes && !pf.json && isTerminal(io.in) && termui.IsTerminal(io.err)
+	ask := !yes && !pf.json && isTerminal(io.in) && isTerminal(io.err)
 	confirm := func(m *proto.Manifest) error { return checkOffer(m, out, int64(maxSize), ask, io) }
 	res, err := peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)})
 	return finish(io, js, "Received", res, err, time.Since(start))
@@ -112,11 +112,6 @@ func checkOffer(m *proto.Manifest, out string, maxSize int64, ask bool, io stdio
 		return refusal("declined; nothing was received")
 	}
 	return nil
-}
-
-func isTerminal(r any) bool {
-	f, ok := r.(*os.File)
-	return ok && termui.IsTerminal(f)
 }
 
 // readLink takes the link from the argument, else $FERRY_LINK, else the
