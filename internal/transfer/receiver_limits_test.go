@@ -319,3 +319,103 @@ func TestLongNameResumes(t *testing.T) {
 		t.Fatalf("resent %d bytes: the partial file was not found again", again)
 	}
 }
+
+// Chunks spread over more files than may be open at once: files are closed
+// and opened again (appending to their progress logs); after a reconnect
+// every chunk is found in the logs, and every file verifies.
+func TestInterleavedFilesReopened(t *testing.T) {
+	ctx := testCtx(t)
+	out := t.TempDir()
+	const files, chunk = 40, proto.MinChunkSize
+	man := &proto.Manifest{Version: proto.Version, ChunkSize: chunk}
+	data := make([][2][]byte, files)
+	for i := range files {
+		man.Files = append(man.Files, proto.File{Path: fmt.Sprintf("d/f%02d", i), Size: 2 * chunk})
+		man.TotalSize += 2 * chunk
+		for k := range 2 {
+			data[i][k] = make([]byte, chunk)
+			rand.Read(data[i][k])
+		}
+	}
+	start := func(r *transfer.Receiver) (*evilSender, chan error) {
+		sc, rc := transfer.Pipe(64<<10, 64)
+		t.Cleanup(func() { sc.Close() })
+		errc := make(chan error, 1)
+		go func() { errc <- r.Run(ctx, rc) }()
+		e := &evilSender{t: t, c: sc}
+		e.control(man)
+		return e, errc
+	}
+
+	// First connection: chunk 0 of every file, then chunk 1 of every file.
+	r1 := &transfer.Receiver{Dir: out, Window: 64}
+	e, errc := start(r1)
+	e.accept()
+	for k := range uint32(2) {
+		for i := range files {
+			for e.credit == 0 {
+				e.recv()
+			}
+			ch := proto.Chunk{File: uint32(i), Index: k, Hash: proto.ChunkHash(data[i][k]), Data: data[i][k]}
+			if err := e.c.Send(ch.Marshal()); err != nil {
+				t.Fatal(err)
+			}
+			e.credit--
+		}
+	}
+	for e.acked < 2*files-8 {
+		e.recv()
+	}
+	e.c.Close()
+	if err := <-errc; !errors.Is(err, transfer.ErrConnLost) {
+		t.Fatalf("receiver: %v", err)
+	}
+	r1.Close()
+
+	// Second connection: everything is there already.
+	r2 := &transfer.Receiver{Dir: out}
+	defer r2.Close()
+	e, errc = start(r2)
+	acc := e.accept()
+	if len(acc.Resume) != files {
+		t.Fatalf("resuming %d files, want %d", len(acc.Resume), files)
+	}
+	for _, rf := range acc.Resume {
+		if len(rf.Have) != 1 || rf.Have[0] != (proto.Range{0, 2}) {
+			t.Fatalf("file %d: have %v", rf.File, rf.Have)
+		}
+	}
+	for i := range files {
+		rh := proto.NewRootHasher(2*chunk, chunk)
+		for k := range 2 {
+			h := proto.ChunkHash(data[i][k])
+			rh.Add(&h)
+		}
+		e.control(&proto.EOF{File: i, Root: rh.Hex()})
+	}
+	e.control(&proto.Done{})
+	for {
+		m, err := proto.ParseControl(e.recv())
+		if err != nil {
+			continue // ACKs
+		}
+		if _, ok := m.(*proto.Complete); ok {
+			break
+		}
+		if _, ok := m.(*proto.Verified); !ok {
+			t.Fatalf("got %s %+v", m.T(), m)
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatalf("receiver: %v", err)
+	}
+	for i := range files {
+		b, err := os.ReadFile(filepath.Join(out, "d", fmt.Sprintf("f%02d", i)))
+		if err != nil || string(b) != string(data[i][0])+string(data[i][1]) {
+			t.Fatalf("file %d differs (%v)", i, err)
+		}
+	}
+	if ents, _ := os.ReadDir(filepath.Join(out, "d")); len(ents) != files {
+		t.Fatalf("%d entries in the folder, want %d", len(ents), files)
+	}
+}
