@@ -57,8 +57,8 @@ const (
 )
 
 // readProgressLog reads the log at name, streaming (a log holds 40 bytes per
-// chunk on disk), into have and sum, and returns the length of its valid
-// prefix. Only a logValid log contributes records.
+// chunk on disk), into have and, unless nil, sum, and returns the length of
+// its valid prefix. Only a logValid log contributes records.
 func readProgressLog(root *os.Root, name string, hdr []byte, have *rangeSet, sum *rootState) (int64, logState, error) {
 	f, err := root.Open(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -92,8 +92,9 @@ func readProgressLog(root *os.Root, name string, hdr []byte, have *rangeSet, sum
 		if idx >= have.n {
 			break
 		}
-		have.set(idx)
-		sum.add(idx, [proto.HashLen]byte(r[4:36]))
+		if have.set(idx) && sum != nil {
+			sum.add(idx, [proto.HashLen]byte(r[4:36]))
+		}
 		off += logRecordLen
 	}
 	return off, logValid, nil
@@ -137,10 +138,11 @@ func reopenProgressLog(root *os.Root, name string, valid int64) (*progressLog, e
 	return &progressLog{f: f}, nil
 }
 
-// rootState computes a file's root from its chunk hashes as they become
-// durable, so the receiver never holds a hash per chunk of the whole file:
-// hashes in index order go straight into the hasher, the few that arrive
-// ahead of the next index (after a re-requested chunk) wait in a map.
+// rootState computes a file's root from the chunk hashes in its progress
+// log, so the receiver never holds a hash per chunk of the whole file (nor
+// a hasher per unfinished file): hashes in index order go straight into
+// the hasher, the few recorded ahead of the next index (after a
+// re-requested chunk) wait in a map.
 type rootState struct {
 	rh    *proto.RootHasher
 	n     uint32
@@ -152,17 +154,16 @@ func newRootState(size int64, chunkSize int, n uint32) *rootState {
 	return &rootState{rh: proto.NewRootHasher(size, chunkSize), n: n}
 }
 
+// add takes the hash of chunk i; each index once (the caller dedups).
 func (s *rootState) add(i uint32, h [proto.HashLen]byte) {
 	switch {
-	case i < s.next: // recorded twice: the first record counts
+	case i < s.next:
 		return
 	case i > s.next:
 		if s.ahead == nil {
 			s.ahead = map[uint32][proto.HashLen]byte{}
 		}
-		if _, dup := s.ahead[i]; !dup {
-			s.ahead[i] = h
-		}
+		s.ahead[i] = h
 		return
 	}
 	s.rh.Add(&h)

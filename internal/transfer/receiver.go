@@ -86,7 +86,6 @@ type rfile struct {
 	logValid int64
 	n        uint32
 	have     *rangeSet
-	sum      *rootState
 	root     string // from the sender's eof
 	bad      map[uint32]int
 	done     bool
@@ -385,7 +384,7 @@ func (r *Receiver) ownLog(name string) (bool, error) {
 	}
 	// With no header to match, any log of ours reads as stale (an empty
 	// one, torn before its header, as valid).
-	_, st, err := readProgressLog(r.root, name, nil, &rangeSet{}, &rootState{})
+	_, st, err := readProgressLog(r.root, name, nil, &rangeSet{}, nil)
 	return st == logStale || st == logValid, err
 }
 
@@ -415,10 +414,10 @@ func (r *Receiver) prepare(meta proto.File, chunkSize int) (*rfile, error) {
 	n := proto.ChunkCount(meta.Size, chunkSize)
 	rf := &rfile{
 		meta: meta, final: meta.Path, part: part, logName: logName, n: n,
-		have: &rangeSet{n: n}, sum: newRootState(meta.Size, chunkSize, n),
+		have: &rangeSet{n: n},
 	}
 	hdr := logHeader(meta.Size, chunkSize, meta.Mtime)
-	valid, st, err := r.readLog(rf, hdr)
+	valid, st, err := readProgressLog(r.root, logName, hdr, rf.have, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -433,14 +432,9 @@ func (r *Receiver) prepare(meta proto.File, chunkSize int) (*rfile, error) {
 		// Data without a matching log is not trusted.
 		rf.fresh = true
 		rf.have.reset()
-		rf.sum = newRootState(meta.Size, chunkSize, n)
 	}
 	rf.logValid = valid
 	return rf, nil
-}
-
-func (r *Receiver) readLog(rf *rfile, hdr []byte) (int64, logState, error) {
-	return readProgressLog(r.root, rf.logName, hdr, rf.have, rf.sum)
 }
 
 // use makes sure f's handles are open, closing the least recently used
@@ -698,7 +692,12 @@ func (r *Receiver) finish(c Conn, i int) error {
 	if err := r.flush.now(); err != nil {
 		return r.writeFailed(c, err)
 	}
-	if got := f.sum.hex(); got != f.root {
+	sum := newRootState(f.meta.Size, r.man.ChunkSize, f.n)
+	hdr := logHeader(f.meta.Size, r.man.ChunkSize, f.meta.Mtime)
+	if _, _, err := readProgressLog(r.root, f.logName, hdr, &rangeSet{n: f.n}, sum); err != nil {
+		return r.fail(c, proto.CodeIO, err)
+	}
+	if got := sum.hex(); got != f.root {
 		// Some recorded or received data is wrong: start this file over
 		// next time rather than trusting any of it.
 		r.flush.drop(f)
@@ -841,11 +840,6 @@ func (f *flusher) now() error {
 		}
 		if err := rf.log.append(recs); err != nil {
 			errs = append(errs, err)
-			continue
-		}
-		// Only durable chunks count towards the root.
-		for _, rec := range recs {
-			rf.sum.add(rec.index, rec.hash)
 		}
 	}
 	return errors.Join(errs...)
