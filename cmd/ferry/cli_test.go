@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -12,9 +13,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
@@ -237,8 +240,8 @@ func TestReceiverKilledResumes(t *testing.T) {
 	if err := send.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(out, "big.bin"+transfer.PartSuffix+transfer.ProgressSuffix)); err != nil {
-		t.Fatalf("no progress log after the kill: %v", err)
+	if _, progress := transfer.PartNames("big.bin"); !exists(filepath.Join(out, progress)) {
+		t.Fatal("no progress log after the kill")
 	}
 	matches, _ := filepath.Glob(filepath.Join(out, peer.StateFile("*")))
 	if len(matches) != 1 {
@@ -265,8 +268,10 @@ func TestReceiverKilledResumes(t *testing.T) {
 	}
 }
 
-// TestReceiveDiskFull fills the target file system half way (a 2 MiB
-// tmpfs for a 6 MiB file): the receiver must stop with a clear message and
+// TestReceiveDiskFull fills the target file system while the transfer runs
+// (an offer that does not fit is refused up front, so something else must
+// take the space after that; the relay's bandwidth cap keeps the transfer
+// slow enough to do so): the receiver must stop with a clear message and
 // keep what it verified; after space is freed, the same command finishes
 // the transfer, while the sender waited.
 func TestReceiveDiskFull(t *testing.T) {
@@ -279,11 +284,13 @@ func TestReceiveDiskFull(t *testing.T) {
 	if err := os.Mkdir(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", out).CombinedOutput(); err != nil {
+	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", out).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v %s", err, msg)
 	}
 	t.Cleanup(func() { exec.Command("umount", out).Run() })
-	srv := startServer(t)
+	cfg := servertest.Config()
+	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
+	srv := servertest.Start(t, cfg, server.Options{})
 	src := filepath.Join(t.TempDir(), "big.bin")
 	const size = 6 << 20
 	writeFile(t, src, size)
@@ -291,14 +298,30 @@ func TestReceiveDiskFull(t *testing.T) {
 	link := send.next(t, ctx, "link").Link
 	env := []string{"FERRY_LINK=" + link}
 
-	first := exec.CommandContext(ctx, ferryBin, "receive", "--out", out)
-	first.Env = append(os.Environ(), env...)
-	msg, err := first.CombinedOutput()
-	if err == nil || !strings.Contains(string(msg), "not enough disk space") || !strings.Contains(string(msg), "run the same command again") {
-		t.Fatalf("receiving onto a full disk: %v\n%s", err, msg)
+	first := startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
+	for {
+		if p := first.next(t, ctx, "progress"); p.Done >= 1<<20 {
+			if p.Done >= size {
+				t.Fatal("the transfer finished before the disk could be filled")
+			}
+			break
+		}
 	}
-	if msg, err := exec.Command("mount", "-o", "remount,size=20m", out).CombinedOutput(); err != nil {
-		t.Fatalf("grow tmpfs: %v %s", err, msg)
+	filler := filepath.Join(out, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, io.LimitReader(zeros{}, 16<<20)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v", err)
+	}
+	f.Close()
+	first.cmd.Wait()
+	if msg := first.stderr.String(); !strings.Contains(msg, "not enough disk space") || !strings.Contains(msg, "run the same command again") {
+		t.Fatalf("receiving onto a full disk:\n%s", msg)
+	}
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
 	}
 	recv := startFerry(t, ctx, env, "receive", "--json", "--out", out)
 	resumed := recv.next(t, ctx, "progress").Resumed
@@ -308,13 +331,176 @@ func TestReceiveDiskFull(t *testing.T) {
 		t.Fatal("file differs after resuming")
 	}
 	t.Logf("sender sent %d MiB for a %d MiB file over %d connections; %d KiB were kept", sdone.Sent>>20, size>>20, sdone.Generations, resumed>>10)
-	// What the full disk took was kept (the receiver writes in the
-	// background, so the sender may have sent the whole file before the
-	// disk was found full), and the second connection carried only the rest.
+	// What was written before the disk filled up was kept, and the second
+	// connection carried only the rest.
 	if resumed < 512<<10 {
 		t.Fatalf("only %d bytes kept: verified chunks were not kept", resumed)
 	}
 	if sdone.Sent > size+(size-resumed) {
 		t.Fatalf("sent %d bytes for %d with %d kept: kept chunks were sent again", sdone.Sent, size, resumed)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(b []byte) (int, error) {
+	clear(b)
+	return len(b), nil
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}
+
+// TestReceiveRefusesOversizedOffers: an offer over --max-size, or over the
+// free space of the target's file system (a 2 MiB tmpfs), is refused
+// before anything is written: a clear message, the sender told it was
+// declined, and no files or resume state left behind.
+func TestReceiveRefusesOversizedOffers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := startServer(t)
+	src := filepath.Join(t.TempDir(), "big.bin")
+	writeFile(t, src, 6<<20)
+	small := filepath.Join(t.TempDir(), "small-disk")
+	if err := os.Mkdir(small, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, msg)
+	}
+	t.Cleanup(func() { exec.Command("umount", small).Run() })
+
+	for _, tc := range []struct {
+		name, out string
+		env       []string
+		want      string
+	}{
+		{"max-size", t.TempDir(), []string{"FERRY_MAX_SIZE=1MB"}, "more than --max-size"},
+		{"free space", small, nil, "not enough free space"},
+	} {
+		send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+		link := send.next(t, ctx, "link").Link
+		recv := exec.CommandContext(ctx, ferryBin, "receive", "--out", tc.out)
+		recv.Env = append(os.Environ(), append(tc.env, "FERRY_LINK="+link)...)
+		msg, err := recv.CombinedOutput()
+		if err == nil || !strings.Contains(string(msg), tc.want) || !strings.Contains(string(msg), "nothing was received") {
+			t.Fatalf("%s: receive: %v\n%s", tc.name, err, msg)
+		}
+		if err := send.cmd.Wait(); err == nil || !strings.Contains(send.stderr.String(), "declined") {
+			t.Fatalf("%s: sender: %v\n%s", tc.name, err, send.stderr)
+		}
+		if ents, _ := os.ReadDir(tc.out); len(ents) != 0 {
+			t.Fatalf("%s: left behind in %s: %v", tc.name, tc.out, ents)
+		}
+	}
+}
+
+// openPTY returns a new pseudo-terminal's master and slave ends.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	var unlock int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Fatal(e)
+	}
+	var n uint32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, m.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Fatal(e)
+	}
+	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, s
+}
+
+// TestReceiveAsksAtTerminal: at a terminal, an offer above 1 GB needs a
+// yes; "n" refuses it before anything is written, and the sender is told.
+func TestReceiveAsksAtTerminal(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := startServer(t)
+	src := filepath.Join(t.TempDir(), "big.bin")
+	f, err := os.Create(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Truncate(1_100_000_000); err != nil { // sparse: nothing is read unless accepted
+		t.Fatal(err)
+	}
+	f.Close()
+	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+	link := send.next(t, ctx, "link").Link
+
+	out := t.TempDir()
+	master, slave := openPTY(t)
+	recv := exec.CommandContext(ctx, ferryBin, "receive", "--out", out)
+	recv.Env = append(os.Environ(), "FERRY_LINK="+link)
+	recv.Stdin, recv.Stderr = slave, slave
+	if err := recv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- recv.Wait() }()
+	var mu sync.Mutex
+	var screen strings.Builder
+	prompted, drained := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 4096)
+		once := sync.Once{}
+		for {
+			n, err := master.Read(buf)
+			mu.Lock()
+			screen.Write(buf[:n])
+			if strings.Contains(screen.String(), "[y/N]") {
+				once.Do(func() { close(prompted) })
+			}
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	text := func() string { mu.Lock(); defer mu.Unlock(); return screen.String() }
+	select {
+	case <-prompted:
+	case err := <-exited:
+		t.Fatalf("receive exited (%v) without asking:\n%s", err, text())
+	case <-ctx.Done():
+		t.Fatalf("no question:\n%s", text())
+	}
+	if !strings.Contains(text(), "Accept 1.1 GB (1 file) into "+out+"?") {
+		t.Fatalf("question:\n%s", text())
+	}
+	if _, err := master.Write([]byte("n\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-exited; err == nil {
+		t.Fatalf("receive succeeded after no:\n%s", text())
+	}
+	select {
+	case <-drained: // the terminal closed with the process
+	case <-ctx.Done():
+		t.Fatal("terminal output did not end")
+	}
+	if !strings.Contains(text(), "declined; nothing was received") {
+		t.Fatalf("no clear refusal:\n%s", text())
+	}
+	if err := send.cmd.Wait(); err == nil || !strings.Contains(send.stderr.String(), "declined") {
+		t.Fatalf("sender: %v\n%s", err, send.stderr)
+	}
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("left behind in %s: %v", out, ents)
 	}
 }

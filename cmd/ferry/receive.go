@@ -6,23 +6,29 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/termui"
 	"github.com/ferrydev/ferry/internal/ticket"
+	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 func runReceive(ctx context.Context, args []string, io stdio) error {
 	var pf peerFlags
 	var out string
-	var force bool
+	var force, yes bool
+	var maxSize config.Bytes
 	fs := newFlagSet("receive", "[flags] [LINK]   (or the link in $FERRY_LINK or on stdin)", io)
 	pf.register(fs, false)
 	fs.StringVar(&out, "out", ".", "folder to write the received files into")
 	fs.BoolVar(&force, "force", false, "overwrite existing files")
+	fs.Var(&maxSize, "max-size", "refuse offers larger than this (e.g. 20GB; 0: no limit but the free space)")
+	fs.BoolVar(&yes, "yes", false, "accept offers within the limits without asking (a terminal is asked above "+termui.Bytes(askAbove)+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -61,8 +67,51 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	}
 	bar := termui.NewProgress(io.err, "receiving")
 	start := time.Now()
-	res, err := peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Progress: js.progress(bar.Update)})
+	ask := !yes && !pf.json && isTerminal(io.in) && isTerminal(io.err)
+	confirm := func(m *proto.Manifest) error { return checkOffer(m, out, int64(maxSize), ask, io) }
+	res, err := peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)})
 	return finish(io, js, "Received", res, err, time.Since(start))
+}
+
+// askAbove is the offer size above which a person at a terminal is asked
+// before anything is written.
+const askAbove = 1_000_000_000
+
+// refusal is the receiving user's reason for refusing an offer; it counts
+// as declining, which is what the sender is told.
+type refusal string
+
+func (r refusal) Error() string        { return "the offer was refused: " + string(r) }
+func (r refusal) Is(target error) bool { return target == transfer.ErrDeclined }
+
+// checkOffer decides on an offer before anything is written: it must fit
+// --max-size and the free space of the target's file system (less what an
+// interrupted run of the same transfer already holds there), and above
+// askAbove a person at a terminal must say yes.
+func checkOffer(m *proto.Manifest, out string, maxSize int64, ask bool, io stdio) error {
+	size := termui.Bytes(m.TotalSize)
+	if maxSize > 0 && m.TotalSize > maxSize {
+		return refusal(fmt.Sprintf("it is %s, more than --max-size %s; nothing was received", size, termui.Bytes(maxSize)))
+	}
+	if free, ok := freeSpace(out); ok {
+		need := m.TotalSize
+		for _, f := range m.Files {
+			part, _ := transfer.PartNames(f.Path)
+			need -= allocated(filepath.Join(out, filepath.FromSlash(part)))
+		}
+		if need > free {
+			return refusal(fmt.Sprintf("not enough free space in %s: %s needed, %s free; nothing was received", out, termui.Bytes(need), termui.Bytes(free)))
+		}
+	}
+	if !ask || m.TotalSize <= askAbove {
+		return nil
+	}
+	fmt.Fprintf(io.err, "Accept %s (%s) into %s? [y/N] ", size, plural(len(m.Files), "file"), out)
+	line, _ := bufio.NewReader(io.in).ReadString('\n')
+	if a := strings.ToLower(strings.TrimSpace(line)); a != "y" && a != "yes" {
+		return refusal("declined; nothing was received")
+	}
+	return nil
 }
 
 // readLink takes the link from the argument, else $FERRY_LINK, else the
@@ -76,7 +125,7 @@ func readLink(arg string, io stdio) (string, error) {
 	if v := os.Getenv("FERRY_LINK"); v != "" && arg == "" {
 		return v, nil
 	}
-	if f, ok := io.in.(*os.File); ok && termui.IsTerminal(f) {
+	if isTerminal(io.in) {
 		fmt.Fprint(io.err, "Paste the link: ")
 	}
 	line, err := bufio.NewReader(io.in).ReadString('\n')

@@ -1,6 +1,7 @@
 package transfer
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -12,8 +13,8 @@ import (
 	"github.com/ferrydev/ferry/internal/proto"
 )
 
-// Progress log (NAME.ferry-progress): a header describing the file, then
-// one record per chunk whose data was already synced to NAME.ferry-part.
+// Progress log (see PartNames): a header describing the file, then one
+// record per chunk whose data was already synced to the partial file.
 //
 //	header: "FERRYPG1" | size u64 | chunkSize u32 | mtime i64 | crc32 u32     (32 bytes)
 //	record: index u32 | blake3[32] | crc32(index|hash) u32                     (40 bytes)
@@ -45,63 +46,145 @@ func logHeader(size int64, chunkSize int, mtime int64) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
 }
 
-// openProgressLog opens the log at name for a file with this identity. If
-// an existing log matches, its valid records are returned; otherwise (no
-// log, another file, garbage) a fresh log is started and fresh is true so
-// the caller discards the partial data too.
-func openProgressLog(root *os.Root, name string, size int64, chunkSize int, mtime int64, n uint32) (l *progressLog, have *bitset, hashes [][proto.HashLen]byte, fresh bool, err error) {
-	hdr := logHeader(size, chunkSize, mtime)
-	have = newBitset(n)
-	hashes = make([][proto.HashLen]byte, n)
-	f, err := root.OpenFile(name, os.O_RDWR, 0)
-	if err == nil {
-		valid, ok := readLog(f, hdr, n, have, hashes)
-		if ok {
-			// Cut a torn tail so new records follow valid ones.
-			if err := f.Truncate(valid); err == nil {
-				if _, err := f.Seek(valid, io.SeekStart); err == nil {
-					return &progressLog{f: f}, have, hashes, false, nil
-				}
-			}
-		}
-		f.Close()
-		have = newBitset(n)
-		clear(hashes)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, nil, nil, false, err
-	}
-	f, err = root.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, nil, nil, false, err
-	}
-	if _, err := f.Write(hdr); err != nil {
-		f.Close()
-		return nil, nil, nil, false, err
-	}
-	return &progressLog{f: f}, have, hashes, true, nil
-}
+// logState is what a progress log's name held when the transfer started.
+type logState int
 
-// readLog fills have/hashes from f and returns the length of its valid
-// prefix; ok is false if the header does not match.
-func readLog(f *os.File, hdr []byte, n uint32, have *bitset, hashes [][proto.HashLen]byte) (int64, bool) {
-	data, err := io.ReadAll(f)
-	if err != nil || len(data) < logHeaderLen || !bytes.Equal(data[:logHeaderLen], hdr) {
-		return 0, false
+const (
+	logMissing logState = iota
+	logValid            // ours, for this very file: its records count
+	logStale            // ours but for another file or version, or torn: start over
+	logForeign          // not a ferry progress log: never overwritten without --force
+)
+
+// readProgressLog reads the log at name, streaming (a log holds 40 bytes per
+// chunk on disk), into have and, unless nil, sum, and returns the length of
+// its valid prefix. Only a logValid log contributes records.
+func readProgressLog(root *os.Root, name string, hdr []byte, have *rangeSet, sum *rootState) (int64, logState, error) {
+	f, err := root.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, logMissing, nil
 	}
-	off := logHeaderLen
-	for ; off+logRecordLen <= len(data); off += logRecordLen {
-		r := data[off : off+logRecordLen]
+	if err != nil {
+		return 0, 0, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	got := make([]byte, logHeaderLen)
+	n, _ := io.ReadFull(br, got)
+	got = got[:n]
+	if !bytes.Equal(got, hdr) {
+		m := min(len(got), len(logMagic))
+		if !bytes.Equal(got[:m], []byte(logMagic)[:m]) {
+			return 0, logForeign, nil
+		}
+		return 0, logStale, nil
+	}
+	off := int64(logHeaderLen)
+	var r [logRecordLen]byte
+	for {
+		if _, err := io.ReadFull(br, r[:]); err != nil {
+			break
+		}
 		if crc32.ChecksumIEEE(r[:36]) != binary.BigEndian.Uint32(r[36:]) {
 			break
 		}
-		idx := binary.BigEndian.Uint32(r)
-		if idx >= n {
+		idx := binary.BigEndian.Uint32(r[:])
+		if idx >= have.n {
 			break
 		}
-		have.set(idx)
-		copy(hashes[idx][:], r[4:36])
+		if have.set(idx) && sum != nil {
+			sum.add(idx, [proto.HashLen]byte(r[4:36]))
+		}
+		off += logRecordLen
 	}
-	return int64(off), true
+	return off, logValid, nil
+}
+
+// createProgressLog starts a log at name, replacing whatever was there.
+func createProgressLog(root *os.Root, name string, hdr []byte) (*progressLog, error) {
+	f, err := root.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.Write(hdr); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &progressLog{f: f}, nil
+}
+
+// reopenProgressLog continues a log: after its valid prefix (cutting a torn
+// tail) or, with valid < 0, at its end.
+func reopenProgressLog(root *os.Root, name string, valid int64) (*progressLog, error) {
+	if valid < 0 {
+		f, err := root.OpenFile(name, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return nil, err
+		}
+		return &progressLog{f: f}, nil
+	}
+	f, err := root.OpenFile(name, os.O_WRONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.Truncate(valid); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if _, err := f.Seek(valid, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &progressLog{f: f}, nil
+}
+
+// rootState computes a file's root from the chunk hashes in its progress
+// log, so the receiver never holds a hash per chunk of the whole file (nor
+// a hasher per unfinished file): hashes in index order go straight into
+// the hasher, the few recorded ahead of the next index (after a
+// re-requested chunk) wait in a map.
+type rootState struct {
+	rh    *proto.RootHasher
+	n     uint32
+	next  uint32
+	ahead map[uint32][proto.HashLen]byte
+}
+
+func newRootState(size int64, chunkSize int, n uint32) *rootState {
+	return &rootState{rh: proto.NewRootHasher(size, chunkSize), n: n}
+}
+
+// add takes the hash of chunk i; each index once (the caller dedups).
+func (s *rootState) add(i uint32, h [proto.HashLen]byte) {
+	switch {
+	case i < s.next:
+		return
+	case i > s.next:
+		if s.ahead == nil {
+			s.ahead = map[uint32][proto.HashLen]byte{}
+		}
+		s.ahead[i] = h
+		return
+	}
+	s.rh.Add(&h)
+	s.next++
+	for {
+		h, ok := s.ahead[s.next]
+		if !ok {
+			return
+		}
+		delete(s.ahead, s.next)
+		s.rh.Add(&h)
+		s.next++
+	}
+}
+
+// hex returns the root once every chunk's hash is in, else "".
+func (s *rootState) hex() string {
+	if s.next != s.n {
+		return ""
+	}
+	return s.rh.Hex()
 }
 
 func (l *progressLog) append(recs []logRecord) error {

@@ -3,11 +3,15 @@ package transfer
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,9 +19,10 @@ import (
 )
 
 const (
-	// PartSuffix and ProgressSuffix name the files of an unfinished transfer.
-	PartSuffix     = ".ferry-part"
-	ProgressSuffix = ".ferry-progress"
+	// maxOpenFiles bounds the partial files open at once (each takes up to
+	// three descriptors); a folder of thousands of files would otherwise
+	// run out of them.
+	maxOpenFiles = 16
 	// maxBadCopies of one chunk before the receiver gives up.
 	maxBadCopies = 8
 	// inFlightBytes is roughly how much the receiver lets the sender have
@@ -62,6 +67,8 @@ type Receiver struct {
 	writer    *diskWriter
 	complete  bool
 	doneSeen  bool
+	// open lists the files with open handles, least recently used first.
+	open []*rfile
 }
 
 type rfile struct {
@@ -69,17 +76,35 @@ type rfile struct {
 	final   string
 	part    string
 	logName string
-	f       *os.File
-	direct  *os.File // f opened for direct I/O, or nil
+	// f, direct and log are nil while the file is closed: files are opened
+	// when their first chunk arrives and closed when done or evicted.
+	f      *os.File
+	direct *os.File // f opened for direct I/O, or nil
 	// directWrites counts chunks written with direct I/O (for tests).
 	directWrites int
 	log          *progressLog
-	n            uint32
-	have         *bitset
-	hashes       [][proto.HashLen]byte
-	root         string // from the sender's eof
-	bad          map[uint32]int
-	done         bool
+	// fresh means no usable progress log: the partial file starts over.
+	fresh bool
+	// logValid is the valid length of the progress log found at setup,
+	// -1 once it was opened (later opens append).
+	logValid int64
+	n        uint32
+	have     *rangeSet
+	root     string // from the sender's eof
+	bad      map[uint32]int
+	done     bool
+}
+
+// PartNames returns the names, relative to the target folder, of the
+// partial file and the progress log of the file at p. They sit in the
+// same folder under a short name derived from p's last element, so that
+// any name the file system takes works (a suffix would push a 255-byte
+// name over the limit) and the next run finds them again.
+func PartNames(p string) (part, progress string) {
+	dir, base := path.Split(p)
+	h := sha256.Sum256([]byte(base))
+	tag := ".ferry-" + hex.EncodeToString(h[:10])
+	return dir + tag + ".part", dir + tag + ".progress"
 }
 
 // Manifest returns the manifest once the first connection delivered it.
@@ -150,7 +175,7 @@ func (r *Receiver) run(c Conn) error {
 	window := r.window()
 	acc := &proto.Accept{Window: window}
 	for i, f := range r.files {
-		if f.have.c > 0 {
+		if f.have.count() > 0 {
 			acc.Resume = append(acc.Resume, proto.ResumeFile{File: i, Have: f.have.ranges()})
 		}
 	}
@@ -267,6 +292,9 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 			return r.fail(c, proto.CodeProtocol, err)
 		}
 	}
+	if err := checkPartNames(m); err != nil {
+		return r.fail(c, proto.CodeProtocol, err)
+	}
 	if r.Confirm != nil {
 		if err := r.Confirm(m); err != nil {
 			_ = sendControl(c, &proto.Decline{Reason: "declined"})
@@ -285,21 +313,20 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 		_ = sendControl(c, &proto.Decline{Reason: "files exist"})
 		return err
 	}
-	r.man = m
+	// Nothing is created yet: files open when their first chunk arrives.
+	files := make([]*rfile, 0, len(m.Files))
+	var resumed int64
 	for _, meta := range m.Files {
-		f, err := r.open(meta, m.ChunkSize)
+		f, err := r.prepare(meta, m.ChunkSize)
 		if err != nil {
-			r.man = nil
 			return r.fail(c, proto.CodeIO, err)
 		}
-		r.files = append(r.files, f)
-		for _, rg := range f.have.ranges() {
-			for i := rg[0]; i < rg[1]; i++ {
-				r.resumed += int64(chunkLen(meta.Size, m.ChunkSize, i))
-			}
+		files = append(files, f)
+		for _, rg := range f.have.r {
+			resumed += min(int64(rg[1])*int64(m.ChunkSize), meta.Size) - int64(rg[0])*int64(m.ChunkSize)
 		}
 	}
-	r.done = r.resumed
+	r.man, r.files, r.resumed, r.done = m, files, resumed, resumed
 	r.flush = newFlusher()
 	r.writer = newDiskWriter(r.flush, m.ChunkSize)
 	return nil
@@ -323,6 +350,26 @@ func (r *Receiver) checkTargets(m *proto.Manifest) error {
 		case !r.Force:
 			exists = append(exists, f.Path)
 		}
+		// The partial names must hold nothing but our own unfinished
+		// transfer: a progress log we wrote, and a partial file only next
+		// to one.
+		part, logName := PartNames(f.Path)
+		for _, name := range []string{part, logName} {
+			if err := checkNoSymlinks(r.root, name); err != nil {
+				return err
+			}
+		}
+		ours, err := r.ownLog(logName)
+		if err != nil {
+			return err
+		}
+		if !ours && !r.Force {
+			if _, err := r.root.Lstat(logName); err == nil {
+				exists = append(exists, logName)
+			} else if _, err := r.root.Lstat(part); err == nil {
+				exists = append(exists, part)
+			}
+		}
 	}
 	if len(exists) > 0 {
 		more := ""
@@ -335,37 +382,180 @@ func (r *Receiver) checkTargets(m *proto.Manifest) error {
 	return nil
 }
 
-func (r *Receiver) open(meta proto.File, chunkSize int) (*rfile, error) {
-	if dir := path.Dir(meta.Path); dir != "." {
-		if err := r.root.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
+// ownLog reports whether name holds a progress log of ours (for any file).
+func (r *Receiver) ownLog(name string) (bool, error) {
+	fi, err := r.root.Lstat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.Mode().IsRegular() {
+		return false, nil
+	}
+	// With no header to match, any log of ours reads as stale (an empty
+	// one, torn before its header, as valid).
+	_, st, err := readProgressLog(r.root, name, nil, &rangeSet{}, nil)
+	return st == logStale || st == logValid, err
+}
+
+// checkPartNames refuses a manifest in which one entry is another's
+// partial file or progress log: both would be reported verified while only
+// one exists.
+func checkPartNames(m *proto.Manifest) error {
+	paths := make(map[string]struct{}, len(m.Files))
+	for _, f := range m.Files {
+		paths[strings.ToLower(f.Path)] = struct{}{}
+	}
+	for _, f := range m.Files {
+		part, logName := PartNames(f.Path)
+		for _, name := range []string{part, logName} {
+			if _, clash := paths[strings.ToLower(name)]; clash {
+				return protoErr("%q would collide with the partial file of %q", name, f.Path)
+			}
 		}
 	}
+	return nil
+}
+
+// prepare reads what an earlier run recorded for one file; it creates
+// nothing.
+func (r *Receiver) prepare(meta proto.File, chunkSize int) (*rfile, error) {
+	part, logName := PartNames(meta.Path)
+	n := proto.ChunkCount(meta.Size, chunkSize)
 	rf := &rfile{
-		meta: meta, final: meta.Path, part: meta.Path + PartSuffix, logName: meta.Path + PartSuffix + ProgressSuffix,
-		n: proto.ChunkCount(meta.Size, chunkSize), bad: map[uint32]int{},
+		meta: meta, final: meta.Path, part: part, logName: logName, n: n,
+		have: &rangeSet{n: n},
 	}
-	for _, name := range []string{rf.part, rf.logName} {
-		if err := checkNoSymlinks(r.root, name); err != nil {
-			return nil, err
-		}
-	}
-	log, have, hashes, fresh, err := openProgressLog(r.root, rf.logName, meta.Size, chunkSize, meta.Mtime, rf.n)
+	hdr := logHeader(meta.Size, chunkSize, meta.Mtime)
+	valid, st, err := readProgressLog(r.root, logName, hdr, rf.have, nil)
 	if err != nil {
 		return nil, err
 	}
-	flags := os.O_RDWR | os.O_CREATE
-	if fresh {
-		flags |= os.O_TRUNC // data without a matching log is not trusted
+	if st == logValid {
+		// Records without their data (the partial file was removed) would
+		// make a zero-filled file pass the root check.
+		if _, err := r.root.Lstat(part); err != nil {
+			st = logStale
+		}
 	}
-	f, err := r.root.OpenFile(rf.part, flags, 0o644)
+	if st != logValid {
+		// Data without a matching log is not trusted.
+		rf.fresh = true
+		rf.have.reset()
+	}
+	rf.logValid = valid
+	return rf, nil
+}
+
+// use makes sure f's handles are open, closing the least recently used
+// file's if too many are.
+func (r *Receiver) use(f *rfile) error {
+	if f.f != nil {
+		if i := slices.Index(r.open, f); i >= 0 && i < len(r.open)-1 {
+			r.open = append(slices.Delete(r.open, i, i+1), f)
+		}
+		return nil
+	}
+	if len(r.open) >= maxOpenFiles {
+		// Its queued chunks must be written and recorded before it closes.
+		if err := r.settleWrites(); err != nil {
+			return err
+		}
+		if err := r.flush.now(); err != nil {
+			return err
+		}
+		if err := r.release(r.open[0]); err != nil {
+			return err
+		}
+	}
+	if err := r.openFile(f); err != nil {
+		return err
+	}
+	r.open = append(r.open, f)
+	return nil
+}
+
+// release closes f's handles.
+func (r *Receiver) release(f *rfile) error {
+	if i := slices.Index(r.open, f); i >= 0 {
+		r.open = slices.Delete(r.open, i, i+1)
+	}
+	f.closeDirect()
+	var errs []error
+	if f.f != nil {
+		errs = append(errs, f.f.Close())
+		f.f = nil
+	}
+	if f.log != nil {
+		errs = append(errs, f.log.close())
+		f.log = nil
+	}
+	return errors.Join(errs...)
+}
+
+// openFile opens (creating on first use) f's partial file and progress
+// log; if that fails, whatever it created is removed again.
+func (r *Receiver) openFile(f *rfile) (err error) {
+	var created []string
+	defer func() {
+		if err != nil {
+			for i := len(created) - 1; i >= 0; i-- {
+				_ = r.root.Remove(created[i])
+			}
+		}
+	}()
+	if created, err = r.mkdirs(path.Dir(f.final)); err != nil {
+		return err
+	}
+	var log *progressLog
+	flags := os.O_RDWR | os.O_CREATE
+	if f.fresh {
+		log, err = createProgressLog(r.root, f.logName, logHeader(f.meta.Size, r.man.ChunkSize, f.meta.Mtime))
+		if err == nil {
+			created = append(created, f.logName)
+		}
+		flags |= os.O_TRUNC
+	} else {
+		log, err = reopenProgressLog(r.root, f.logName, f.logValid)
+	}
+	if err != nil {
+		return err
+	}
+	pf, err := r.root.OpenFile(f.part, flags, 0o644)
 	if err != nil {
 		log.close()
-		return nil, err
+		return err
 	}
-	rf.f, rf.log, rf.have, rf.hashes = f, log, have, hashes
-	rf.direct = openDirect(f)
-	return rf, nil
+	f.f, f.log, f.direct = pf, log, openDirect(pf)
+	f.fresh, f.logValid = false, -1
+	return nil
+}
+
+// mkdirs creates the missing folders of dir and returns them, outermost
+// first.
+func (r *Receiver) mkdirs(dir string) ([]string, error) {
+	if dir == "." {
+		return nil, nil
+	}
+	var created []string
+	for i := 0; i <= len(dir); i++ {
+		if i < len(dir) && dir[i] != '/' {
+			continue
+		}
+		p := dir[:i]
+		err := r.root.Mkdir(p, 0o755)
+		if err == nil {
+			created = append(created, p)
+			continue
+		}
+		if fi, serr := r.root.Lstat(p); serr == nil && fi.IsDir() {
+			continue
+		}
+		return created, err
+	}
+	return created, nil
 }
 
 // chunk verifies and writes one chunk; ok is false for a bad copy.
@@ -381,6 +571,9 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 		return false, r.fail(c, proto.CodeProtocol, protoErr("duplicate chunk %d/%d", ch.File, ch.Index))
 	}
 	if h := proto.ChunkHash(ch.Data); h != ch.Hash {
+		if f.bad == nil {
+			f.bad = map[uint32]int{}
+		}
 		f.bad[ch.Index]++
 		if f.bad[ch.Index] >= maxBadCopies {
 			return false, r.fail(c, proto.CodeProtocol, protoErr("chunk %d/%d failed verification %d times", ch.File, ch.Index, maxBadCopies))
@@ -393,10 +586,12 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 	if err := r.writer.failure(); err != nil {
 		return false, r.writeFailed(c, err)
 	}
+	if err := r.use(f); err != nil {
+		return false, r.writeFailed(c, err)
+	}
 	// Written in the background; recorded as durable once written.
 	r.writer.write(f, ch.Index, ch.Hash, ch.Data)
 	f.have.set(ch.Index)
-	f.hashes[ch.Index] = ch.Hash
 	delete(f.bad, ch.Index)
 	r.done += int64(len(ch.Data))
 	if f.have.full() && f.root != "" {
@@ -500,29 +695,34 @@ func (r *Receiver) finish(c Conn, i int) error {
 	if err := r.settleWrites(); err != nil {
 		return r.writeFailed(c, err)
 	}
-	rh := proto.NewRootHasher(f.meta.Size, r.man.ChunkSize)
-	for k := range f.hashes {
-		rh.Add(&f.hashes[k])
+	// Opened here too for files with no chunks left to receive (empty or
+	// resumed whole).
+	if err := r.use(f); err != nil {
+		return r.writeFailed(c, err)
 	}
-	if got := rh.Hex(); got != f.root {
+	// The root covers the recorded hashes: everything must be recorded.
+	if err := r.flush.now(); err != nil {
+		return r.writeFailed(c, err)
+	}
+	sum := newRootState(f.meta.Size, r.man.ChunkSize, f.n)
+	hdr := logHeader(f.meta.Size, r.man.ChunkSize, f.meta.Mtime)
+	if _, _, err := readProgressLog(r.root, f.logName, hdr, &rangeSet{n: f.n}, sum); err != nil {
+		return r.fail(c, proto.CodeIO, err)
+	}
+	if got := sum.hex(); got != f.root {
 		// Some recorded or received data is wrong: start this file over
 		// next time rather than trusting any of it.
 		r.flush.drop(f)
-		f.closeDirect()
-		_ = f.f.Close()
-		_ = f.log.close()
+		_ = r.release(f)
 		_ = r.root.Remove(f.part)
 		_ = r.root.Remove(f.logName)
 		return r.fail(c, proto.CodeRootMismatch, fmt.Errorf("%w: %s (root %s, expected %s)", ErrRootMismatch, f.meta.Path, got, f.root))
-	}
-	if err := r.flush.now(); err != nil {
-		return r.fail(c, proto.CodeIO, err)
 	}
 	f.closeDirect()
 	if err := f.f.Sync(); err != nil {
 		return r.fail(c, proto.CodeIO, err)
 	}
-	if err := f.f.Close(); err != nil {
+	if err := r.release(f); err != nil {
 		return r.fail(c, proto.CodeIO, err)
 	}
 	if !r.Force {
@@ -537,7 +737,6 @@ func (r *Receiver) finish(c Conn, i int) error {
 		t := time.UnixMilli(f.meta.Mtime)
 		_ = r.root.Chtimes(f.final, t, t)
 	}
-	_ = f.log.close()
 	_ = r.root.Remove(f.logName)
 	f.done = true
 	r.filesDone++
@@ -553,12 +752,8 @@ func (r *Receiver) Close() error {
 	if r.flush != nil {
 		_ = r.flush.close()
 	}
-	for _, f := range r.files {
-		if !f.done {
-			f.closeDirect()
-			f.f.Close()
-			f.log.close()
-		}
+	for len(r.open) > 0 {
+		_ = r.release(r.open[0])
 	}
 	if r.root != nil {
 		return r.root.Close()

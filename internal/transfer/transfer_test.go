@@ -74,9 +74,10 @@ func checkSame(t *testing.T, src []transfer.SourceFile, dir string) {
 		if !fi.ModTime().Equal(f.Mtime) {
 			t.Errorf("%s mtime %v, want %v", f.Path, fi.ModTime(), f.Mtime)
 		}
-		for _, extra := range []string{transfer.PartSuffix, transfer.PartSuffix + transfer.ProgressSuffix} {
-			if _, err := os.Stat(got + extra); err == nil {
-				t.Errorf("%s left behind", got+extra)
+		part, progress := transfer.PartNames(f.Path)
+		for _, extra := range []string{part, progress} {
+			if _, err := os.Stat(filepath.Join(dir, extra)); err == nil {
+				t.Errorf("%s left behind", extra)
 			}
 		}
 	}
@@ -99,6 +100,11 @@ func runPair(ctx context.Context, s *transfer.Sender, r *transfer.Receiver, sc, 
 	}
 	wg.Wait()
 	return serr, rerr
+}
+
+func exists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -195,7 +201,7 @@ func TestResumeAfterReceiverRestart(t *testing.T) {
 	}
 	// The receiver process "dies": only what it made durable survives.
 	r1.Close()
-	if _, err := os.Stat(filepath.Join(out, "big"+transfer.PartSuffix+transfer.ProgressSuffix)); err != nil {
+	if _, progress := transfer.PartNames("big"); !exists(filepath.Join(out, progress)) {
 		t.Fatal("no progress log")
 	}
 	firstSent := s.SentBytes()
@@ -228,8 +234,8 @@ func TestResumeWithCorruptProgressRejected(t *testing.T) {
 	r1.Close()
 	// Make the progress log lie about chunk 0's hash, with a valid CRC:
 	// only the root check can notice.
-	part := filepath.Join(out, "f"+transfer.PartSuffix)
-	logPath := part + transfer.ProgressSuffix
+	partName, logName := transfer.PartNames("f")
+	part, logPath := filepath.Join(out, partName), filepath.Join(out, logName)
 	lb, _ := os.ReadFile(logPath)
 	if len(lb) < 32+40 {
 		t.Fatalf("progress log has %d bytes", len(lb))

@@ -99,7 +99,7 @@ func TestDiskWriterFailure(t *testing.T) {
 
 	// The receiver forgets the chunks again.
 	r := &Receiver{writer: w, done: 4196}
-	rf.have = newBitset(2)
+	rf.have = &rangeSet{n: 2}
 	rf.have.set(0)
 	rf.have.set(1)
 	w.write(rf, 0, [proto.HashLen]byte{}, data)
@@ -107,7 +107,7 @@ func TestDiskWriterFailure(t *testing.T) {
 	if err := r.settleWrites(); err == nil {
 		t.Fatal("settleWrites: no error")
 	}
-	if rf.have.c != 0 || r.done != 0 {
+	if rf.have.count() != 0 || r.done != 0 {
 		t.Fatalf("after failed writes: %d chunks marked, %d bytes done", rf.have.c, r.done)
 	}
 }
