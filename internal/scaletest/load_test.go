@@ -330,7 +330,7 @@ func startFerryServe(t *testing.T, bin string, extra ...string) *ferryProc {
 		if err != nil {
 			t.Fatal(err)
 		}
-		args := append([]string{"serve", "--addr", addr, "--create-limit", "0", "--join-limit", "0",
+		args := append([]string{"serve", "--addr", addr, "--create-limit", "0", "--join-limit", "0", "--signal-conns-per-ip", "0",
 			"--turn-listen", "", "--log-level", "warn"}, extra...)
 		p.cmd = exec.Command(bin, args...)
 		p.cmd.Env = env
