@@ -30,8 +30,12 @@ web-check: web
 web-test: web
 	cd web && npm test --silent
 
+# staticcheck at a pinned version, built from the module proxy (cached).
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
 vet:
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/ferry   # the Dockerfile's static build
 	# third_party/ is pion's code with small patches: left as upstream formats it.
 	test -z "$$(gofmt -l $(GOSRC))" || { gofmt -l $(GOSRC); echo "gofmt needed" >&2; exit 1; }

@@ -523,8 +523,8 @@ func (r *RedisStore) LiveTickets(ctx context.Context, limit int) ([]string, erro
 		return nil, nil
 	}
 	from := "(" + strconv.FormatFloat(score(r.now()), 'f', -1, 64)
-	ids, err := r.rdb.ZRangeByScore(ctx, r.liveKey(), &redis.ZRangeBy{
-		Min: from, Max: "+inf", Count: int64(limit),
+	ids, err := r.rdb.ZRangeArgs(ctx, redis.ZRangeArgs{
+		Key: r.liveKey(), Start: from, Stop: "+inf", ByScore: true, Count: int64(limit),
 	}).Result()
 	if err != nil {
 		return nil, rerr("live tickets", err)

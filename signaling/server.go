@@ -296,7 +296,6 @@ type conn struct {
 	sessionSent bool
 	relayed     int
 	relayBytes  int
-	closeErr    error
 }
 
 func (c *conn) fail(err error) { c.cancel(err) }

@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -199,18 +198,6 @@ func (l *link) watch(dc *webrtc.DataChannel) {
 		l.openOnce.Do(func() { close(l.open) })
 	})
 	dc.OnClose(func() { l.fail(errLinkClosed) })
-}
-
-// wait blocks until the data channel is open, the link dies, or ctx ends.
-func (l *link) wait(ctx context.Context) error {
-	select {
-	case <-l.open:
-		return nil
-	case <-l.dead:
-		return l.deadErr
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 func (l *link) fail(err error) {

@@ -33,15 +33,6 @@ func (b *bitset) set(i uint32) bool {
 	return true
 }
 
-// clear unmarks i and reports whether it was set.
-func (b *bitset) clear(i uint32) bool {
-	if !b.has(i) {
-		return false
-	}
-	b.w[i/64] &^= 1 << (i % 64)
-	b.c--
-	return true
-}
 
 func (b *bitset) full() bool { return b.c == b.n }
 

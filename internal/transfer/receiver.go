@@ -782,7 +782,6 @@ type flusher struct {
 	work    sync.Mutex // serializes sync+append
 	kick    chan struct{}
 	stop    chan struct{}
-	err     error
 }
 
 func newFlusher() *flusher {

@@ -125,13 +125,12 @@ type Conn struct {
 	wake   chan struct{}
 	done   chan struct{}
 
-	rmu     sync.Mutex
-	rbuf    []byte
-	rpend   []byte // GRO segments not yet returned
-	rseg    int
-	rfrom   netip.AddrPort
-	oob     []byte
-	scratch [][]byte
+	rmu   sync.Mutex
+	rbuf  []byte
+	rpend []byte // GRO segments not yet returned
+	rseg  int
+	rfrom netip.AddrPort
+	oob   []byte
 }
 
 type outPacket struct {
