@@ -57,11 +57,11 @@ test: deps web-check web-test vet
 	$(MAKE) third-party-test
 
 # The fast tier: every test that needs only Go (no root, browser, Redis or
-# coturn), with the race detector. Heavy tests are skipped, each saying what
-# it needs (go test -v shows them).
+# coturn), with the race detector. Heavy tests are skipped; the summary
+# lists each with what it needs.
 unit: export FERRY_TEST_HEAVY = 0
 unit:
-	$(GO) test -race -count=1 -p 2 -timeout 15m ./...
+	$(GO) test -race -count=1 -p 2 -timeout 15m -json ./... | $(GO) run ./internal/testenv/summary
 
 # pion's own test suites, and ours of the patches, on third_party/ (the
 # upstream tests come from the module cache).
