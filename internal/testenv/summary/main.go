@@ -48,6 +48,8 @@ func summarize(in io.Reader, out io.Writer) (failed bool, err error) {
 		}
 		key := e.Package + "/" + e.Test
 		switch e.Action {
+		case "build-output": // compiler errors of a package that did not build
+			fmt.Fprint(out, e.Output)
 		case "output":
 			outputs[key] = append(outputs[key], e.Output)
 		case "fail":

@@ -20,14 +20,16 @@ func TestSummarize(t *testing.T) {
 		`{"Action":"fail","Package":"q","Test":"TestC"}`,
 		`{"Action":"output","Package":"q","Output":"FAIL\tq\t0.2s\n"}`,
 		`{"Action":"fail","Package":"q"}`,
-		`# r`,
+		`{"ImportPath":"r [r.test]","Action":"build-output","Output":"r/x_test.go:1:1: expected 'package'\n"}`,
+		`{"ImportPath":"r [r.test]","Action":"build-fail"}`,
+		`# s`,
 	}, "\n")
 	var out strings.Builder
 	failed, err := summarize(strings.NewReader(in), &out)
 	if err != nil || !failed {
 		t.Fatalf("failed=%v err=%v, want a failure reported", failed, err)
 	}
-	want := "ok  \tp\t0.1s\n    c_test.go:3: boom\nFAIL\tq\t0.2s\n# r\n\n1 tests skipped:\n  p TestA: heavy test, needs Chromium: runs in make test\n"
+	want := "ok  \tp\t0.1s\n    c_test.go:3: boom\nFAIL\tq\t0.2s\nr/x_test.go:1:1: expected 'package'\n# s\n\n1 tests skipped:\n  p TestA: heavy test, needs Chromium: runs in make test\n"
 	if out.String() != want {
 		t.Errorf("got\n%s\nwant\n%s", out.String(), want)
 	}
