@@ -27,9 +27,18 @@ import (
 
 // Errors.
 var (
-	ErrConfig    = errors.New("auth: invalid configuration")
-	ErrSignIn    = errors.New("auth: sign-in failed")
-	ErrNotSigned = errors.New("auth: not signed in")
+	ErrConfig = errors.New("auth: invalid configuration")
+	// ErrSignIn wraps every sign-in failure, together with one of the
+	// reasons below; the edge (the HTTP server) words them for people.
+	ErrSignIn     = errors.New("auth: sign-in failed")
+	ErrStale      = errors.New("auth: sign-in state missing or expired")
+	ErrProvider   = errors.New("auth: the identity provider reported an error")
+	ErrForged     = errors.New("auth: sign-in response does not match the request")
+	ErrExchange   = errors.New("auth: code exchange or ID token check failed")
+	ErrNoEmail    = errors.New("auth: no email address shared")
+	ErrUnverified = errors.New("auth: email address not verified")
+	ErrNotAllowed = errors.New("auth: account not allowed to send")
+	ErrNotSigned  = errors.New("auth: not signed in")
 )
 
 const (
@@ -324,19 +333,19 @@ func (a *Auth) Callback(w http.ResponseWriter, r *http.Request) error {
 	}
 	c, err := r.Cookie(flowCookie)
 	if err != nil {
-		return fmt.Errorf("%w: the sign-in took too long or cookies are blocked", ErrSignIn)
+		return fmt.Errorf("%w: %w: no flow cookie", ErrSignIn, ErrStale)
 	}
 	var f flow
 	if err := a.open(c.Value, &f); err != nil || a.cfg.Now().Unix() >= f.Exp {
-		return fmt.Errorf("%w: the sign-in took too long", ErrSignIn)
+		return fmt.Errorf("%w: %w: flow cookie expired or invalid", ErrSignIn, ErrStale)
 	}
 	a.clearCookie(w, flowCookie)
 	q := r.URL.Query()
 	if e := q.Get("error"); e != "" {
-		return fmt.Errorf("%w: the provider said %q", ErrSignIn, e)
+		return fmt.Errorf("%w: %w: %q", ErrSignIn, ErrProvider, e)
 	}
 	if subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
-		return fmt.Errorf("%w: state mismatch", ErrSignIn)
+		return fmt.Errorf("%w: %w: state", ErrSignIn, ErrForged)
 	}
 	ctx := r.Context()
 	if a.cfg.HTTPClient != nil {
@@ -345,29 +354,29 @@ func (a *Auth) Callback(w http.ResponseWriter, r *http.Request) error {
 	tok, err := a.oauth.Exchange(ctx, q.Get("code"), oauth2.VerifierOption(f.Verifier))
 	if err != nil {
 		a.log.Warn("oidc code exchange failed", "err", err)
-		return fmt.Errorf("%w: code exchange", ErrSignIn)
+		return fmt.Errorf("%w: %w: code exchange", ErrSignIn, ErrExchange)
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := a.verifier.Verify(ctx, raw)
 	if err != nil {
 		a.log.Warn("oidc id token rejected", "err", err)
-		return fmt.Errorf("%w: invalid ID token", ErrSignIn)
+		return fmt.Errorf("%w: %w: ID token", ErrSignIn, ErrExchange)
 	}
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(f.Nonce)) != 1 {
-		return fmt.Errorf("%w: nonce mismatch", ErrSignIn)
+		return fmt.Errorf("%w: %w: nonce", ErrSignIn, ErrForged)
 	}
 	var claims struct {
 		Email    string `json:"email"`
 		Verified *bool  `json:"email_verified"`
 	}
 	if err := idt.Claims(&claims); err != nil || claims.Email == "" {
-		return fmt.Errorf("%w: the provider did not share an email address", ErrSignIn)
+		return fmt.Errorf("%w: %w", ErrSignIn, ErrNoEmail)
 	}
 	if claims.Verified != nil && !*claims.Verified {
-		return fmt.Errorf("%w: the email address is not verified", ErrSignIn)
+		return fmt.Errorf("%w: %w", ErrSignIn, ErrUnverified)
 	}
 	if !a.allowed(claims.Email) {
-		return fmt.Errorf("%w: %s may not send files here", ErrSignIn, claims.Email)
+		return fmt.Errorf("%w: %w: %s", ErrSignIn, ErrNotAllowed, claims.Email)
 	}
 	exp := a.cfg.Now().Add(sessionTTL)
 	a.setCookie(w, sessionCookie, a.seal(session{Sub: idt.Subject, Email: claims.Email, Exp: exp.Unix()}), exp)

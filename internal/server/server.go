@@ -417,14 +417,29 @@ func (s *Server) routes() http.Handler {
 	})
 }
 
-// signInMessage is what a user sees when sign-in fails: the sentinel's
-// explanation, never provider internals.
+// signInMessages word auth's sign-in failures for people; provider details
+// and account names stay in the log.
+var signInMessages = []struct {
+	err error
+	msg string
+}{
+	{auth.ErrStale, "the sign-in took too long, or this browser blocks cookies. Try again."},
+	{auth.ErrProvider, "the identity provider reported an error. Try again, or ask the operator."},
+	{auth.ErrForged, "the answer did not match this sign-in. Start again from the send page."},
+	{auth.ErrExchange, "the identity provider's answer could not be checked. Try again, or ask the operator."},
+	{auth.ErrNoEmail, "the identity provider did not share an email address."},
+	{auth.ErrUnverified, "your email address is not verified with the identity provider."},
+	{auth.ErrNotAllowed, "this account may not send files here. Ask the operator."},
+}
+
+// signInMessage is what a user sees when sign-in fails.
 func signInMessage(err error) string {
-	msg := err.Error()
-	if i := strings.Index(msg, ": "); i >= 0 {
-		msg = msg[i+2:]
+	for _, m := range signInMessages {
+		if errors.Is(err, m.err) {
+			return "Sign-in failed: " + m.msg
+		}
 	}
-	return "Sign-in failed: " + msg
+	return "Sign-in failed. Try again."
 }
 
 // metricsHandler serves /metrics to internal networks or the admin token.

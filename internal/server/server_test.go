@@ -745,3 +745,32 @@ func TestTURNCredentialsDieWithLink(t *testing.T) {
 		}
 	}
 }
+
+// TestSignInFailureWording: a failed sign-in tells the person why in plain
+// words, and never echoes provider details or account names.
+func TestSignInFailureWording(t *testing.T) {
+	stub, err := oidcstub.Start("ferry-test", "client-secret", "eve@elsewhere.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stub.Close()
+	cfg := testConfig()
+	cfg.OIDCIssuer, cfg.OIDCClientID, cfg.OIDCClientSecret = stub.URL, "ferry-test", "client-secret"
+	cfg.OIDCAllowed = config.List{"@example.org"}
+	srv := start(t, cfg, server.Options{})
+	base := srv.URL().String()
+	for _, tc := range []struct {
+		name, path, want string
+	}{
+		{"account not allowed", "/auth/login", "Sign-in failed: this account may not send files here. Ask the operator.\n"},
+		{"no flow cookie", "/auth/callback?state=x&code=y", "Sign-in failed: the sign-in took too long, or this browser blocks cookies. Try again.\n"},
+		{"provider error", "/auth/callback?error=%3Cscript%3E", "Sign-in failed: the sign-in took too long, or this browser blocks cookies. Try again.\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, body := get(t, newJarClient(t), base+tc.path, nil)
+			if code != http.StatusForbidden || body != tc.want {
+				t.Fatalf("%d %q, want 403 %q", code, body, tc.want)
+			}
+		})
+	}
+}
