@@ -346,7 +346,7 @@ func (r *Receiver) checkTargets(m *proto.Manifest) error {
 		case err != nil:
 			return err
 		case fi.IsDir():
-			return fmt.Errorf("%w: %s is a folder", ErrExists, f.Path)
+			return fmt.Errorf("%w: %q is a folder", ErrExists, f.Path)
 		case !r.Force:
 			exists = append(exists, f.Path)
 		}
@@ -716,7 +716,7 @@ func (r *Receiver) finish(c Conn, i int) error {
 		_ = r.release(f)
 		_ = r.root.Remove(f.part)
 		_ = r.root.Remove(f.logName)
-		return r.fail(c, proto.CodeRootMismatch, fmt.Errorf("%w: %s (root %s, expected %s)", ErrRootMismatch, f.meta.Path, got, f.root))
+		return r.fail(c, proto.CodeRootMismatch, fmt.Errorf("%w: %q (root %s, expected %s)", ErrRootMismatch, f.meta.Path, got, f.root))
 	}
 	f.closeDirect()
 	if err := f.f.Sync(); err != nil {
@@ -727,7 +727,7 @@ func (r *Receiver) finish(c Conn, i int) error {
 	}
 	if !r.Force {
 		if _, err := r.root.Lstat(f.final); err == nil {
-			return r.fail(c, proto.CodeIO, fmt.Errorf("%w: %s appeared during the transfer", ErrExists, f.final))
+			return r.fail(c, proto.CodeIO, fmt.Errorf("%w: %q appeared during the transfer", ErrExists, f.final))
 		}
 	}
 	if err := r.root.Rename(f.part, f.final); err != nil {
