@@ -297,7 +297,12 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 	}
 	if r.Confirm != nil {
 		if err := r.Confirm(m); err != nil {
-			_ = sendControl(c, &proto.Decline{Reason: "declined"})
+			// Too little space to continue is not a no: like a disk that
+			// fills up during the transfer, leave without a word, so that
+			// the sender waits for a retry after space is freed.
+			if !errors.Is(err, ErrDiskFull) {
+				_ = sendControl(c, &proto.Decline{Reason: "declined"})
+			}
 			return err
 		}
 	}
