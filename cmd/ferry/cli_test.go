@@ -341,6 +341,110 @@ func TestReceiveDiskFull(t *testing.T) {
 	}
 }
 
+// TestReceiveResumeRefusedKeepsData: continuing an interrupted transfer
+// onto a file system that has no room left for the rest is refused, but
+// the resume state and what was received stay exactly as they were and
+// the sender keeps waiting: after space is freed, the same command
+// finishes the transfer from the kept chunks. (It used to decline,
+// which ended the sender and removed the resume state.)
+func TestReceiveResumeRefusedKeepsData(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out := filepath.Join(t.TempDir(), "small-disk")
+	if err := os.Mkdir(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", out).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, msg)
+	}
+	t.Cleanup(func() { exec.Command("umount", out).Run() })
+	cfg := servertest.Config()
+	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
+	srv := servertest.Start(t, cfg, server.Options{})
+	src := filepath.Join(t.TempDir(), "big.bin")
+	const size = 6 << 20
+	writeFile(t, src, size)
+	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+	link := send.next(t, ctx, "link").Link
+	env := []string{"FERRY_LINK=" + link}
+
+	// Interrupted by a full disk part of the way in (as in
+	// TestReceiveDiskFull); the filler stays.
+	first := startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
+	for {
+		if p := first.next(t, ctx, "progress"); p.Done >= 1<<20 {
+			if p.Done >= size {
+				t.Fatal("the transfer finished before the disk could be filled")
+			}
+			break
+		}
+	}
+	f, err := os.Create(filepath.Join(out, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, io.LimitReader(zeros{}, 16<<20)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v", err)
+	}
+	f.Close()
+	first.cmd.Wait()
+	before := snapshot(t, out)
+	part, progress := transfer.PartNames("big.bin")
+	if before[part] == "" || before[progress] == "" || len(before) != 4 {
+		t.Fatalf("after the disk filled up: %v", before)
+	}
+
+	// Running again while the disk is still full: refused before a byte
+	// is written, nothing lost, nothing changed.
+	again := exec.CommandContext(ctx, ferryBin, "receive", "--out", out)
+	again.Env = append(os.Environ(), env...)
+	msg, err := again.CombinedOutput()
+	if after := snapshot(t, out); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("the refused run changed the folder:\nbefore %v\nafter  %v\n%s", before, after, msg)
+	}
+	if err == nil || !strings.Contains(string(msg), "not enough free space") || !strings.Contains(string(msg), "is kept: free ") ||
+		!strings.Contains(string(msg), "more and run the same command again") {
+		t.Fatalf("resuming onto a full disk: %v\n%s", err, msg)
+	}
+	t.Logf("refused: %s", msg)
+
+	// After freeing space, the same command continues where it stopped.
+	if err := os.Remove(filepath.Join(out, "filler")); err != nil {
+		t.Fatal(err)
+	}
+	recv := startFerry(t, ctx, env, "receive", "--json", "--out", out)
+	resumed := recv.next(t, ctx, "progress").Resumed
+	recv.next(t, ctx, "done")
+	send.next(t, ctx, "done")
+	if sha(t, src) != sha(t, filepath.Join(out, "big.bin")) {
+		t.Fatal("file differs after resuming")
+	}
+	if resumed < 512<<10 {
+		t.Fatalf("only %d bytes kept", resumed)
+	}
+}
+
+// snapshot maps each file in dir to its size, modification time and hash.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	m := map[string]string{}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m[e.Name()] = fmt.Sprintf("%d %s %s", fi.Size(), fi.ModTime().Format(time.RFC3339Nano), sha(t, filepath.Join(dir, e.Name()))[:12])
+	}
+	return m
+}
+
 type zeros struct{}
 
 func (zeros) Read(b []byte) (int, error) {

@@ -68,8 +68,14 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	bar := termui.NewProgress(io.err, "receiving")
 	start := time.Now()
 	ask := !yes && !pf.json && isTerminal(io.in) && isTerminal(io.err)
-	confirm := func(m *proto.Manifest) error { return checkOffer(m, out, int64(maxSize), ask, io) }
+	// With a resume state there, this run continues an interrupted one.
+	_, serr := os.Lstat(filepath.Join(out, peer.StateFile(tk.ID)))
+	resuming := serr == nil
+	confirm := func(m *proto.Manifest) error { return checkOffer(m, out, int64(maxSize), resuming, ask, io) }
 	res, err := peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)})
+	if sf := (*shortfall)(nil); errors.As(err, &sf) {
+		err = errors.New(sf.advice())
+	}
 	return finish(io, js, "Received", res, err, time.Since(start))
 }
 
@@ -84,11 +90,33 @@ type refusal string
 func (r refusal) Error() string        { return "the offer was refused: " + string(r) }
 func (r refusal) Is(target error) bool { return target == transfer.ErrDeclined }
 
+// shortfall refuses to continue an interrupted transfer for lack of space.
+// It is not a decline: the resume state and what was received stay as they
+// are, and the sender waits as for a lost connection, so that freeing
+// space and running the same command again continues the transfer.
+type shortfall struct {
+	dir        string
+	need, free int64
+}
+
+func (s *shortfall) Error() string {
+	return fmt.Sprintf("not enough free space in %s to continue: %s more needed, %s free", s.dir, termui.Bytes(s.need), termui.Bytes(s.free))
+}
+
+func (s *shortfall) Is(target error) bool { return target == transfer.ErrDiskFull }
+
+// advice is the whole message for the user.
+func (s *shortfall) advice() string {
+	return fmt.Sprintf("%s; what was received so far is kept: free %s (%d bytes) more and run the same command again within %s to continue (the sender is waiting)",
+		s, termui.Bytes(s.need-s.free), s.need-s.free, peer.DefaultReconnectFor)
+}
+
 // checkOffer decides on an offer before anything is written: it must fit
 // --max-size and the free space of the target's file system (less what an
 // interrupted run of the same transfer already holds there), and above
-// askAbove a person at a terminal must say yes.
-func checkOffer(m *proto.Manifest, out string, maxSize int64, ask bool, io stdio) error {
+// askAbove a person at a terminal must say yes. An interrupted transfer
+// that no longer fits is not declined but kept for another try.
+func checkOffer(m *proto.Manifest, out string, maxSize int64, resuming, ask bool, io stdio) error {
 	size := termui.Bytes(m.TotalSize)
 	if maxSize > 0 && m.TotalSize > maxSize {
 		return refusal(fmt.Sprintf("it is %s, more than --max-size %s; nothing was received", size, termui.Bytes(maxSize)))
@@ -98,6 +126,9 @@ func checkOffer(m *proto.Manifest, out string, maxSize int64, ask bool, io stdio
 		for _, f := range m.Files {
 			part, _ := transfer.PartNames(f.Path)
 			need -= allocated(filepath.Join(out, filepath.FromSlash(part)))
+		}
+		if need > free && resuming {
+			return &shortfall{dir: out, need: need, free: free}
 		}
 		if need > free {
 			return refusal(fmt.Sprintf("not enough free space in %s: %s needed, %s free; nothing was received", out, termui.Bytes(need), termui.Bytes(free)))

@@ -297,7 +297,12 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 	}
 	if r.Confirm != nil {
 		if err := r.Confirm(m); err != nil {
-			_ = sendControl(c, &proto.Decline{Reason: "declined"})
+			// Too little space to continue is not a no: like a disk that
+			// fills up during the transfer, leave without a word, so that
+			// the sender waits for a retry after space is freed.
+			if !errors.Is(err, ErrDiskFull) {
+				_ = sendControl(c, &proto.Decline{Reason: "declined"})
+			}
 			return err
 		}
 	}
@@ -346,7 +351,7 @@ func (r *Receiver) checkTargets(m *proto.Manifest) error {
 		case err != nil:
 			return err
 		case fi.IsDir():
-			return fmt.Errorf("%w: %s is a folder", ErrExists, f.Path)
+			return fmt.Errorf("%w: %q is a folder", ErrExists, f.Path)
 		case !r.Force:
 			exists = append(exists, f.Path)
 		}
@@ -716,7 +721,7 @@ func (r *Receiver) finish(c Conn, i int) error {
 		_ = r.release(f)
 		_ = r.root.Remove(f.part)
 		_ = r.root.Remove(f.logName)
-		return r.fail(c, proto.CodeRootMismatch, fmt.Errorf("%w: %s (root %s, expected %s)", ErrRootMismatch, f.meta.Path, got, f.root))
+		return r.fail(c, proto.CodeRootMismatch, fmt.Errorf("%w: %q (root %s, expected %s)", ErrRootMismatch, f.meta.Path, got, f.root))
 	}
 	f.closeDirect()
 	if err := f.f.Sync(); err != nil {
@@ -727,7 +732,7 @@ func (r *Receiver) finish(c Conn, i int) error {
 	}
 	if !r.Force {
 		if _, err := r.root.Lstat(f.final); err == nil {
-			return r.fail(c, proto.CodeIO, fmt.Errorf("%w: %s appeared during the transfer", ErrExists, f.final))
+			return r.fail(c, proto.CodeIO, fmt.Errorf("%w: %q appeared during the transfer", ErrExists, f.final))
 		}
 	}
 	if err := r.root.Rename(f.part, f.final); err != nil {

@@ -169,8 +169,7 @@ func TestManyFilesFewDescriptors(t *testing.T) {
 	r := &transfer.Receiver{Dir: out}
 	defer r.Close()
 
-	// The sender keeps each of its files open; the receiver gets about
-	// 150 descriptors of its own.
+	// One descriptor per file and about 150 more: not three per file.
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -41,6 +42,7 @@ type Sender struct {
 
 	man      *proto.Manifest
 	files    []*sfile
+	sources  sources
 	frames   *freeList
 	complete bool
 	// Sent counts chunk bytes put on the wire, resends included, over all
@@ -50,8 +52,14 @@ type Sender struct {
 }
 
 type sfile struct {
-	src      SourceFile
-	f        *os.File
+	src SourceFile
+	// seen is the file as the transfer found it; every open must find it
+	// unchanged.
+	seen fs.FileInfo
+	// fh is nil while the file is closed; users counts the readers holding
+	// it. Both are guarded by sources.mu.
+	fh       *os.File
+	users    int
 	n        uint32
 	hashes   [][proto.HashLen]byte
 	known    *bitset
@@ -100,14 +108,17 @@ func (s *Sender) prepare(c Conn) error {
 		return fmt.Errorf("%w: the peer's messages are too small (%d bytes)", ErrProtocol, c.MaxMessage())
 	}
 	m := &proto.Manifest{Version: proto.Version, Agent: s.Agent, ChunkSize: cs}
+	// Files are opened only when read (a few at a time), but a file that
+	// went away or changed since it was listed is better reported before
+	// the receiver sees the offer.
+	files := make([]*sfile, 0, len(s.Files))
 	for _, src := range s.Files {
-		f, err := os.Open(src.Local)
+		fi, err := statSource(src)
 		if err != nil {
-			s.closeFiles()
 			return err
 		}
 		n := proto.ChunkCount(src.Size, cs)
-		s.files = append(s.files, &sfile{src: src, f: f, n: n, hashes: make([][proto.HashLen]byte, n), known: newBitset(n)})
+		files = append(files, &sfile{src: src, seen: fi, n: n, hashes: make([][proto.HashLen]byte, n), known: newBitset(n)})
 		var mtime int64
 		if !src.Mtime.IsZero() {
 			mtime = src.Mtime.UnixMilli()
@@ -115,22 +126,15 @@ func (s *Sender) prepare(c Conn) error {
 		m.Files = append(m.Files, proto.File{Path: src.Path, Size: src.Size, Mtime: mtime})
 		m.TotalSize += src.Size
 	}
-	s.man = m
+	s.man, s.files = m, files
 	// Enough for the producer's queue, the frame being sent and a resend.
 	s.frames = newFreeList(24, proto.ChunkHeaderLen+cs)
 	return nil
 }
 
-func (s *Sender) closeFiles() {
-	for _, f := range s.files {
-		f.f.Close()
-	}
-	s.files = nil
-}
-
 // Close releases the files.
 func (s *Sender) Close() error {
-	s.closeFiles()
+	s.sources.closeAll()
 	return nil
 }
 
@@ -344,7 +348,7 @@ func (s *Sender) handleItem(c Conn, it item) (sent bool, err error) {
 		if it.frame != nil {
 			s.frames.put(it.frame[:0])
 		}
-		return false, s.fail(c, fmt.Errorf("%w: %s", ErrFileChanged, f.src.Path))
+		return false, s.fail(c, fmt.Errorf("%w: %q was modified", ErrFileChanged, f.src.Local))
 	}
 	f.hashes[it.index] = it.hash
 	f.known.set(it.index)
@@ -440,7 +444,7 @@ func (s *Sender) resendChunk(c Conn, n proto.Nack) error {
 		return s.fail(c, err)
 	}
 	if h != f.hashes[n.Index] {
-		return s.fail(c, fmt.Errorf("%w: %s", ErrFileChanged, f.src.Path))
+		return s.fail(c, fmt.Errorf("%w: %q was modified", ErrFileChanged, f.src.Local))
 	}
 	err = s.sendChunk(c, int(n.File), n.Index, frame, proto.FlagResend)
 	s.frames.put(frame[:0])
@@ -485,10 +489,18 @@ func (s *Sender) readChunk(f *sfile, file int, index uint32) ([]byte, [proto.Has
 	}
 	frame = frame[:proto.ChunkHeaderLen+n]
 	data := frame[proto.ChunkHeaderLen:]
-	if _, err := f.f.ReadAt(data, int64(index)*int64(s.man.ChunkSize)); err != nil {
+	fh, err := s.sources.acquire(f)
+	if err != nil {
+		s.frames.put(frame[:0])
+		return nil, [proto.HashLen]byte{}, err
+	}
+	_, err = fh.ReadAt(data, int64(index)*int64(s.man.ChunkSize))
+	s.sources.release(f)
+	if err != nil {
 		if errors.Is(err, io.EOF) {
-			err = fmt.Errorf("%w: %s got shorter", ErrFileChanged, f.src.Path)
+			err = fmt.Errorf("%w: %q got shorter", ErrFileChanged, f.src.Local)
 		}
+		s.frames.put(frame[:0])
 		return nil, [proto.HashLen]byte{}, err
 	}
 	h := proto.ChunkHash(data)
@@ -530,6 +542,7 @@ func (s *Sender) produce(ctx context.Context, have []*bitset, known []*bitset, o
 		if f.verified {
 			continue
 		}
+		read := false
 		for k := uint32(0); k < f.n; k++ {
 			skip := have[i].has(k)
 			if skip && known[i].has(k) {
@@ -540,11 +553,20 @@ func (s *Sender) produce(ctx context.Context, have []*bitset, known []*bitset, o
 				emit(item{err: err})
 				return
 			}
+			read = true
 			if skip {
 				s.frames.put(frame[:0])
 				frame = nil
 			}
 			if !emit(item{file: i, index: k, hash: h, frame: frame}) {
+				return
+			}
+		}
+		// A file that grew, or changed where it was already read, reads
+		// fine: only its metadata tells.
+		if read {
+			if err := s.sources.check(f); err != nil {
+				emit(item{err: err})
 				return
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"hash/crc32"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -256,6 +257,10 @@ func TestResumeWithCorruptProgressRejected(t *testing.T) {
 	serr, rerr := runPair(ctx, s2, r2, sc, rc)
 	if !errors.Is(rerr, transfer.ErrRootMismatch) || !errors.Is(serr, transfer.ErrRootMismatch) {
 		t.Fatalf("sender %v, receiver %v; want root mismatch", serr, rerr)
+	}
+	// Names in errors are quoted, like everywhere else in the receiver.
+	if !strings.Contains(rerr.Error(), `: "f" (root `) {
+		t.Fatalf("receiver error %q does not quote the name", rerr)
 	}
 	if _, err := os.Stat(part); err == nil {
 		t.Fatal("partial file kept after a root mismatch")
