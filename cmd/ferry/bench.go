@@ -17,7 +17,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/server"
-	"github.com/ferrydev/ferry/internal/termui"
+	"github.com/ferrydev/ferry/internal/units"
 )
 
 // runBench measures a real transfer between two ferry processes on
@@ -51,7 +51,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	}
 	if file == "" {
 		file = filepath.Join(tmp, "payload.bin")
-		fmt.Fprintf(io.err, "writing %s of random data…\n", termui.Bytes(int64(size)))
+		fmt.Fprintf(io.err, "writing %s of random data…\n", units.Bytes(int64(size)))
 		if err := writeRandom(file, int64(size)); err != nil {
 			return err
 		}
@@ -97,7 +97,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	if relay {
 		path = "relay"
 	}
-	fmt.Fprintf(io.out, "ferry bench: %s, %s, %d runs on loopback (median)\n", termui.Bytes(fi.Size()), path, runs)
+	fmt.Fprintf(io.out, "ferry bench: %s, %s, %d runs on loopback (median)\n", units.Bytes(fi.Size()), path, runs)
 	fmt.Fprintf(io.out, "  throughput   %8.1f MB/s\n", m.mbps())
 	fmt.Fprintf(io.out, "  sender       %8.2f CPU-s/GB   peak RSS %6.1f MB\n", m.send.cpu.Seconds()/m.gb(), float64(m.send.rss)/1e6)
 	fmt.Fprintf(io.out, "  receiver     %8.2f CPU-s/GB   peak RSS %6.1f MB\n", m.recv.cpu.Seconds()/m.gb(), float64(m.recv.rss)/1e6)

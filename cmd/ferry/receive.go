@@ -16,6 +16,7 @@ import (
 	"github.com/ferrydev/ferry/internal/termui"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
+	"github.com/ferrydev/ferry/internal/units"
 )
 
 func runReceive(ctx context.Context, args []string, io stdio) error {
@@ -28,7 +29,7 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	fs.StringVar(&out, "out", ".", "folder to write the received files into")
 	fs.BoolVar(&force, "force", false, "overwrite existing files")
 	fs.Var(&maxSize, "max-size", "refuse offers larger than this (e.g. 20GB; 0: no limit but the free space)")
-	fs.BoolVar(&yes, "yes", false, "accept offers within the limits without asking (a terminal is asked above "+termui.Bytes(askAbove)+")")
+	fs.BoolVar(&yes, "yes", false, "accept offers within the limits without asking (a terminal is asked above "+units.Bytes(askAbove)+")")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -55,13 +56,13 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 		Reconnecting: reconnectingEvent(io, js),
 		Manifest: func(m *proto.Manifest) {
 			js.emit("manifest", map[string]any{"files": len(m.Files), "bytes": m.TotalSize})
-			fmt.Fprintf(io.err, "Receiving %s, %s, into %s:\n", plural(len(m.Files), "file"), termui.Bytes(m.TotalSize), out)
+			fmt.Fprintf(io.err, "Receiving %s, %s, into %s:\n", plural(len(m.Files), "file"), units.Bytes(m.TotalSize), out)
 			for i, f := range m.Files {
 				if i == 10 {
 					fmt.Fprintf(io.err, "  … and %d more\n", len(m.Files)-10)
 					break
 				}
-				fmt.Fprintf(io.err, "  %s (%s)\n", termui.Name(f.Path), termui.Bytes(f.Size))
+				fmt.Fprintf(io.err, "  %s (%s)\n", termui.Name(f.Path), units.Bytes(f.Size))
 			}
 		},
 	}
@@ -100,7 +101,7 @@ type shortfall struct {
 }
 
 func (s *shortfall) Error() string {
-	return fmt.Sprintf("not enough free space in %s to continue: %s more needed, %s free", s.dir, termui.Bytes(s.need), termui.Bytes(s.free))
+	return fmt.Sprintf("not enough free space in %s to continue: %s more needed, %s free", s.dir, units.Bytes(s.need), units.Bytes(s.free))
 }
 
 func (s *shortfall) Is(target error) bool { return target == transfer.ErrDiskFull }
@@ -108,7 +109,7 @@ func (s *shortfall) Is(target error) bool { return target == transfer.ErrDiskFul
 // advice is the whole message for the user.
 func (s *shortfall) advice() string {
 	return fmt.Sprintf("%s; what was received so far is kept: free %s (%d bytes) more and run the same command again within %s to continue (the sender is waiting)",
-		s, termui.Bytes(s.need-s.free), s.need-s.free, peer.DefaultReconnectFor)
+		s, units.Bytes(s.need-s.free), s.need-s.free, peer.DefaultReconnectFor)
 }
 
 // checkOffer decides on an offer before anything is written: it must fit
@@ -117,9 +118,9 @@ func (s *shortfall) advice() string {
 // askAbove a person at a terminal must say yes. An interrupted transfer
 // that no longer fits is not declined but kept for another try.
 func checkOffer(m *proto.Manifest, out string, maxSize int64, resuming, ask bool, io stdio) error {
-	size := termui.Bytes(m.TotalSize)
+	size := units.Bytes(m.TotalSize)
 	if maxSize > 0 && m.TotalSize > maxSize {
-		return refusal(fmt.Sprintf("it is %s, more than --max-size %s; nothing was received", size, termui.Bytes(maxSize)))
+		return refusal(fmt.Sprintf("it is %s, more than --max-size %s; nothing was received", size, units.Bytes(maxSize)))
 	}
 	if free, ok := freeSpace(out); ok {
 		need := m.TotalSize
@@ -131,7 +132,7 @@ func checkOffer(m *proto.Manifest, out string, maxSize int64, resuming, ask bool
 			return &shortfall{dir: out, need: need, free: free}
 		}
 		if need > free {
-			return refusal(fmt.Sprintf("not enough free space in %s: %s needed, %s free; nothing was received", out, termui.Bytes(need), termui.Bytes(free)))
+			return refusal(fmt.Sprintf("not enough free space in %s: %s needed, %s free; nothing was received", out, units.Bytes(need), units.Bytes(free)))
 		}
 	}
 	if !ask || m.TotalSize <= askAbove {

@@ -14,6 +14,7 @@ import (
 	"github.com/ferrydev/ferry/internal/termui"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
+	"github.com/ferrydev/ferry/internal/units"
 	"github.com/ferrydev/ferry/turn"
 )
 
@@ -111,7 +112,7 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 	cfg.Events = peer.Events{
 		Link: func(link string, expires time.Time) {
 			js.emit("link", map[string]any{"link": link, "expires": expires.Unix()})
-			fmt.Fprintf(io.err, "Sending %s in %s.\n\nOn the other device, open this link (valid until %s):\n\n", termui.Bytes(total), plural(len(files), "file"), expires.Format("15:04"))
+			fmt.Fprintf(io.err, "Sending %s in %s.\n\nOn the other device, open this link (valid until %s):\n\n", units.Bytes(total), plural(len(files), "file"), expires.Format("15:04"))
 			if !pf.json {
 				fmt.Fprintln(io.out, link) // stdout carries only the link, for scripts
 			}
@@ -179,8 +180,8 @@ func finish(io stdio, js *jsonOut, verb string, res *peer.Result, err error, d t
 
 func summary(io stdio, verb string, res *peer.Result, d time.Duration) {
 	rate := float64(res.Bytes) / d.Seconds()
-	fmt.Fprintf(io.err, "%s %s, %s, verified, in %s (%s/s, %s).\n", verb, plural(res.Files, "file"), termui.Bytes(res.Bytes),
-		d.Round(100*time.Millisecond), termui.Bytes(int64(rate)), res.Path)
+	fmt.Fprintf(io.err, "%s %s, %s, verified, in %s (%s/s, %s).\n", verb, plural(res.Files, "file"), units.Bytes(res.Bytes),
+		d.Round(100*time.Millisecond), units.Bytes(int64(rate)), res.Path)
 }
 
 func plural(n int, what string) string {

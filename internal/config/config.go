@@ -145,19 +145,6 @@ func FormatBytes(n int64) string {
 	return strconv.FormatInt(n, 10)
 }
 
-// FormatBytesSI prints n for people: "1.5 GB".
-func FormatBytesSI(n int64) string {
-	if n < 1000 {
-		return strconv.FormatInt(n, 10) + " B"
-	}
-	f, unit := float64(n), 0
-	for f >= 1000 && unit < 5 {
-		f /= 1000
-		unit++
-	}
-	return strconv.FormatFloat(f, 'f', 1, 64) + " " + string("kMGTP"[unit-1]) + "B"
-}
-
 // PortRange is "min-max" or empty.
 type PortRange struct{ Min, Max uint16 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/audit"
 	"github.com/ferrydev/ferry/internal/auth"
-	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/units"
 	"github.com/ferrydev/ferry/signaling"
 )
 
@@ -22,7 +22,7 @@ import (
 var adminFS embed.FS
 
 var adminPage = template.Must(template.New("admin.html").Funcs(template.FuncMap{
-	"bytes": func(n int64) string { return config.FormatBytesSI(n) },
+	"bytes": func(n int64) string { return units.Bytes(n) },
 }).ParseFS(adminFS, "admin/admin.html"))
 
 // maxAdminForm bounds the login form: a token and little else.
@@ -171,8 +171,8 @@ func (s *Server) adminHandler(w http.ResponseWriter, r *http.Request) {
 	v.Tickets, _ = s.store.LiveTickets(ctx, 100)
 	if s.turn != nil {
 		v.Allocations = s.turn.Allocations()
-		v.Relayed = config.FormatBytesSI(s.turn.RelayedBytes())
-		v.Dropped = config.FormatBytesSI(s.turn.DroppedBytes())
+		v.Relayed = units.Bytes(s.turn.RelayedBytes())
+		v.Dropped = units.Bytes(s.turn.DroppedBytes())
 	}
 	s.renderAdmin(w, r, v, http.StatusOK)
 }

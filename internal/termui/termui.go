@@ -11,8 +11,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferrydev/ferry/internal/transfer"
 	"rsc.io/qr"
+
+	"github.com/ferrydev/ferry/internal/transfer"
+	"github.com/ferrydev/ferry/internal/units"
 )
 
 // IsTerminal reports whether w is a character device (a TTY).
@@ -57,20 +59,6 @@ func QR(w io.Writer, text string) error {
 	}
 	_, err = io.WriteString(w, b.String())
 	return err
-}
-
-// Bytes formats n in decimal units, as file managers do.
-func Bytes(n int64) string {
-	const unit = 1000
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
 }
 
 // Progress prints transfer progress. On a TTY it redraws one line; else it
@@ -157,7 +145,7 @@ func (p *Progress) line(pr transfer.Progress) string {
 	} else if pr.Done >= pr.Total {
 		eta = "0:00"
 	}
-	stats := fmt.Sprintf("%5.1f%%  %s / %s  %s/s  ETA %s", pct, Bytes(pr.Done), Bytes(pr.Total), Bytes(int64(rate)), eta)
+	stats := fmt.Sprintf("%5.1f%%  %s / %s  %s/s  ETA %s", pct, units.Bytes(pr.Done), units.Bytes(pr.Total), units.Bytes(int64(rate)), eta)
 	if !p.tty {
 		return fmt.Sprintf("%s: %s  files %d/%d\n", p.label, stats, pr.FilesDone, pr.Files)
 	}

@@ -10,14 +10,6 @@ import (
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
-func TestBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 999: "999 B", 1000: "1.0 kB", 1_500_000: "1.5 MB", 3e12: "3.0 TB"} {
-		if got := termui.Bytes(n); got != want {
-			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestProgressLines(t *testing.T) {
 	var buf bytes.Buffer // not a TTY: plain lines, rate limited
 	p := termui.NewProgress(&buf, "receiving")
