@@ -79,7 +79,7 @@ func run(ctx context.Context, args []string, io stdio) int {
 		case errors.Is(err, errUsage):
 			return 2
 		}
-		fmt.Fprintln(io.err, "ferry:", err)
+		fmt.Fprintln(io.err, "ferry:", describe(err))
 		return 1
 	}
 	fmt.Fprintf(io.err, "ferry: unknown command %q\n\n", args[0])

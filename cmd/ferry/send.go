@@ -159,7 +159,7 @@ func connectedEvent(io stdio, js *jsonOut) func(string, int) {
 
 func reconnectingEvent(io stdio, js *jsonOut) func(error) {
 	return func(err error) {
-		js.emit("reconnecting", map[string]any{"reason": err.Error()})
+		js.emit("reconnecting", map[string]any{"reason": describe(err)})
 		fmt.Fprintf(io.err, "\nConnection lost; reconnecting…\n")
 	}
 }
@@ -167,7 +167,7 @@ func reconnectingEvent(io stdio, js *jsonOut) func(error) {
 // finish prints the outcome for people and, with --json, for programs.
 func finish(io stdio, js *jsonOut, verb string, res *peer.Result, err error, d time.Duration) error {
 	if err != nil {
-		js.emit("error", map[string]any{"message": err.Error()})
+		js.emit("error", map[string]any{"message": describe(err)})
 		return err
 	}
 	js.emit("done", map[string]any{

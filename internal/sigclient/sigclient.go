@@ -18,23 +18,24 @@ import (
 	"github.com/ferrydev/ferry/internal/proto"
 )
 
-// Errors a user can act on, mapped from the server's close codes.
+// Errors mapped from the server's close codes (PROTOCOL §2.7). Their
+// wording for people belongs to the edge (the CLI's describe).
 var (
-	ErrUnknown     = errors.New("this link is not known to the server (mistyped, or the server restarted)")
-	ErrExpired     = errors.New("this link has expired; ask the sender for a new one")
-	ErrUsed        = errors.New("this link was already used; ask the sender for a new one")
-	ErrWrongKey    = errors.New("the link's secret did not match; for safety the link is now closed, ask for a new one")
-	ErrPeerGone    = errors.New("the other side disconnected")
-	ErrCanceled    = errors.New("the other side canceled")
-	ErrRateLimited = errors.New("too many attempts from this address; wait a minute and try again")
-	ErrForbidden   = errors.New("the server's policy does not allow this: sending may need sign-in (--token) or be limited to some networks")
-	ErrVersion     = errors.New("the server speaks a different protocol version; update ferry")
-	ErrTimeout     = errors.New("timed out waiting for the other side")
-	ErrShutdown    = errors.New("the server is shutting down; try again")
-	ErrReplaced    = errors.New("another connection took over this session")
-	ErrLimit       = errors.New("a server limit for this transfer was reached")
-	ErrProtocol    = errors.New("signaling protocol error")
-	ErrClosed      = errors.New("signaling connection closed")
+	ErrUnknown     = errors.New("sigclient: unknown link")
+	ErrExpired     = errors.New("sigclient: link expired")
+	ErrUsed        = errors.New("sigclient: link already used")
+	ErrWrongKey    = errors.New("sigclient: key confirmation failed")
+	ErrPeerGone    = errors.New("sigclient: peer disconnected")
+	ErrCanceled    = errors.New("sigclient: peer canceled")
+	ErrRateLimited = errors.New("sigclient: rate limited")
+	ErrForbidden   = errors.New("sigclient: refused by policy")
+	ErrVersion     = errors.New("sigclient: protocol version mismatch")
+	ErrTimeout     = errors.New("sigclient: timed out waiting for the peer")
+	ErrShutdown    = errors.New("sigclient: server shutting down")
+	ErrReplaced    = errors.New("sigclient: session taken over by another connection")
+	ErrLimit       = errors.New("sigclient: server limit reached")
+	ErrProtocol    = errors.New("sigclient: protocol error")
+	ErrClosed      = errors.New("sigclient: connection closed")
 )
 
 var byCode = map[websocket.StatusCode]error{

@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/ferrydev/ferry/internal/sigclient"
+)
+
+// userMessages word the library errors a person can act on; describe uses
+// the first that matches. Library errors stay terse and stable.
+var userMessages = []struct {
+	err error
+	msg string
+}{
+	{sigclient.ErrUnknown, "this link is not known to the server (mistyped, or the server restarted)"},
+	{sigclient.ErrExpired, "this link has expired; ask the sender for a new one"},
+	{sigclient.ErrUsed, "this link was already used; ask the sender for a new one"},
+	{sigclient.ErrWrongKey, "the link's secret did not match; for safety the link is now closed, ask for a new one"},
+	{sigclient.ErrPeerGone, "the other side disconnected"},
+	{sigclient.ErrCanceled, "the other side canceled"},
+	{sigclient.ErrRateLimited, "too many attempts or connections from this address; wait a minute and try again"},
+	{sigclient.ErrForbidden, "the server's policy does not allow this: sending may need sign-in (--token) or be limited to some networks"},
+	{sigclient.ErrVersion, "the server speaks a different protocol version; update ferry"},
+	{sigclient.ErrTimeout, "timed out waiting for the other side"},
+	{sigclient.ErrShutdown, "the server is shutting down; try again"},
+	{sigclient.ErrReplaced, "another connection took over this session"},
+	{sigclient.ErrLimit, "a server limit for this transfer was reached"},
+}
+
+// describe is what the CLI prints for err.
+func describe(err error) string {
+	for _, m := range userMessages {
+		if errors.Is(err, m.err) {
+			return m.msg
+		}
+	}
+	return err.Error()
+}
