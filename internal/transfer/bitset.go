@@ -33,7 +33,6 @@ func (b *bitset) set(i uint32) bool {
 	return true
 }
 
-
 func (b *bitset) full() bool { return b.c == b.n }
 
 // nextClear returns the first clear index >= i, or b.n.
