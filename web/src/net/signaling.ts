@@ -50,6 +50,9 @@ export class SignalingConn {
     };
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     const keepAlive = setInterval(() => void this.probe(), keepAliveEvery);
+    // Where timers can hold a process open (Node, running the tests), this
+    // one must not: the connection's own events do.
+    (keepAlive as { unref?: () => void }).unref?.();
     void this.closed.then(() => clearInterval(keepAlive));
     ws.onclose = (e) => {
       this.end(new FerryError(closeMessage(e.code, e.reason), e.code === 4011 ? "canceled" : "failed", e.code, e.reason));
