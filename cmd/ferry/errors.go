@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 
+	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/sigclient"
 )
 
@@ -29,6 +30,14 @@ var userMessages = []struct {
 
 // describe is what the CLI prints for err.
 func describe(err error) string {
+	if errors.Is(err, peer.ErrSessionLost) {
+		// Why resuming failed is the part a person can act on.
+		return "could not reconnect to the other side: " + word(err)
+	}
+	return word(err)
+}
+
+func word(err error) string {
 	for _, m := range userMessages {
 		if errors.Is(err, m.err) {
 			return m.msg

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/sigclient"
 )
 
@@ -17,6 +18,7 @@ func TestDescribe(t *testing.T) {
 		{fmt.Errorf("peer: joining: %w", sigclient.ErrUsed), "this link was already used; ask the sender for a new one"},
 		{sigclient.ErrRateLimited, "too many attempts or connections from this address; wait a minute and try again"},
 		{fmt.Errorf("receiving: %w", other), "receiving: transfer: disk full"},
+		{fmt.Errorf("%w: %w", peer.ErrSessionLost, sigclient.ErrCanceled), "could not reconnect to the other side: the other side canceled"},
 	} {
 		if got := describe(tc.err); got != tc.want {
 			t.Errorf("describe(%v) = %q, want %q", tc.err, got, tc.want)

@@ -398,7 +398,7 @@ func (s *session) resume(ctx context.Context) error {
 		}
 		if errors.Is(err, sigclient.ErrUnknown) || errors.Is(err, sigclient.ErrWrongKey) ||
 			errors.Is(err, sigclient.ErrCanceled) || errors.Is(err, sigclient.ErrVersion) {
-			return fmt.Errorf("%w: %v", ErrSessionLost, err)
+			return fmt.Errorf("%w: %w", ErrSessionLost, err)
 		}
 		s.log.Debug("resume failed, retrying", "err", err, "in", delay)
 		select {

@@ -78,7 +78,7 @@ type Progress struct {
 	Time      time.Time
 }
 
-func lost(err error) error { return fmt.Errorf("%w: %v", ErrConnLost, err) }
+func lost(err error) error { return fmt.Errorf("%w: %w", ErrConnLost, err) }
 
 func protoErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, a...))
