@@ -78,7 +78,9 @@ type Progress struct {
 	Time      time.Time
 }
 
-func lost(err error) error { return fmt.Errorf("%w: %w", ErrConnLost, err) }
+// The cause stays text: a lost connection whose cause was a canceled
+// context must still read as lost (reconnect), not as canceled.
+func lost(err error) error { return fmt.Errorf("%w: %v", ErrConnLost, err) }
 
 func protoErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrProtocol, fmt.Sprintf(format, a...))
