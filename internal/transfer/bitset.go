@@ -33,7 +33,6 @@ func (b *bitset) set(i uint32) bool {
 	return true
 }
 
-
 func (b *bitset) full() bool { return b.c == b.n }
 
 // nextClear returns the first clear index >= i, or b.n.
@@ -164,3 +163,11 @@ func (s *rangeSet) count() uint64 { return s.c }
 func (s *rangeSet) ranges() []proto.Range { return slices.Clone(s.r) }
 
 func (s *rangeSet) reset() { s.r, s.c = nil, 0 }
+
+// fill sets every index.
+func (s *rangeSet) fill() {
+	s.r, s.c = nil, uint64(s.n)
+	if s.n > 0 {
+		s.r = []proto.Range{{0, s.n}}
+	}
+}
