@@ -151,6 +151,12 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			return res, fmt.Errorf("%w; free some space and run the same command again within %s to continue from where it stopped (the sender is waiting)",
 				err, DefaultReconnectFor)
 		}
+		if errors.Is(err, transfer.ErrReceivedChanged) {
+			// Like a full disk: keep the resume state, say nothing to the
+			// sender, so the same command can continue once the person
+			// decided (moved the file away, or --force to fetch it again).
+			return res, fmt.Errorf("%w; then run the same command again within %s to continue (the sender is waiting)", err, DefaultReconnectFor)
+		}
 		if errors.Is(err, transfer.ErrIdle) {
 			// A sender that keeps the connection but sends nothing would
 			// keep us forever, and reconnecting could repeat that. Keep the

@@ -323,7 +323,11 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 	r.root = root
 	earlier, err := r.checkTargets(m)
 	if err != nil {
-		_ = sendControl(c, &proto.Decline{Reason: "files exist"})
+		// A file of ours that was changed is not a no either: the person
+		// may move it away, or want it fetched again, and run again.
+		if !errors.Is(err, ErrReceivedChanged) {
+			_ = sendControl(c, &proto.Decline{Reason: "files exist"})
+		}
 		return err
 	}
 	// Nothing is created yet: files open when their first chunk arrives.
@@ -375,7 +379,7 @@ func (r *Receiver) checkTargets(m *proto.Manifest) (map[int]string, error) {
 			case err == nil && root != "":
 				earlier[i] = root
 				continue // its progress log is ours too
-			case errors.Is(err, errChangedSince):
+			case errors.Is(err, ErrReceivedChanged):
 				// Ours, but no longer what we verified: fetched again only
 				// with Force, never taken as it is.
 				if !r.Force {
@@ -409,8 +413,7 @@ func (r *Receiver) checkTargets(m *proto.Manifest) (map[int]string, error) {
 		}
 	}
 	if len(changed) > 0 {
-		return nil, fmt.Errorf("%w: %s changed after an earlier run of this transfer received %s",
-			ErrExists, listNames(changed), map[bool]string{true: "them", false: "it"}[len(changed) > 1])
+		return nil, fmt.Errorf("%w: %s", ErrReceivedChanged, listNames(changed))
 	}
 	if len(exists) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrExists, listNames(exists))
@@ -428,16 +431,12 @@ func listNames(names []string) string {
 	return fmt.Sprintf("%q%s", names, more)
 }
 
-// errChangedSince: the file an earlier run of this transfer finished no
-// longer holds what was verified.
-var errChangedSince = errors.New("transfer: changed since it was received")
-
 // finishedEarlier returns the root of the file at meta.Path if an earlier
 // run of this transfer (same Session) finished it and it still holds
 // exactly the verified data: its progress log is complete and sealed with
 // the session and that root, and the file's chunks hash to it (read again:
 // size and time stamps say nothing about an edit). It returns "" if the
-// file is not one of ours, and errChangedSince if it is but was modified.
+// file is not one of ours, and ErrReceivedChanged if it is but was modified.
 func (r *Receiver) finishedEarlier(meta proto.File, chunkSize int) (string, error) {
 	if r.Session == "" {
 		return "", nil
@@ -459,20 +458,20 @@ func (r *Receiver) finishedEarlier(meta proto.File, chunkSize int) (string, erro
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != meta.Size {
-		return "", errChangedSince
+		return "", ErrReceivedChanged
 	}
 	rh := proto.NewRootHasher(meta.Size, chunkSize)
 	buf := make([]byte, chunkSize)
 	for k := range n {
 		b := buf[:chunkLen(meta.Size, chunkSize, k)]
 		if _, err := f.ReadAt(b, int64(k)*int64(chunkSize)); err != nil {
-			return "", errChangedSince
+			return "", ErrReceivedChanged
 		}
 		h := proto.ChunkHash(b)
 		rh.Add(&h)
 	}
 	if rh.Hex() != root {
-		return "", errChangedSince
+		return "", ErrReceivedChanged
 	}
 	return root, nil
 }
