@@ -88,6 +88,7 @@ type jsonEvent struct {
 	Generations int      `json:"generations"`
 	Message     string   `json:"message"`
 	Roots       []string `json:"roots"`
+	FilesDone   int      `json:"filesDone"`
 }
 
 // proc is a ferry process whose --json events are read as they come.
@@ -264,6 +265,102 @@ func TestReceiverKilledResumes(t *testing.T) {
 		t.Fatalf("sender done %+v, receiver done %+v", sdone, rdone)
 	}
 	if left, _ := filepath.Glob(filepath.Join(out, ".ferry-*")); len(left) != 0 {
+		t.Fatalf("left behind: %v", left)
+	}
+}
+
+// TestReceiverKilledMultiFileResumes kills the receiver (SIGKILL) in the
+// middle of a folder of 50 files, with some files finished and one in
+// progress; running the same command again must recognise the files the
+// first run finished (not refuse them as someone else's), fetch only what
+// was not verified, and leave nothing of its own behind. The relay's
+// bandwidth cap keeps the transfer slow enough to kill it half way, and the
+// sender is paused for the kill as in TestReceiverKilledResumes.
+func TestReceiverKilledMultiFileResumes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := servertest.Config()
+	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 8<<20
+	srv := servertest.Start(t, cfg, server.Options{})
+	top := t.TempDir()
+	var total int64
+	var names []string
+	for i := range 50 {
+		size := int64(i*37<<10) % (1 << 20) // mixed sizes, one empty
+		if i%12 == 7 {
+			size = 6<<20 + int64(i)
+		}
+		name := filepath.Join("tree", fmt.Sprintf("d%02d", i/10), fmt.Sprintf("f%04d", i))
+		if err := os.MkdirAll(filepath.Join(top, filepath.Dir(name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(top, name), size)
+		names, total = append(names, name), total+size
+	}
+	out := t.TempDir()
+	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), filepath.Join(top, "tree"))
+	link := send.next(t, ctx, "link").Link
+	env := []string{"FERRY_LINK=" + link}
+
+	recv := startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
+	for {
+		e := recv.next(t, ctx, "progress", "done")
+		if e.Event == "done" || e.FilesDone == len(names) {
+			t.Fatal("the transfer finished before the receiver could be killed")
+		}
+		if e.Done >= total/2 && e.FilesDone >= 10 {
+			break
+		}
+	}
+	if err := send.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	recv.cmd.Wait()
+	if err := send.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	finished := 0
+	for _, name := range names {
+		if exists(filepath.Join(out, name)) {
+			finished++
+		}
+	}
+	if finished < 10 || finished == len(names) {
+		t.Fatalf("%d of %d files finished before the kill", finished, len(names))
+	}
+
+	recv2 := startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
+	first := recv2.next(t, ctx, "progress")
+	rdone := recv2.next(t, ctx, "done")
+	sdone := send.next(t, ctx, "done")
+	for _, name := range names {
+		if sha(t, filepath.Join(top, name)) != sha(t, filepath.Join(out, name)) {
+			t.Fatalf("%s differs", name)
+		}
+	}
+	extra := sdone.Sent - total
+	t.Logf("%d files finished before the kill; the second run resumed %d of %d bytes; the sender put %d bytes on the wire (%d extra), %d connections",
+		finished, first.Resumed, total, sdone.Sent, extra, sdone.Generations)
+	if first.Resumed < total/4 {
+		t.Fatalf("the second run kept only %d of %d bytes", first.Resumed, total)
+	}
+	if extra >= total*6/10 {
+		t.Fatalf("resending %d bytes (>= 60%% of the transfer): the resume did not use the verified files and chunks", extra)
+	}
+	if sdone.Generations < 2 || rdone.Bytes != total {
+		t.Fatalf("sender done %+v, receiver done %+v", sdone, rdone)
+	}
+	var left []string
+	filepath.WalkDir(out, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".ferry-") {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) != 0 {
 		t.Fatalf("left behind: %v", left)
 	}
 }

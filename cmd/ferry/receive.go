@@ -125,8 +125,15 @@ func checkOffer(m *proto.Manifest, out string, maxSize int64, resuming, ask bool
 	if free, ok := freeSpace(out); ok {
 		need := m.TotalSize
 		for _, f := range m.Files {
-			part, _ := transfer.PartNames(f.Path)
-			need -= allocated(filepath.Join(out, filepath.FromSlash(part)))
+			part, progress := transfer.PartNames(f.Path)
+			held := allocated(filepath.Join(out, filepath.FromSlash(part)))
+			if _, err := os.Lstat(filepath.Join(out, filepath.FromSlash(progress))); resuming && held == 0 && err == nil {
+				// Finished by the interrupted run (its log is kept until
+				// the end): the file is in place. The receiver checks that
+				// it is really ours before taking it.
+				held = allocated(filepath.Join(out, filepath.FromSlash(f.Path)))
+			}
+			need -= held
 		}
 		if need > free && resuming {
 			return &shortfall{dir: out, need: need, free: free}

@@ -74,7 +74,9 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 		return nil
 	}
 	res := &Result{}
-	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes, Idle: o.Idle}
+	// The session id ties the files a run finished to this transfer, so
+	// that running the command again after a crash recognises them.
+	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes, Idle: o.Idle, Session: s.sessionID}
 	// Report before telling the sender: once it hears "complete" it leaves,
 	// and the server then closes our signaling connection too.
 	recv.BeforeComplete = func() {
@@ -149,6 +151,12 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			return res, fmt.Errorf("%w; free some space and run the same command again within %s to continue from where it stopped (the sender is waiting)",
 				err, DefaultReconnectFor)
 		}
+		if errors.Is(err, transfer.ErrReceivedChanged) {
+			// Like a full disk: keep the resume state, say nothing to the
+			// sender, so the same command can continue once the person
+			// decided (moved the file away, or --force to fetch it again).
+			return res, fmt.Errorf("%w; then run the same command again within %s to continue (the sender is waiting)", err, DefaultReconnectFor)
+		}
 		if errors.Is(err, transfer.ErrIdle) {
 			// A sender that keeps the connection but sends nothing would
 			// keep us forever, and reconnecting could repeat that. Keep the
@@ -163,6 +171,7 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 			}
 			if !resumable(err) {
 				removeState(o.Dir, tk.ID)
+				recv.ForgetFinished()
 			}
 			if !errors.Is(err, transfer.ErrCanceled) && !errors.Is(err, errPeerDone) {
 				s.signal(proto.Signal{T: proto.SigBye, Reason: byeFor(err)})

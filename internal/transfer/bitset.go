@@ -163,3 +163,11 @@ func (s *rangeSet) count() uint64 { return s.c }
 func (s *rangeSet) ranges() []proto.Range { return slices.Clone(s.r) }
 
 func (s *rangeSet) reset() { s.r, s.c = nil, 0 }
+
+// fill sets every index.
+func (s *rangeSet) fill() {
+	s.r, s.c = nil, uint64(s.n)
+	if s.n > 0 {
+		s.r = []proto.Range{{0, s.n}}
+	}
+}

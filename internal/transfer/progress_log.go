@@ -3,6 +3,7 @@ package transfer
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -22,11 +23,41 @@ import (
 // Records are appended only after the data they name is durable, so the
 // log never vouches for a zero-filled or torn region. A torn last record
 // fails its CRC and is dropped (that chunk is simply fetched again).
+//
+// When a file of a transfer with a session finishes, one more record seals
+// the log: index sealIndex (never a chunk's) and, in place of a chunk hash,
+// seal(session, root). The sealed log stays until the whole transfer is
+// complete, so that a later run of the same transfer knows the file is its
+// own and what it held (see Receiver.finishedEarlier).
 const (
 	logMagic     = "FERRYPG1"
 	logHeaderLen = 32
 	logRecordLen = 40
+	sealIndex    = ^uint32(0)
 )
+
+// seal binds a finished file's root to the transfer's session.
+func seal(session, root string) [proto.HashLen]byte {
+	return sha256.Sum256([]byte("ferry finished\x00" + session + "\x00" + root))
+}
+
+// readSeal returns the hash of the seal record at off in the log at name,
+// if there is a whole one.
+func readSeal(root *os.Root, name string, off int64) ([proto.HashLen]byte, bool) {
+	f, err := root.Open(name)
+	if err != nil {
+		return [proto.HashLen]byte{}, false
+	}
+	defer f.Close()
+	var r [logRecordLen]byte
+	if _, err := f.ReadAt(r[:], off); err != nil {
+		return [proto.HashLen]byte{}, false
+	}
+	if crc32.ChecksumIEEE(r[:36]) != binary.BigEndian.Uint32(r[36:]) || binary.BigEndian.Uint32(r[:]) != sealIndex {
+		return [proto.HashLen]byte{}, false
+	}
+	return [proto.HashLen]byte(r[4:36]), true
+}
 
 type logRecord struct {
 	index uint32
@@ -197,6 +228,14 @@ func (l *progressLog) append(recs []logRecord) error {
 	}
 	_, err := l.f.Write(buf)
 	return err
+}
+
+// sealAndSync appends the seal record and makes the log durable.
+func (l *progressLog) sealAndSync(h [proto.HashLen]byte) error {
+	if err := l.append([]logRecord{{index: sealIndex, hash: h}}); err != nil {
+		return err
+	}
+	return l.f.Sync()
 }
 
 func (l *progressLog) close() error { return l.f.Close() }

@@ -56,6 +56,13 @@ type Receiver struct {
 	// Idle bounds the wait for the sender's next message (0: DefaultIdle;
 	// negative: no bound); Run then ends with ErrIdle.
 	Idle time.Duration
+	// Session identifies the transfer across runs (the Go peer's session
+	// id). With it, a finished file's progress log is kept, sealed with the
+	// session, until the whole transfer is complete, so that a run after a
+	// crash finds the files the crashed one finished and does not fetch
+	// them again (nor refuse them as someone else's). Empty: finished
+	// files' logs are removed at once.
+	Session string
 
 	root      *os.Root
 	man       *proto.Manifest
@@ -314,17 +321,29 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 		return r.fail(c, proto.CodeIO, err)
 	}
 	r.root = root
-	if err := r.checkTargets(m); err != nil {
-		_ = sendControl(c, &proto.Decline{Reason: "files exist"})
+	earlier, err := r.checkTargets(m)
+	if err != nil {
+		// A file of ours that was changed is not a no either: the person
+		// may move it away, or want it fetched again, and run again.
+		if !errors.Is(err, ErrReceivedChanged) {
+			_ = sendControl(c, &proto.Decline{Reason: "files exist"})
+		}
 		return err
 	}
 	// Nothing is created yet: files open when their first chunk arrives.
 	files := make([]*rfile, 0, len(m.Files))
 	var resumed int64
-	for _, meta := range m.Files {
+	for i, meta := range m.Files {
 		f, err := r.prepare(meta, m.ChunkSize)
 		if err != nil {
 			return r.fail(c, proto.CodeIO, err)
+		}
+		if root, ok := earlier[i]; ok {
+			// Finished by an earlier run: the accept claims all of it, and
+			// the sender skips it (or repeats its eof, §4.6).
+			f.done, f.root, f.fresh = true, root, false
+			f.have.fill()
+			r.filesDone++
 		}
 		files = append(files, f)
 		for _, rg := range f.have.r {
@@ -338,22 +357,39 @@ func (r *Receiver) setup(c Conn, m *proto.Manifest) error {
 }
 
 // checkTargets refuses unsafe targets and, without Force, existing files,
-// before a single byte is written.
-func (r *Receiver) checkTargets(m *proto.Manifest) error {
-	var exists []string
-	for _, f := range m.Files {
+// before a single byte is written. It returns the roots of the files an
+// earlier run of this transfer finished, by index.
+func (r *Receiver) checkTargets(m *proto.Manifest) (map[int]string, error) {
+	var exists, changed []string
+	earlier := map[int]string{}
+	for i, f := range m.Files {
 		if err := checkNoSymlinks(r.root, f.Path); err != nil {
-			return err
+			return nil, err
 		}
 		fi, err := r.root.Lstat(f.Path)
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 		case err != nil:
-			return err
+			return nil, err
 		case fi.IsDir():
-			return fmt.Errorf("%w: %q is a folder", ErrExists, f.Path)
-		case !r.Force:
-			exists = append(exists, f.Path)
+			return nil, fmt.Errorf("%w: %q is a folder", ErrExists, f.Path)
+		default:
+			root, err := r.finishedEarlier(f, m.ChunkSize)
+			switch {
+			case err == nil && root != "":
+				earlier[i] = root
+				continue // its progress log is ours too
+			case errors.Is(err, ErrReceivedChanged):
+				// Ours, but no longer what we verified: fetched again only
+				// with Force, never taken as it is.
+				if !r.Force {
+					changed = append(changed, f.Path)
+				}
+			case err != nil:
+				return nil, err
+			case !r.Force:
+				exists = append(exists, f.Path)
+			}
 		}
 		// The partial names must hold nothing but our own unfinished
 		// transfer: a progress log we wrote, and a partial file only next
@@ -361,12 +397,12 @@ func (r *Receiver) checkTargets(m *proto.Manifest) error {
 		part, logName := PartNames(f.Path)
 		for _, name := range []string{part, logName} {
 			if err := checkNoSymlinks(r.root, name); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		ours, err := r.ownLog(logName)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if !ours && !r.Force {
 			if _, err := r.root.Lstat(logName); err == nil {
@@ -376,15 +412,68 @@ func (r *Receiver) checkTargets(m *proto.Manifest) error {
 			}
 		}
 	}
-	if len(exists) > 0 {
-		more := ""
-		if len(exists) > 3 {
-			more = fmt.Sprintf(" and %d more", len(exists)-3)
-			exists = exists[:3]
-		}
-		return fmt.Errorf("%w: %q%s", ErrExists, exists, more)
+	if len(changed) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrReceivedChanged, listNames(changed))
 	}
-	return nil
+	if len(exists) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrExists, listNames(exists))
+	}
+	return earlier, nil
+}
+
+// listNames quotes the first few names and counts the rest.
+func listNames(names []string) string {
+	more := ""
+	if len(names) > 3 {
+		more = fmt.Sprintf(" and %d more", len(names)-3)
+		names = names[:3]
+	}
+	return fmt.Sprintf("%q%s", names, more)
+}
+
+// finishedEarlier returns the root of the file at meta.Path if an earlier
+// run of this transfer (same Session) finished it and it still holds
+// exactly the verified data: its progress log is complete and sealed with
+// the session and that root, and the file's chunks hash to it (read again:
+// size and time stamps say nothing about an edit). It returns "" if the
+// file is not one of ours, and ErrReceivedChanged if it is but was modified.
+func (r *Receiver) finishedEarlier(meta proto.File, chunkSize int) (string, error) {
+	if r.Session == "" {
+		return "", nil
+	}
+	_, logName := PartNames(meta.Path)
+	n := proto.ChunkCount(meta.Size, chunkSize)
+	sum := newRootState(meta.Size, chunkSize, n)
+	valid, st, err := readProgressLog(r.root, logName, logHeader(meta.Size, chunkSize, meta.Mtime), &rangeSet{n: n}, sum)
+	if err != nil || st != logValid {
+		return "", err
+	}
+	root := sum.hex()
+	if h, ok := readSeal(r.root, logName, valid); root == "" || !ok || h != seal(r.Session, root) {
+		return "", nil
+	}
+	f, err := r.root.Open(meta.Path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() || fi.Size() != meta.Size {
+		return "", ErrReceivedChanged
+	}
+	rh := proto.NewRootHasher(meta.Size, chunkSize)
+	buf := make([]byte, chunkSize)
+	for k := range n {
+		b := buf[:chunkLen(meta.Size, chunkSize, k)]
+		if _, err := f.ReadAt(b, int64(k)*int64(chunkSize)); err != nil {
+			return "", ErrReceivedChanged
+		}
+		h := proto.ChunkHash(b)
+		rh.Add(&h)
+	}
+	if rh.Hex() != root {
+		return "", ErrReceivedChanged
+	}
+	return root, nil
 }
 
 // ownLog reports whether name holds a progress log of ours (for any file).
@@ -656,7 +745,12 @@ func (r *Receiver) control(c Conn, m proto.Control) (done bool, err error) {
 		}
 		f := r.files[m.File]
 		if f.done {
-			return false, nil // a repeat after reconnecting
+			// A repeat after reconnecting, or after a restart for a file an
+			// earlier run finished: the sender may have missed "verified".
+			if m.Root != f.root {
+				return false, r.fail(c, proto.CodeRootMismatch, fmt.Errorf("%w: %q (root %s, verified %s)", ErrRootMismatch, f.meta.Path, m.Root, f.root))
+			}
+			return false, sendControl(c, &proto.Verified{File: m.File})
 		}
 		f.root = m.Root
 		if f.have.full() {
@@ -691,7 +785,25 @@ func (r *Receiver) maybeComplete(c Conn) (bool, error) {
 	if r.BeforeComplete != nil {
 		r.BeforeComplete()
 	}
-	return true, sendControl(c, &proto.Complete{})
+	if err := sendControl(c, &proto.Complete{}); err != nil {
+		return true, err
+	}
+	r.ForgetFinished()
+	return true, nil
+}
+
+// ForgetFinished removes the sealed progress logs of finished files: once
+// the transfer is complete, or over for good (the caller drops its resume
+// state), no later run needs them.
+func (r *Receiver) ForgetFinished() {
+	if r.root == nil || r.Session == "" {
+		return
+	}
+	for _, f := range r.files {
+		if f.done {
+			_ = r.root.Remove(f.logName)
+		}
+	}
 }
 
 // finish checks a complete file's root and moves it into place.
@@ -727,6 +839,14 @@ func (r *Receiver) finish(c Conn, i int) error {
 	if err := f.f.Sync(); err != nil {
 		return r.fail(c, proto.CodeIO, err)
 	}
+	if r.Session != "" {
+		// Sealed before the rename: a crash after it leaves a log that a
+		// later run recognises next to the finished file (before it, the
+		// partial file is simply finished again).
+		if err := f.log.sealAndSync(seal(r.Session, f.root)); err != nil {
+			return r.writeFailed(c, err)
+		}
+	}
 	if err := r.release(f); err != nil {
 		return r.fail(c, proto.CodeIO, err)
 	}
@@ -742,7 +862,9 @@ func (r *Receiver) finish(c Conn, i int) error {
 		t := time.UnixMilli(f.meta.Mtime)
 		_ = r.root.Chtimes(f.final, t, t)
 	}
-	_ = r.root.Remove(f.logName)
+	if r.Session == "" {
+		_ = r.root.Remove(f.logName)
+	}
 	f.done = true
 	r.filesDone++
 	return sendControl(c, &proto.Verified{File: i})

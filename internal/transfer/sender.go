@@ -230,6 +230,14 @@ func (s *Sender) run(ctx context.Context, c Conn) error {
 			return s.fail(c, protoErr("resume ranges out of bounds"))
 		}
 	}
+	// A file the receiver verified earlier but no longer claims whole (it
+	// was changed there after a restart and is fetched again) is sent
+	// again; skipping it would leave the receiver waiting for it.
+	for i, f := range s.files {
+		if f.verified && !have[i].full() {
+			f.verified = false
+		}
+	}
 
 	pctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -36,6 +36,10 @@ var (
 	ErrProtocol     = errors.New("transfer: protocol error")
 	ErrTooLarge     = errors.New("transfer: larger than allowed")
 	ErrDiskFull     = errors.New("transfer: not enough disk space")
+	// ErrReceivedChanged: a file an earlier run of this transfer finished
+	// was modified since. Like ErrDiskFull it leaves the transfer
+	// resumable: the sender is not told, and waits.
+	ErrReceivedChanged = errors.New("transfer: changed after this transfer received it (move it away, or use --force to fetch it again)")
 )
 
 // isDiskFull reports whether err means the file system is full or the
