@@ -22,6 +22,7 @@ import (
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/servertest"
+	"github.com/ferrydev/ferry/internal/testenv"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
@@ -372,19 +373,9 @@ func TestReceiverKilledMultiFileResumes(t *testing.T) {
 // keep what it verified; after space is freed, the same command finishes
 // the transfer, while the sender waited.
 func TestReceiveDiskFull(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out := filepath.Join(t.TempDir(), "small-disk")
-	if err := os.Mkdir(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", out).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v %s", err, msg)
-	}
-	t.Cleanup(func() { exec.Command("umount", out).Run() })
+	out := testenv.Tmpfs(t, "8m")
 	cfg := servertest.Config()
 	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
 	srv := servertest.Start(t, cfg, server.Options{})
@@ -445,19 +436,9 @@ func TestReceiveDiskFull(t *testing.T) {
 // finishes the transfer from the kept chunks. (It used to decline,
 // which ended the sender and removed the resume state.)
 func TestReceiveResumeRefusedKeepsData(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out := filepath.Join(t.TempDir(), "small-disk")
-	if err := os.Mkdir(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", out).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v %s", err, msg)
-	}
-	t.Cleanup(func() { exec.Command("umount", out).Run() })
+	out := testenv.Tmpfs(t, "8m")
 	cfg := servertest.Config()
 	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
 	srv := servertest.Start(t, cfg, server.Options{})
@@ -559,22 +540,12 @@ func exists(p string) bool {
 // before anything is written: a clear message, the sender told it was
 // declined, and no files or resume state left behind.
 func TestReceiveRefusesOversizedOffers(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := startServer(t)
 	src := filepath.Join(t.TempDir(), "big.bin")
 	writeFile(t, src, 6<<20)
-	small := filepath.Join(t.TempDir(), "small-disk")
-	if err := os.Mkdir(small, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", small).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v %s", err, msg)
-	}
-	t.Cleanup(func() { exec.Command("umount", small).Run() })
+	small := testenv.Tmpfs(t, "2m")
 
 	for _, tc := range []struct {
 		name, out string

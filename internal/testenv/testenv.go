@@ -8,6 +8,8 @@ package testenv
 
 import (
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -29,4 +31,28 @@ func Heavy(t testing.TB, what string) {
 	default:
 		t.Fatalf("%s=%q: want 1 (run heavy tests) or 0 (skip them)", Env, v)
 	}
+}
+
+// Tmpfs mounts a tmpfs of size (mount's syntax, e.g. "8m") on a fresh
+// folder for the rest of the test and returns the folder: a small disk to
+// fill. It is a heavy test's: mounting needs root.
+func Tmpfs(t testing.TB, size string) string {
+	t.Helper()
+	Heavy(t, "root (it mounts a small tmpfs)")
+	if os.Geteuid() != 0 {
+		t.Fatal("this test mounts a small tmpfs and needs root (CI runs as root)")
+	}
+	dir := filepath.Join(t.TempDir(), "small-disk")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Fatalf("mount tmpfs: %v %s", err, msg)
+	}
+	t.Cleanup(func() {
+		if msg, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v %s", dir, err, msg)
+		}
+	})
+	return dir
 }
