@@ -60,3 +60,9 @@ func alignedBuffer(n int) []byte {
 	skip := (ioAlign - int(uintptr(unsafe.Pointer(unsafe.SliceData(b)))%ioAlign)) % ioAlign
 	return b[skip : skip+n : skip+n]
 }
+
+// allocate reserves disk space for n bytes at off without changing the
+// file's size (FALLOC_FL_KEEP_SIZE).
+func allocate(f *os.File, off, n int64) error {
+	return syscall.Fallocate(int(f.Fd()), 1, off, n)
+}

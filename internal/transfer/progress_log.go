@@ -65,7 +65,34 @@ type logRecord struct {
 }
 
 type progressLog struct {
-	f *os.File
+	f        *os.File
+	end      int64 // where the next record goes
+	reserved int64 // disk space is allocated up to here
+}
+
+// logReserve is how far ahead of its end a progress log has its disk space
+// allocated: records for 1,600 chunks, more than a sync interval brings. A
+// disk that fills up with chunk data then still takes the records of the
+// chunks already written, so they are kept for a resume.
+const logReserve = 64 << 10
+
+// newProgressLog continues a log at end and reserves space ahead of it.
+func newProgressLog(f *os.File, end int64) *progressLog {
+	l := &progressLog{f: f, end: end, reserved: end}
+	l.reserve(0)
+	return l
+}
+
+// reserve makes sure the space for n more bytes and logReserve after them
+// is allocated. Where the file system cannot, writes simply go on as before.
+func (l *progressLog) reserve(n int) {
+	if l.end+int64(n) <= l.reserved-logReserve/2 {
+		return
+	}
+	want := l.end + int64(n) + logReserve
+	if allocate(l.f, l.reserved, want-l.reserved) == nil {
+		l.reserved = want
+	}
 }
 
 func logHeader(size int64, chunkSize int, mtime int64) []byte {
@@ -141,7 +168,7 @@ func createProgressLog(root *os.Root, name string, hdr []byte) (*progressLog, er
 		f.Close()
 		return nil, err
 	}
-	return &progressLog{f: f}, nil
+	return newProgressLog(f, int64(len(hdr))), nil
 }
 
 // reopenProgressLog continues a log: after its valid prefix (cutting a torn
@@ -152,7 +179,12 @@ func reopenProgressLog(root *os.Root, name string, valid int64) (*progressLog, e
 		if err != nil {
 			return nil, err
 		}
-		return &progressLog{f: f}, nil
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		return newProgressLog(f, fi.Size()), nil
 	}
 	f, err := root.OpenFile(name, os.O_WRONLY, 0)
 	if err != nil {
@@ -166,7 +198,7 @@ func reopenProgressLog(root *os.Root, name string, valid int64) (*progressLog, e
 		f.Close()
 		return nil, err
 	}
-	return &progressLog{f: f}, nil
+	return newProgressLog(f, valid), nil
 }
 
 // rootState computes a file's root from the chunk hashes in its progress
@@ -226,7 +258,9 @@ func (l *progressLog) append(recs []logRecord) error {
 		buf = append(buf, r.hash[:]...)
 		buf = binary.BigEndian.AppendUint32(buf, crc32.ChecksumIEEE(buf[start:]))
 	}
-	_, err := l.f.Write(buf)
+	l.reserve(len(buf))
+	n, err := l.f.Write(buf)
+	l.end += int64(n)
 	return err
 }
 
