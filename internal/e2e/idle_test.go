@@ -61,9 +61,7 @@ func TestBrowserReceiverGivesUpOnSilentSender(t *testing.T) {
 	rb := newBrowser(t, ctx, "receiver")
 	onNewDocument(t, rb, stubSavePickerOPFS)
 	onNewDocument(t, rb, `window.ferryTest = Object.assign(window.ferryTest || {}, { idleMs: 1500 });`)
-	if err := chromedp.Do(rb, chromedp.Navigate(link)); err != nil {
-		t.Fatal(err)
-	}
+	openLink(t, rb, link)
 	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
 		t.Fatalf("receiver state %q (%v)\nreceiver: %s", st, err, diag(rb))
 	}
