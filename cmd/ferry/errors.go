@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/sigclient"
+	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 // userMessages word the library errors a person can act on; describe uses
@@ -28,11 +29,25 @@ var userMessages = []struct {
 	{sigclient.ErrLimit, "a server limit for this transfer was reached"},
 }
 
+// hints follow the text of errors whose details (which files) matter.
+var hints = []struct {
+	err  error
+	hint string
+}{
+	{transfer.ErrExists, "use --force to overwrite"},
+	{transfer.ErrReceivedChanged, "move it away, or use --force to fetch it again"},
+}
+
 // describe is what the CLI prints for err.
 func describe(err error) string {
 	if errors.Is(err, peer.ErrSessionLost) {
 		// Why resuming failed is the part a person can act on.
 		return "could not reconnect to the other side: " + word(err)
+	}
+	for _, h := range hints {
+		if errors.Is(err, h.err) {
+			return err.Error() + " (" + h.hint + ")"
+		}
 	}
 	return word(err)
 }

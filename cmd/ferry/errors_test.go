@@ -7,6 +7,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/sigclient"
+	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 func TestDescribe(t *testing.T) {
@@ -19,6 +20,7 @@ func TestDescribe(t *testing.T) {
 		{sigclient.ErrRateLimited, "too many attempts or connections from this address; wait a minute and try again"},
 		{fmt.Errorf("receiving: %w", other), "receiving: transfer: disk full"},
 		{fmt.Errorf("%w: %w", peer.ErrSessionLost, sigclient.ErrCanceled), "could not reconnect to the other side: the other side canceled"},
+		{fmt.Errorf("%w: %s", transfer.ErrExists, `["a.txt"]`), `transfer: file already exists: ["a.txt"] (use --force to overwrite)`},
 	} {
 		if got := describe(tc.err); got != tc.want {
 			t.Errorf("describe(%v) = %q, want %q", tc.err, got, tc.want)

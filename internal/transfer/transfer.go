@@ -32,14 +32,14 @@ var (
 	ErrDeclined     = errors.New("transfer: the receiver declined the transfer")
 	ErrRootMismatch = errors.New("transfer: verification failed: the received file does not match what was sent")
 	ErrFileChanged  = errors.New("transfer: a file changed on disk while it was being sent")
-	ErrExists       = errors.New("transfer: file already exists (use --force to overwrite)")
+	ErrExists       = errors.New("transfer: file already exists")
 	ErrProtocol     = errors.New("transfer: protocol error")
 	ErrTooLarge     = errors.New("transfer: larger than allowed")
 	ErrDiskFull     = errors.New("transfer: not enough disk space")
 	// ErrReceivedChanged: a file an earlier run of this transfer finished
 	// was modified since. Like ErrDiskFull it leaves the transfer
 	// resumable: the sender is not told, and waits.
-	ErrReceivedChanged = errors.New("transfer: changed after this transfer received it (move it away, or use --force to fetch it again)")
+	ErrReceivedChanged = errors.New("transfer: file changed after this transfer received it")
 )
 
 // isDiskFull reports whether err means the file system is full or the
