@@ -2,17 +2,14 @@ package e2e_test
 
 import (
 	"context"
-	"fmt"
-	"net/url"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/ticket"
-	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 // The Go command-line peer and the browser understand each other both
@@ -22,29 +19,7 @@ func TestGoPeerToBrowser(t *testing.T) {
 	defer cancel()
 	_, base := startServer(t, nil)
 	src, want := randomFile(t, t.TempDir(), "from-go.bin", 20<<20+3)
-	fi, err := os.Stat(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, _ := url.Parse(base)
-	links := make(chan string, 1)
-	cfg := &peer.Config{Server: server, Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}}
-	sent := make(chan error, 1)
-	go func() {
-		res, err := peer.Send(ctx, cfg, []transfer.SourceFile{{Path: "from-go.bin", Local: src, Size: fi.Size(), Mtime: fi.ModTime()}}, peer.SendOptions{})
-		if err == nil && res.PacketSize != 1191 {
-			err = fmt.Errorf("sent %d-byte SCTP packets to Chromium, want 1191", res.PacketSize)
-		}
-		sent <- err
-	}()
-	var link string
-	select {
-	case link = <-links:
-	case err := <-sent:
-		t.Fatalf("go sender: %v", err)
-	case <-ctx.Done():
-		t.Fatal("no link from the go sender")
-	}
+	link, sent := goSend(t, ctx, base, src, "from-go.bin", peer.SendOptions{})
 	rb := newBrowser(t, ctx, "receiver")
 	onNewDocument(t, rb, stubSavePickerOPFS)
 	openLink(t, rb, link)
@@ -57,8 +32,10 @@ func TestGoPeerToBrowser(t *testing.T) {
 	if st, err := waitState(rb, "done", "error", "canceled"); err != nil || st != "done" {
 		t.Fatalf("receiver ended in %q (%v)\nreceiver: %s", st, err, diag(rb))
 	}
-	if err := <-sent; err != nil {
-		t.Fatalf("go sender: %v", err)
+	if r := <-sent; r.err != nil {
+		t.Fatalf("go sender: %v", r.err)
+	} else if r.res.PacketSize != 1191 {
+		t.Fatalf("sent %d-byte SCTP packets to Chromium, want 1191", r.res.PacketSize)
 	}
 	if got := opfsSHA256(t, rb, "from-go.bin"); got != want {
 		t.Fatalf("received sha256 %s, sent %s", got, want)

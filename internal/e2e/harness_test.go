@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,11 +19,14 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+
 	"github.com/ferrydev/ferry/internal/audit"
 	"github.com/ferrydev/ferry/internal/browsertest"
 	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/servertest"
+	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 // clock is a settable clock for the server (ticket expiry without sleeping).
@@ -134,6 +138,43 @@ func newBrowser(t testing.TB, ctx context.Context, name string) context.Context 
 	b := browsertest.New(t, ctx, browsertest.Options{})
 	browsertest.LogConsole(t, b, name)
 	return b
+}
+
+// sendResult is what a Go sender's peer.Send returned.
+type sendResult struct {
+	res *peer.Result
+	err error
+}
+
+// goSend runs the Go sender (what `ferry send` runs) of the file at src,
+// named name, through the server at base in the background, and returns its
+// link once it has one, and the channel its result arrives on.
+func goSend(t testing.TB, ctx context.Context, base, src, name string, o peer.SendOptions) (string, <-chan sendResult) {
+	t.Helper()
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	links := make(chan string, 1)
+	cfg := &peer.Config{Server: server, Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}}
+	sent := make(chan sendResult, 1)
+	go func() {
+		res, err := peer.Send(ctx, cfg, []transfer.SourceFile{{Path: name, Local: src, Size: fi.Size(), Mtime: fi.ModTime()}}, o)
+		sent <- sendResult{res, err}
+	}()
+	select {
+	case link := <-links:
+		return link, sent
+	case r := <-sent:
+		t.Fatalf("go sender: %v", r.err)
+	case <-ctx.Done():
+		t.Fatal("no link from the go sender")
+	}
+	return "", nil
 }
 
 // randomFile writes size random bytes to dir/name and returns the path

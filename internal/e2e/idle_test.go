@@ -2,16 +2,14 @@ package e2e_test
 
 import (
 	"context"
-	"net/url"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/ferrydev/ferry/internal/peer"
-	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 // A sender that keeps the connection but stops sending makes the receive
@@ -21,13 +19,6 @@ func TestBrowserReceiverGivesUpOnSilentSender(t *testing.T) {
 	defer cancel()
 	_, base := startServer(t, nil)
 	src, _ := randomFile(t, t.TempDir(), "stall.bin", 4<<20)
-	fi, err := os.Stat(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, _ := url.Parse(base)
-	links := make(chan string, 1)
-	cfg := &peer.Config{Server: server, Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}}
 	release := make(chan struct{})
 	var once sync.Once
 	stall := func(file int, index uint32, data []byte) {
@@ -40,24 +31,12 @@ func TestBrowserReceiverGivesUpOnSilentSender(t *testing.T) {
 			})
 		}
 	}
-	sent := make(chan error, 1)
-	go func() {
-		_, err := peer.Send(ctx, cfg, []transfer.SourceFile{{Path: "stall.bin", Local: src, Size: fi.Size(), Mtime: fi.ModTime()}}, peer.SendOptions{Mangle: stall})
-		sent <- err
-	}()
+	link, sent := goSend(t, ctx, base, src, "stall.bin", peer.SendOptions{Mangle: stall})
 	defer func() {
 		close(release)
 		cancel()
 		<-sent
 	}()
-	var link string
-	select {
-	case link = <-links:
-	case err := <-sent:
-		t.Fatalf("go sender: %v", err)
-	case <-ctx.Done():
-		t.Fatal("no link from the go sender")
-	}
 	rb := newBrowser(t, ctx, "receiver")
 	onNewDocument(t, rb, stubSavePickerOPFS)
 	onNewDocument(t, rb, `window.ferryTest = Object.assign(window.ferryTest || {}, { idleMs: 1500 });`)

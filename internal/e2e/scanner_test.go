@@ -2,8 +2,6 @@ package e2e_test
 
 import (
 	"context"
-	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,10 +9,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
 	"github.com/ferrydev/ferry/internal/browsertest"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/ticket"
-	"github.com/ferrydev/ferry/internal/transfer"
 )
 
 // Mail and chat "safe link" scanners open links in headless browsers that
@@ -29,26 +27,7 @@ func TestLinkScannersDoNotUseLinks(t *testing.T) {
 	defer cancel()
 	srv, base := startServer(t, nil)
 	src, want := randomFile(t, t.TempDir(), "for-the-person.bin", 1<<20+5)
-	fi, err := os.Stat(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	server, _ := url.Parse(base)
-	links := make(chan string, 1)
-	sent := make(chan error, 1)
-	go func() {
-		cfg := &peer.Config{Server: server, Events: peer.Events{Link: func(l string, _ time.Time) { links <- l }}}
-		_, err := peer.Send(ctx, cfg, []transfer.SourceFile{{Path: "for-the-person.bin", Local: src, Size: fi.Size(), Mtime: fi.ModTime()}}, peer.SendOptions{})
-		sent <- err
-	}()
-	var link string
-	select {
-	case link = <-links:
-	case err := <-sent:
-		t.Fatalf("go sender: %v", err)
-	case <-ctx.Done():
-		t.Fatal("no link from the go sender")
-	}
+	link, sent := goSend(t, ctx, base, src, "for-the-person.bin", peer.SendOptions{})
 
 	// A scanner that renders the page and keeps its DOM: Chromium's own
 	// --dump-dom, in a separate process, run to its end.
@@ -86,7 +65,7 @@ func TestLinkScannersDoNotUseLinks(t *testing.T) {
 	}
 
 	// The person the link was for receives the files.
-	_, tk, err := ticket.ParseLink(link)
+	server, tk, err := ticket.ParseLink(link)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,8 +76,8 @@ func TestLinkScannersDoNotUseLinks(t *testing.T) {
 	if got := fileSHA256(t, filepath.Join(dir, "for-the-person.bin")); got != want {
 		t.Fatalf("received sha256 %s, sent %s", got, want)
 	}
-	if err := <-sent; err != nil {
-		t.Fatalf("go sender: %v", err)
+	if r := <-sent; r.err != nil {
+		t.Fatalf("go sender: %v", r.err)
 	}
 
 	// What the scanners saw: an invitation to receive, no connection.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+
 	"github.com/ferrydev/ferry/internal/browsertest"
 )
 
