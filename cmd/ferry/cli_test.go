@@ -366,6 +366,43 @@ func TestReceiverKilledMultiFileResumes(t *testing.T) {
 	}
 }
 
+// fullDiskMidway starts a send of a file of size through a relay capped at
+// 2 MB/s and a receive of it onto an 8 MB tmpfs, and fills that disk (with
+// out/filler) once a megabyte has arrived; it returns when the receiver
+// has exited, with the folder, the source, the receiver's environment (the
+// link), the still waiting sender and the ended receiver.
+func fullDiskMidway(t *testing.T, ctx context.Context, size int64) (out, src string, env []string, send, first *proc) {
+	t.Helper()
+	out = testenv.Tmpfs(t, "8m")
+	cfg := servertest.Config()
+	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
+	srv := servertest.Start(t, cfg, server.Options{})
+	src = filepath.Join(t.TempDir(), "big.bin")
+	writeFile(t, src, size)
+	send = startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
+	link := send.next(t, ctx, "link").Link
+	env = []string{"FERRY_LINK=" + link}
+	first = startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
+	for {
+		if p := first.next(t, ctx, "progress"); p.Done >= 1<<20 {
+			if p.Done >= size {
+				t.Fatal("the transfer finished before the disk could be filled")
+			}
+			break
+		}
+	}
+	f, err := os.Create(filepath.Join(out, "filler"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(f, io.LimitReader(zeros{}, 16<<20)); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("filling the disk: %v", err)
+	}
+	f.Close()
+	first.cmd.Wait()
+	return out, src, env, send, first
+}
+
 // TestReceiveDiskFull fills the target file system while the transfer runs
 // (an offer that does not fit is refused up front, so something else must
 // take the space after that; the relay's bandwidth cap keeps the transfer
@@ -375,36 +412,9 @@ func TestReceiverKilledMultiFileResumes(t *testing.T) {
 func TestReceiveDiskFull(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out := testenv.Tmpfs(t, "8m")
-	cfg := servertest.Config()
-	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
-	srv := servertest.Start(t, cfg, server.Options{})
-	src := filepath.Join(t.TempDir(), "big.bin")
 	const size = 6 << 20
-	writeFile(t, src, size)
-	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
-	link := send.next(t, ctx, "link").Link
-	env := []string{"FERRY_LINK=" + link}
-
-	first := startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
-	for {
-		if p := first.next(t, ctx, "progress"); p.Done >= 1<<20 {
-			if p.Done >= size {
-				t.Fatal("the transfer finished before the disk could be filled")
-			}
-			break
-		}
-	}
+	out, src, env, send, first := fullDiskMidway(t, ctx, size)
 	filler := filepath.Join(out, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(f, io.LimitReader(zeros{}, 16<<20)); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the disk: %v", err)
-	}
-	f.Close()
-	first.cmd.Wait()
 	if msg := first.stderr.String(); !strings.Contains(msg, "not enough disk space") || !strings.Contains(msg, "run the same command again") {
 		t.Fatalf("receiving onto a full disk:\n%s", msg)
 	}
@@ -438,37 +448,10 @@ func TestReceiveDiskFull(t *testing.T) {
 func TestReceiveResumeRefusedKeepsData(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out := testenv.Tmpfs(t, "8m")
-	cfg := servertest.Config()
-	cfg.TURN.AllowPrivate, cfg.TURN.Bandwidth = true, 2<<20
-	srv := servertest.Start(t, cfg, server.Options{})
-	src := filepath.Join(t.TempDir(), "big.bin")
-	const size = 6 << 20
-	writeFile(t, src, size)
-	send := startFerry(t, ctx, nil, "send", "--json", "--server", srv.URL().String(), src)
-	link := send.next(t, ctx, "link").Link
-	env := []string{"FERRY_LINK=" + link}
-
 	// Interrupted by a full disk part of the way in (as in
 	// TestReceiveDiskFull); the filler stays.
-	first := startFerry(t, ctx, env, "receive", "--json", "--relay-only", "--out", out)
-	for {
-		if p := first.next(t, ctx, "progress"); p.Done >= 1<<20 {
-			if p.Done >= size {
-				t.Fatal("the transfer finished before the disk could be filled")
-			}
-			break
-		}
-	}
-	f, err := os.Create(filepath.Join(out, "filler"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(f, io.LimitReader(zeros{}, 16<<20)); !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the disk: %v", err)
-	}
-	f.Close()
-	first.cmd.Wait()
+	const size = 6 << 20
+	out, src, env, send, _ := fullDiskMidway(t, ctx, size)
 	before := snapshot(t, out)
 	part, progress := transfer.PartNames("big.bin")
 	if before[part] == "" || before[progress] == "" || len(before) != 4 {
