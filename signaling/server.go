@@ -357,8 +357,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // addrKey groups client addresses for the connection cap: one IPv4
-// address, or one IPv6 /64 (what one subscriber usually gets).
+// address, or one IPv6 /64 (what one subscriber usually gets). Clients
+// whose address is unknown (a garbled X-Forwarded-For) share one key.
 func addrKey(ip netip.Addr) netip.Prefix {
+	if !ip.IsValid() {
+		return netip.Prefix{}
+	}
 	if ip.Is4() {
 		return netip.PrefixFrom(ip, 32)
 	}
@@ -368,7 +372,7 @@ func addrKey(ip netip.Addr) netip.Prefix {
 
 // admit counts a new connection from ip; false if ip is at its cap.
 func (s *Server) admit(ip netip.Addr) bool {
-	if s.cfg.MaxConnsPerIP <= 0 || !ip.IsValid() {
+	if s.cfg.MaxConnsPerIP <= 0 {
 		return true
 	}
 	k := addrKey(ip)
@@ -382,7 +386,7 @@ func (s *Server) admit(ip netip.Addr) bool {
 }
 
 func (s *Server) leave(ip netip.Addr) {
-	if s.cfg.MaxConnsPerIP <= 0 || !ip.IsValid() {
+	if s.cfg.MaxConnsPerIP <= 0 {
 		return
 	}
 	k := addrKey(ip)

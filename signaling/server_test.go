@@ -702,3 +702,23 @@ func TestConnsPerIP(t *testing.T) {
 		}
 	}
 }
+
+// TestConnsPerUnknownAddress: clients whose address is unknown (a garbled
+// X-Forwarded-For hop behind a trusted proxy) share one cap; they are not
+// exempt from it.
+func TestConnsPerUnknownAddress(t *testing.T) {
+	e := newEnv(t, func(c *signaling.Config) {
+		c.MaxConnsPerIP = 2
+		c.ClientIP = func(*http.Request) netip.Addr { return netip.Addr{} }
+	})
+	for range 2 {
+		c := e.dial()
+		if _, err := c.Create(e.ctx); err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+	}
+	if _, err := e.dial().Create(e.ctx); !errors.Is(err, sigclient.ErrRateLimited) {
+		t.Fatalf("third connection from unknown addresses: %v, want ErrRateLimited", err)
+	}
+}
