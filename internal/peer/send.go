@@ -46,6 +46,9 @@ type SendOptions struct {
 	Mangle func(file int, index uint32, data []byte)
 	// ReconnectFor bounds reconnection attempts (0: DefaultReconnectFor).
 	ReconnectFor time.Duration
+	// Engine, if set, runs each connection instead of the transfer engine:
+	// tests play a sender that misbehaves on purpose.
+	Engine func(ctx context.Context, c transfer.Conn) error
 }
 
 // Send creates a link, waits for the receiver and sends files to it.
@@ -152,7 +155,11 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 		}
 		res.Path, res.PacketSize = l.path(), l.packetSize()
 		s.emitConnected(l)
-		err = s.watch(ctx, l, func(ctx context.Context) error { return sender.Run(ctx, l.conn()) })
+		run := sender.Run
+		if o.Engine != nil {
+			run = o.Engine
+		}
+		err = s.watch(ctx, l, func(ctx context.Context) error { return run(ctx, l.conn()) })
 		res.Sent = sender.SentBytes()
 		if err == nil {
 			s.stopSignaling()

@@ -1,10 +1,11 @@
 // The transfer worker: reads and hashes chunks for the sender; verifies,
 // orders and writes chunks for the receiver. One per page.
-import { blake3, initBlake3, rootHex } from "./crypto/blake3";
+import { blake3, initBlake3, RootFolder } from "./crypto/blake3";
 import { chunkHeaderLen, hashLen, writeChunkHeader } from "./protocol/frames";
 import { chunkCount, chunkLen } from "./protocol/control";
 import type { Dropped, FromWorker, ReadRequest, RxFileSpec, SinkSpec, ToWorker } from "./transfer/worker_api";
 import { openWriter, type Writer } from "./sink/writers";
+import { FileHashes } from "./transfer/chunks";
 import { ZipStream } from "./sink/zip";
 
 interface WorkerScope {
@@ -32,7 +33,9 @@ let txChunkSize = 0;
 interface RxFile {
   size: number;
   n: number;
-  hashes: Uint8Array;
+  // hashes for the root, made when the file's first chunk arrives: the
+  // worker holds nothing per offered chunk (PROTOCOL.md §4.1).
+  hashes: FileHashes | null;
   writer: Writer | null;
 }
 let rx: { chunkSize: number; files: RxFile[]; sink: SinkSpec; zip: ZipStream | null } | null = null;
@@ -63,6 +66,7 @@ async function handle(m: ToWorker): Promise<void> {
       const dropped: Dropped[] = [];
       (rx?.files ?? []).forEach((f, file) => {
         const indices = f.writer?.drop?.() ?? [];
+        for (const i of indices) f.hashes?.drop(i);
         if (indices.length > 0) dropped.push({ file, indices });
       });
       await Promise.all((rx?.files ?? []).map((f) => f.writer?.flush()));
@@ -115,7 +119,7 @@ async function rxOpen(chunkSize: number, files: RxFileSpec[], sink: SinkSpec): P
   rx = {
     chunkSize,
     sink,
-    files: files.map((f) => ({ size: f.size, n: chunkCount(f.size, chunkSize), hashes: new Uint8Array(chunkCount(f.size, chunkSize) * hashLen), writer: null })),
+    files: files.map((f) => ({ size: f.size, n: chunkCount(f.size, chunkSize), hashes: null, writer: null })),
     zip: null,
   };
   if (sink.kind === "zip") {
@@ -124,7 +128,7 @@ async function rxOpen(chunkSize: number, files: RxFileSpec[], sink: SinkSpec): P
       post({ t: "rx-ready", error: "no download stream for the archive" });
       return;
     }
-    rx.zip = new ZipStream(port, files, chunkSize, (file, indices, bytes) => post({ t: "committed", file, indices, bytes }), (message) =>
+    rx.zip = new ZipStream(port, files, chunkSize, (file, indices, bytes) => committed(file, indices, bytes), (message) =>
       post({ t: "rx-error", message }),
     );
     rx.zip.start();
@@ -146,9 +150,20 @@ async function writerFor(i: number, path: string): Promise<Writer> {
   const r = rx!;
   const f = r.files[i]!;
   if (r.zip) return r.zip.writer(i);
-  return openWriter(r.sink, path, f.size, r.chunkSize, ports.get(i) ?? null, (indices, bytes) =>
-    post({ t: "committed", file: i, indices, bytes }),
-  );
+  return openWriter(r.sink, path, f.size, r.chunkSize, ports.get(i) ?? null, (indices, bytes) => committed(i, indices, bytes));
+}
+
+// committed records that a sink made chunks durable: their hashes now
+// count towards the file's root.
+function committed(file: number, indices: number[], bytes: number): void {
+  const f = rx!.files[file]!;
+  for (const i of indices) f.hashes!.commit(i);
+  post({ t: "committed", file, indices, bytes });
+}
+
+function hashesOf(f: RxFile): FileHashes {
+  f.hashes ??= new FileHashes(f.n, new RootFolder(f.size, rx!.chunkSize));
+  return f.hashes;
 }
 
 async function chunk(file: number, index: number, buf: ArrayBuffer): Promise<void> {
@@ -164,7 +179,7 @@ async function chunk(file: number, index: number, buf: ArrayBuffer): Promise<voi
       return;
     }
   }
-  f.hashes.set(got, index * hashLen);
+  hashesOf(f).verify(index, got);
   f.writer ??= await writerFor(file, "");
   await f.writer.write(index, data);
 }
@@ -174,7 +189,7 @@ async function finish(file: number, root: string): Promise<void> {
   const f = r.files[file]!;
   f.writer ??= await writerFor(file, "");
   await f.writer.flush();
-  const got = rootHex(f.size, r.chunkSize, f.hashes);
+  const got = hashesOf(f).root();
   if (got !== root) {
     await f.writer.abort();
     post({ t: "finished", file, ok: false, root: got });

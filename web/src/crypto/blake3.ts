@@ -33,14 +33,51 @@ const rootLabel = new TextEncoder().encode("ferry/1 root");
 // from the concatenated chunk hashes.
 export function rootHex(size: number, chunkSize: number, hashes: Uint8Array): string {
   if (hashes.length % hashLen !== 0) throw new Error("blake3: bad hash list");
+  const x = h();
+  x.init();
+  x.update(rootHeader(size, chunkSize));
+  x.update(hashes);
+  return toHex(x.digest("binary"));
+}
+
+function rootHeader(size: number, chunkSize: number): Uint8Array {
   const hdr = new Uint8Array(rootLabel.length + 12);
   hdr.set(rootLabel);
   const v = new DataView(hdr.buffer);
   v.setBigUint64(rootLabel.length, BigInt(size));
   v.setUint32(rootLabel.length + 8, chunkSize);
-  const x = h();
-  x.init();
-  x.update(hdr);
-  x.update(hashes);
-  return toHex(x.digest("binary"));
+  return hdr;
+}
+
+// RootFolder computes the same root incrementally: fold takes the next
+// chunk hashes in order. Between calls only the hasher's saved state
+// (about 2 KiB) is kept, so the one WASM hasher serves every file.
+export class RootFolder {
+  private state: Uint8Array | null = null;
+
+  constructor(
+    private size: number,
+    private chunkSize: number,
+  ) {}
+
+  private resume(): IHasher {
+    const x = h();
+    if (this.state) x.load(this.state);
+    else {
+      x.init();
+      x.update(rootHeader(this.size, this.chunkSize));
+    }
+    return x;
+  }
+
+  fold(hashes: Uint8Array): void {
+    if (hashes.length % hashLen !== 0) throw new Error("blake3: bad hash list");
+    const x = this.resume();
+    x.update(hashes);
+    this.state = x.save();
+  }
+
+  hex(): string {
+    return toHex(this.resume().digest("binary"));
+  }
 }

@@ -12,6 +12,7 @@ import type { Progress } from "./progress";
 import { formatBytes } from "../ui/format";
 import type { SinkSpec, FromWorker } from "./worker_api";
 import type { WorkerClient } from "./worker_client";
+import { ChunkSet } from "./chunks";
 
 const maxBadCopies = 8;
 
@@ -42,8 +43,10 @@ export interface Sink {
 interface RFile {
   n: number;
   size: number;
-  state: Uint8Array; // 0 missing, 1 at the worker, 2 committed
-  count: number; // committed chunks
+  // Bookkeeping follows what arrived, never the chunk count the offer
+  // claims (PROTOCOL.md §4.1): n may be 2^32 - 1.
+  have: ChunkSet; // committed
+  atWorker: Set<number>; // sent to the worker, not committed yet
   root: string;
   finishing: boolean;
   done: boolean;
@@ -101,15 +104,17 @@ export class Receiver {
         return;
       case "committed": {
         const f = this.files[m.file]!;
-        for (const i of m.indices) f.state[i] = 2;
-        f.count += m.indices.length;
+        for (const i of m.indices) {
+          f.atWorker.delete(i);
+          f.have.add(i);
+        }
         this.doneBytes += m.bytes;
         this.fileDone[m.file] += m.bytes;
         push({ kind: "committed", file: m.file, n: m.indices.length, bytes: m.bytes });
         return;
       }
       case "bad":
-        this.files[m.file]!.state[m.index] = 0;
+        this.files[m.file]!.atWorker.delete(m.index);
         push({ kind: "bad", file: m.file, index: m.index });
         return;
       case "finished": {
@@ -134,17 +139,7 @@ export class Receiver {
   private resumeRanges(): { file: number; have: Range[] }[] {
     const out: { file: number; have: Range[] }[] = [];
     this.files.forEach((f, i) => {
-      const have: Range[] = [];
-      let start = -1;
-      for (let k = 0; k <= f.n; k++) {
-        const c = k < f.n && f.state[k] === 2;
-        if (c && start < 0) start = k;
-        if (!c && start >= 0) {
-          have.push([start, k]);
-          start = -1;
-        }
-      }
-      if (have.length > 0) out.push({ file: i, have });
+      if (f.have.size > 0) out.push({ file: i, have: f.have.ranges() });
     });
     return out;
   }
@@ -160,7 +155,7 @@ export class Receiver {
       const since = this.waitingSince;
       if (since === 0 || performance.now() - since < idle) return;
       // Our own side is busy: chunks being written, a file being closed.
-      if (this.files.some((f) => (f.finishing && !f.done) || f.state.includes(1))) return;
+      if (this.files.some((f) => (f.finishing && !f.done) || f.atWorker.size > 0)) return;
       ev.fail(new FerryError(`The sender stopped sending: nothing arrived for ${Math.round(idle / 1000)} seconds, so the transfer was stopped.`));
     }, Math.min(idle / 4, 5000));
     try {
@@ -239,7 +234,7 @@ export class Receiver {
       // one: they are asked for again rather than written out of turn.
       for (const d of await this.worker.sync()) {
         const f = this.files[d.file]!;
-        for (const i of d.indices) f.state[i] = 0;
+        for (const i of d.indices) f.atWorker.delete(i);
         this.dropped += d.indices.length;
       }
     }
@@ -272,7 +267,7 @@ export class Receiver {
     };
     const maybeFinish = (i: number) => {
       const f = this.files[i]!;
-      if (f.root && f.count === f.n && !f.finishing && !f.done) {
+      if (f.root && f.have.size === f.n && !f.finishing && !f.done) {
         this.start(i);
         f.finishing = true;
         this.worker.post({ t: "finish", file: i, root: f.root });
@@ -283,7 +278,7 @@ export class Receiver {
     this.files.forEach((_, i) => maybeFinish(i));
 
     for (;;) {
-      this.stats = { owed, connBytes, doneBytes: this.doneBytes, committed: this.files.reduce((a, f) => a + f.count, 0), atWorker: this.files.reduce((a, f) => a + f.state.filter((x) => x === 1).length, 0) };
+      this.stats = { owed, connBytes, doneBytes: this.doneBytes, committed: this.files.reduce((a, f) => a + f.have.size, 0), atWorker: this.files.reduce((a, f) => a + f.atWorker.size, 0) };
       const e = await this.next(ev);
       switch (e.kind) {
         case "committed":
@@ -370,8 +365,8 @@ export class Receiver {
     if (!f || h.index >= f.n || b.length - chunkHeaderLen !== chunkLen(f.size, man.chunkSize, h.index)) {
       throw fail("protocol", protocolError(`chunk ${h.file}/${h.index} out of range or wrong length`));
     }
-    if (f.state[h.index] !== 0) throw fail("protocol", protocolError(`duplicate chunk ${h.file}/${h.index}`));
-    f.state[h.index] = 1;
+    if (f.have.has(h.index) || f.atWorker.has(h.index)) throw fail("protocol", protocolError(`duplicate chunk ${h.file}/${h.index}`));
+    f.atWorker.add(h.index);
     this.start(h.file);
     const buf = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? (b.buffer as ArrayBuffer) : (b.slice().buffer as ArrayBuffer);
     this.worker.post({ t: "chunk", file: h.file, index: h.index, frame: buf }, [buf]);
@@ -398,7 +393,7 @@ export class Receiver {
     this.roots = man.files.map(() => "");
     this.files = man.files.map((f) => {
       const n = chunkCount(f.size, man.chunkSize);
-      return { n, size: f.size, state: new Uint8Array(n), count: 0, root: "", finishing: false, done: false, started: false, bad: new Map() };
+      return { n, size: f.size, have: new ChunkSet(), atWorker: new Set<number>(), root: "", finishing: false, done: false, started: false, bad: new Map() };
     });
   }
 
