@@ -17,8 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/pionlog"
 	"github.com/ferrydev/ferry/internal/udpbatch"
-	"github.com/pion/logging"
 	pionturn "github.com/pion/turn/v4"
 )
 
@@ -260,13 +260,11 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	gen := &generator{base: base, s: s}
 	perm := s.permit
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelWarn
 	srv, err := pionturn.NewServer(pionturn.ServerConfig{
 		Realm:             Realm,
 		AuthHandler:       s.auth,
 		QuotaHandler:      s.quota,
-		LoggerFactory:     lf,
+		LoggerFactory:     pionlog.New(s.log, slog.LevelWarn), // pion's logs are ours
 		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: s.udp, RelayAddressGenerator: gen, PermissionHandler: perm}},
 		ListenerConfigs:   []pionturn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: perm}},
 		EventHandler: pionturn.EventHandler{

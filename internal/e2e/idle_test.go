@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
 	"github.com/ferrydev/ferry/internal/peer"
 )
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
-
 	"github.com/ferrydev/ferry/internal/browsertest"
 )
 

@@ -11,10 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"rsc.io/qr"
-
 	"github.com/ferrydev/ferry/internal/transfer"
 	"github.com/ferrydev/ferry/internal/units"
+	"rsc.io/qr"
 )
 
 // IsTerminal reports whether w is a character device (a TTY).
