@@ -476,7 +476,9 @@ func TestReceiveResumeRefusedKeepsData(t *testing.T) {
 	if err := os.Remove(filepath.Join(out, "filler")); err != nil {
 		t.Fatal(err)
 	}
-	recv := startFerry(t, ctx, env, "receive", "--json", "--out", out)
+	// An offer accepted once is not refused again by a lower --max-size
+	// (it would decline and drop the resume state, leaving partial files).
+	recv := startFerry(t, ctx, env, "receive", "--json", "--max-size", "1MB", "--out", out)
 	resumed := recv.next(t, ctx, "progress").Resumed
 	recv.next(t, ctx, "done")
 	send.next(t, ctx, "done")

@@ -116,10 +116,11 @@ func (s *shortfall) advice() string {
 // --max-size and the free space of the target's file system (less what an
 // interrupted run of the same transfer already holds there), and above
 // askAbove a person at a terminal must say yes. An interrupted transfer
-// that no longer fits is not declined but kept for another try.
+// was accepted by its first run: only free space is checked again, and if
+// it no longer fits it is not declined but kept for another try.
 func checkOffer(m *proto.Manifest, out string, maxSize int64, resuming, ask bool, io stdio) error {
 	size := units.Bytes(m.TotalSize)
-	if maxSize > 0 && m.TotalSize > maxSize {
+	if maxSize > 0 && m.TotalSize > maxSize && !resuming {
 		return refusal(fmt.Sprintf("it is %s, more than --max-size %s; nothing was received", size, units.Bytes(maxSize)))
 	}
 	if free, ok := freeSpace(out); ok {
@@ -142,7 +143,7 @@ func checkOffer(m *proto.Manifest, out string, maxSize int64, resuming, ask bool
 			return refusal(fmt.Sprintf("not enough free space in %s: %s needed, %s free; nothing was received", out, units.Bytes(need), units.Bytes(free)))
 		}
 	}
-	if !ask || m.TotalSize <= askAbove {
+	if resuming || !ask || m.TotalSize <= askAbove {
 		return nil
 	}
 	fmt.Fprintf(io.err, "Accept %s (%s) into %s? [y/N] ", size, plural(len(m.Files), "file"), out)
