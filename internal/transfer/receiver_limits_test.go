@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -149,20 +150,11 @@ func TestHugeSparseOfferBounded(t *testing.T) {
 func TestManyFilesFewDescriptors(t *testing.T) {
 	ctx := testCtx(t)
 	const files = 7000
-	dir := memTempDir(t)
-	src := make([]transfer.SourceFile, 0, files)
-	mtime := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
-	for i := range files {
-		p := fmt.Sprintf("d%02d/f%04d", i%50, i)
-		local := filepath.Join(dir, filepath.FromSlash(p))
-		os.MkdirAll(filepath.Dir(local), 0o755)
+	src := fileTree(t, files, func(i int) []byte {
 		b := make([]byte, 100+i%300)
 		rand.Read(b)
-		if err := os.WriteFile(local, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		src = append(src, transfer.SourceFile{Path: p, Local: local, Size: int64(len(b)), Mtime: mtime})
-	}
+		return b
+	})
 	out := memTempDir(t)
 	s := &transfer.Sender{Files: src, MaxChunk: 64 << 10}
 	defer s.Close()
@@ -170,20 +162,10 @@ func TestManyFilesFewDescriptors(t *testing.T) {
 	defer r.Close()
 
 	// One descriptor per file and about 150 more: not three per file.
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	orig := lim
-	lim.Cur = min(lim.Max, files+150)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
+	restore := limitOpenFiles(t, files+150)
 	sc, rc := transfer.Pipe(1<<20, 16) // room for the manifest
 	serr, rerr := runPair(ctx, s, r, sc, rc)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	if serr != nil || rerr != nil {
 		t.Fatalf("sender %v, receiver %v", serr, rerr)
 	}
@@ -417,4 +399,49 @@ func TestInterleavedFilesReopened(t *testing.T) {
 	if ents, _ := os.ReadDir(filepath.Join(out, "d")); len(ents) != files {
 		t.Fatalf("%d entries in the folder, want %d", len(ents), files)
 	}
+}
+
+// fileTree writes n files of content(i) in 50 folders and returns them as
+// a sender's sources.
+func fileTree(t *testing.T, n int, content func(i int) []byte) []transfer.SourceFile {
+	t.Helper()
+	dir := memTempDir(t)
+	src := make([]transfer.SourceFile, 0, n)
+	mtime := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
+	for i := range n {
+		p := fmt.Sprintf("d%02d/f%04d", i%50, i)
+		local := filepath.Join(dir, filepath.FromSlash(p))
+		os.MkdirAll(filepath.Dir(local), 0o755)
+		b := content(i)
+		if err := os.WriteFile(local, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		src = append(src, transfer.SourceFile{Path: p, Local: local, Size: int64(len(b)), Mtime: mtime})
+	}
+	return src
+}
+
+// limitOpenFiles lowers this process's open-file limit to n and returns
+// what restores it (also done when the test ends).
+func limitOpenFiles(t *testing.T, n uint64) (restore func()) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	orig := lim
+	lim.Cur = min(lim.Max, n)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	t.Cleanup(restore)
+	return restore
 }

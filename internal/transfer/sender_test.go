@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,13 +19,7 @@ import (
 func TestSenderManyFilesFewDescriptors(t *testing.T) {
 	ctx := testCtx(t)
 	const files = 7000
-	dir := memTempDir(t)
-	src := make([]transfer.SourceFile, 0, files)
-	mtime := time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)
-	for i := range files {
-		p := fmt.Sprintf("d%02d/f%04d", i%50, i)
-		local := filepath.Join(dir, filepath.FromSlash(p))
-		os.MkdirAll(filepath.Dir(local), 0o755)
+	src := fileTree(t, files, func(i int) []byte {
 		size := 100 + i%300
 		if i%500 == 0 {
 			size = 5000 // a few chunks
@@ -36,11 +28,8 @@ func TestSenderManyFilesFewDescriptors(t *testing.T) {
 		for k := range b {
 			b[k] = byte(i*7 + k*13)
 		}
-		if err := os.WriteFile(local, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		src = append(src, transfer.SourceFile{Path: p, Local: local, Size: int64(len(b)), Mtime: mtime})
-	}
+		return b
+	})
 	out := memTempDir(t)
 	// The first copy of a chunk of every 100th file is corrupted: the
 	// receiver asks for it again while the sender has moved on to later
@@ -55,20 +44,7 @@ func TestSenderManyFilesFewDescriptors(t *testing.T) {
 	defer s.Close()
 
 	// Fewer descriptors than files, by far.
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	orig := lim
-	lim.Cur = min(lim.Max, 256)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
-			t.Error(err)
-		}
-	})
+	restore := limitOpenFiles(t, 256)
 
 	// The first connection breaks half way; the second one resumes.
 	r := &transfer.Receiver{Dir: out}
@@ -84,9 +60,7 @@ func TestSenderManyFilesFewDescriptors(t *testing.T) {
 	if serr, rerr := runPair(ctx, s, r, sc, rc); serr != nil || rerr != nil {
 		t.Fatalf("second connection: sender %v, receiver %v", serr, rerr)
 	}
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &orig); err != nil {
-		t.Fatal(err)
-	}
+	restore()
 	checkSame(t, src, out)
 	if mangled.Load() < files/100 {
 		t.Fatalf("only %d chunks were corrupted", mangled.Load())
