@@ -127,22 +127,7 @@ func TestRelayBetweenAllocations(t *testing.T) {
 	if _, err := b.relay.WriteTo([]byte("open"), a.relay.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
-	got := make([]byte, 100)
-	for {
-		if _, err := a.relay.WriteTo(msg, b.relay.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		_ = b.relay.SetReadDeadline(time.Now().Add(time.Second))
-		n, _, err := b.relay.ReadFrom(got)
-		if err == nil && bytes.Equal(got[:n], msg) {
-			break
-		}
-		if err != nil && !isTimeout(err) {
-			t.Fatal(err)
-		}
-		// UDP may lose the first packet before permissions settle; the
-		// test's own deadline bounds this loop.
-	}
+	sendUntilReceived(t, a.relay, b.relay, b.relay.LocalAddr(), msg)
 	if s.RelayedBytes() == 0 || s.Allocations() != 2 || rec.count(turn.EventAllocated) != 2 {
 		t.Fatalf("relayed %d bytes, %d allocations", s.RelayedBytes(), s.Allocations())
 	}
@@ -304,21 +289,9 @@ func TestOwnRelayIPOnlyToAllocations(t *testing.T) {
 	if _, err := b.relay.WriteTo([]byte("open"), a.relay.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
-	buf := make([]byte, 100)
-	for {
-		if _, err := a.relay.WriteTo([]byte("marker"), b.relay.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		_ = b.relay.SetReadDeadline(time.Now().Add(time.Second))
-		n, _, err := b.relay.ReadFrom(buf)
-		if err == nil && string(buf[:n]) == "marker" {
-			break
-		}
-		if err != nil && !isTimeout(err) {
-			t.Fatal(err)
-		}
-	}
+	sendUntilReceived(t, a.relay, b.relay, b.relay.LocalAddr(), []byte("marker"))
 	_ = service.SetReadDeadline(time.Now()) // everything that could arrive has
+	buf := make([]byte, 100)
 	if n, _, err := service.ReadFrom(buf); err == nil {
 		t.Fatalf("a non-allocation port on the relay IP received %q", buf[:n])
 	}
@@ -431,20 +404,7 @@ func TestNestedAllocationRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sink.Close()
-	buf := make([]byte, 1600)
-	for {
-		if _, err := a.relay.WriteTo([]byte("hello"), sink.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		_ = sink.SetReadDeadline(time.Now().Add(time.Second))
-		n, _, err := sink.ReadFrom(buf)
-		if err == nil && string(buf[:n]) == "hello" {
-			break
-		}
-		if err != nil && !isTimeout(err) {
-			t.Fatal(err)
-		}
-	}
+	sendUntilReceived(t, a.relay, sink, sink.LocalAddr(), []byte("hello"))
 	// A TURN client speaking through the allocation to the relay's own port.
 	turnAddr := "127.0.0.1:" + strconv.Itoa(s.Port())
 	un, pw := turn.Credentials(secret, "ticketL", time.Hour, clk.Now())
@@ -582,20 +542,7 @@ func TestDeadLinkAllocationsClosed(t *testing.T) {
 		t.Fatalf("link_gone refusals: %d", n)
 	}
 	// The living link's allocation still relays (to itself, here).
-	buf := make([]byte, 100)
-	for {
-		if _, err := kept.relay.WriteTo([]byte("still here"), kept.relay.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		_ = kept.relay.SetReadDeadline(time.Now().Add(time.Second))
-		n, _, err := kept.relay.ReadFrom(buf)
-		if err == nil && string(buf[:n]) == "still here" {
-			break
-		}
-		if err != nil && !isTimeout(err) {
-			t.Fatal(err)
-		}
-	}
+	sendUntilReceived(t, kept.relay, kept.relay, kept.relay.LocalAddr(), []byte("still here"))
 }
 
 // TestAbandonedAllocationReleased: a client that vanishes (no refresh, no
@@ -658,5 +605,26 @@ func TestAbandonedAllocationReleased(t *testing.T) {
 	pc.Close()
 	if _, err := allocate(t, s, "ticketM", time.Hour, clk.Now()); err != nil {
 		t.Fatalf("the address's quota was not given back: %v", err)
+	}
+}
+
+// sendUntilReceived writes msg from one socket to addr until the other
+// socket reads it: UDP may lose packets before permissions settle. The
+// test's own deadline bounds the loop.
+func sendUntilReceived(t *testing.T, from, to net.PacketConn, addr net.Addr, msg []byte) {
+	t.Helper()
+	buf := make([]byte, 1600)
+	for {
+		if _, err := from.WriteTo(msg, addr); err != nil {
+			t.Fatal(err)
+		}
+		_ = to.SetReadDeadline(time.Now().Add(time.Second))
+		n, _, err := to.ReadFrom(buf)
+		if err == nil && bytes.Equal(buf[:n], msg) {
+			return
+		}
+		if err != nil && !isTimeout(err) {
+			t.Fatal(err)
+		}
 	}
 }
