@@ -51,7 +51,7 @@ export function parseHello(b: Uint8Array): Hello {
   return { role: r, nonce: b.slice(3) };
 }
 
-function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
+export function concat(...parts: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let o = 0;
   for (const p of parts) {
