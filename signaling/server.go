@@ -102,6 +102,10 @@ type Config struct {
 	ICE func(r *http.Request, ticketID, role string, ttl time.Duration) []proto.ICEServer
 	// Observe receives events for metrics and the audit log.
 	Observe func(Event)
+	// StoreToken, if set, returns the token that lets a link's sender store
+	// its transfer under the link's id (PROTOCOL.md §6.5); "" if the sender
+	// may not store.
+	StoreToken func(r *http.Request, ticketID string) string
 }
 
 // Server is the signaling service. Mount it as an http.Handler and run it.
@@ -578,8 +582,13 @@ func (c *conn) create() error {
 		return ErrInternal
 	}
 	c.observe(Event{Kind: EventCreated})
+	var storeToken string
+	if s.cfg.StoreToken != nil {
+		storeToken = s.cfg.StoreToken(c.r, t.ID)
+	}
 	return c.writeJSON(proto.ServerMessage{
-		Type: proto.MsgCreated, ID: t.ID, Expires: t.Expires.Unix(),
+		StoreToken: storeToken,
+		Type:       proto.MsgCreated, ID: t.ID, Expires: t.Expires.Unix(),
 		// The sender builds its connection with these once a receiver
 		// comes, which may be as late as the ticket's expiry.
 		ICEServers: s.cfg.ICE(c.r, t.ID, c.role, t.Expires.Sub(now)+s.cfg.CredentialTTL), MaxBytes: s.cfg.MaxBytes, AuditNames: s.cfg.AuditNames,

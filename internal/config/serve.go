@@ -58,7 +58,8 @@ type Serve struct {
 	AdminEmails      List
 	CookieSecret     string
 
-	TURN TURN
+	TURN  TURN
+	Store Store
 }
 
 // TURN configures the bundled relay, or points clients at external ones.
@@ -115,6 +116,7 @@ func DefaultServe() Serve {
 			IPQuota:        32,
 			MaxAllocations: 1000,
 		},
+		Store: defaultStore(),
 	}
 }
 
@@ -149,6 +151,7 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	fs.Var(&c.AdminEmails, "admin-emails", "comma-separated signed-in emails that may open the admin page")
 	fs.StringVar(&c.CookieSecret, "cookie-secret", c.CookieSecret, "secret that signs sign-in cookies; set the same one on every instance (default: random at start-up)")
 
+	c.Store.flags(fs)
 	t := &c.TURN
 	fs.StringVar(&t.Listen, "turn-listen", t.Listen, "bundled TURN/STUN listen address, UDP and TCP (empty: no bundled TURN)")
 	fs.StringVar(&t.Host, "turn-host", t.Host, "host name or IP clients use to reach TURN (default: the host of --public-url or of the request)")
@@ -327,6 +330,7 @@ func (c *Serve) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("--log-format %q", c.LogFormat)
 	}
+	c.Store.validate(bad)
 	t := c.TURN
 	for _, u := range t.URLs {
 		if !strings.HasPrefix(u, "turn:") && !strings.HasPrefix(u, "turns:") && !strings.HasPrefix(u, "stun:") {

@@ -87,6 +87,8 @@ type ServerMessage struct {
 	MaxBytes int64 `json:"maxBytes,omitempty"`
 	// created, joined: the operator records file names; include them in the report
 	AuditNames bool `json:"auditNames,omitempty"`
+	// created: lets the sender store this link's transfer (PROTOCOL.md §6.5)
+	StoreToken string `json:"storeToken,omitempty"`
 }
 
 // Server message types.

@@ -68,15 +68,15 @@ func (k *Keys) Salt() [SaltLen]byte { return k.salt }
 
 // ReadToken returns the token a receiver shows the server to fetch a stored
 // transfer; the server keeps only its SHA-256 (PROTOCOL.md §6.1).
-func ReadToken(secret []byte, id string) (string, error) {
-	if err := checkSecret(secret, id); err != nil {
-		return "", err
+func ReadToken(secret []byte) (string, error) {
+	if len(secret) != 16 {
+		return "", ErrSecret
 	}
 	prk, err := hkdf.Extract(sha256.New, secret, []byte(label))
 	if err != nil {
 		return "", err
 	}
-	t, err := expand(prk, "read", id, 16)
+	t, err := expand(prk, "read", "", 16)
 	if err != nil {
 		return "", err
 	}

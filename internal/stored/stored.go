@@ -56,3 +56,17 @@ func recordLen(total, i int64) int {
 	}
 	return RecordSize
 }
+
+// PlainSize returns the plaintext size of a data object of sealed bytes, and
+// whether any stream seals to exactly that size.
+func PlainSize(sealed int64) (int64, bool) {
+	if sealed < Overhead {
+		return 0, false
+	}
+	n := (sealed + SealedRecordSize - 1) / SealedRecordSize
+	if sealed-(n-1)*SealedRecordSize < Overhead {
+		return 0, false
+	}
+	plain := sealed - n*Overhead
+	return plain, SealedSize(plain) == sealed
+}

@@ -227,14 +227,14 @@ func TestSealManifestRefusesInvalid(t *testing.T) {
 }
 
 func TestReadToken(t *testing.T) {
-	a, err := ReadToken(secret, id)
+	a, err := ReadToken(secret)
 	if err != nil || len(a) != 22 {
 		t.Fatal(a, err)
 	}
-	if b, _ := ReadToken(secret, "BBECAwQFBgcI"); b == a {
-		t.Fatal("read token does not depend on the id")
+	if b, _ := ReadToken(bytes.Repeat([]byte{8}, 16)); b == a {
+		t.Fatal("read token does not depend on the secret")
 	}
-	if _, err := ReadToken(secret[:15], id); !errors.Is(err, ErrSecret) {
+	if _, err := ReadToken(secret[:15]); !errors.Is(err, ErrSecret) {
 		t.Fatal(err)
 	}
 }
@@ -274,4 +274,17 @@ func FuzzOpener(f *testing.F) {
 			t.Fatal("opened data that was never sealed")
 		}
 	})
+}
+
+func TestPlainSize(t *testing.T) {
+	for _, size := range append(sizes, 1<<40+3) {
+		if p, ok := PlainSize(SealedSize(size)); !ok || p != size {
+			t.Errorf("PlainSize(SealedSize(%d)) = %d, %v", size, p, ok)
+		}
+	}
+	for _, sealed := range []int64{-1, 0, 15, SealedRecordSize + 15, 2*SealedRecordSize + 3} {
+		if _, ok := PlainSize(sealed); ok {
+			t.Errorf("PlainSize(%d) accepted", sealed)
+		}
+	}
 }

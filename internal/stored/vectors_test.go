@@ -72,7 +72,7 @@ func tamper(sealed []byte, v tamperVector) []byte {
 func TestVectors(t *testing.T) {
 	k := keys(t, id, 0x5a)
 	salt := k.Salt()
-	token, err := ReadToken(secret, id)
+	token, err := ReadToken(secret)
 	if err != nil {
 		t.Fatal(err)
 	}

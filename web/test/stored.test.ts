@@ -45,7 +45,7 @@ async function open(k: StoredKeys, b: Uint8Array, total: number, first = 0): Pro
 
 test("stored.json: read token and records", async () => {
   assert.equal(v.recordSize, recordSize);
-  assert.equal(await readToken(secret, v.id), v.readToken);
+  assert.equal(await readToken(secret), v.readToken);
   const k = await storedKeys(secret, v.id, fromHex(v.saltHex));
   for (const s of v.streams) {
     const sealed = await seal(k, s.total);

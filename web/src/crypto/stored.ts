@@ -51,9 +51,9 @@ async function hkdf(secret: Uint8Array, salt: Uint8Array, name: string, id: stri
 }
 
 // readToken is what a receiver shows the server to fetch a stored transfer.
-export async function readToken(secret: Uint8Array, id: string): Promise<string> {
-  checkSecret(secret, id);
-  return b64urlEncode(await hkdf(secret, enc.encode(label), "read", id, 16));
+export async function readToken(secret: Uint8Array): Promise<string> {
+  checkSecret(secret, "-");
+  return b64urlEncode(await hkdf(secret, enc.encode(label), "read", "", 16));
 }
 
 export interface StoredFile extends FileEntry {

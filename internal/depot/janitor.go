@@ -1,0 +1,83 @@
+package depot
+
+import (
+	"context"
+	"errors"
+)
+
+// Janitor removes, once, every transfer that expired, was used up or was
+// not uploaded in time, from
+// the blobs first and then from the metadata, and blobs the metadata does
+// not know (left by a crash between the two steps of creating one).
+func (s *Service) Janitor(ctx context.Context) {
+	now := s.now()
+	var gone []Transfer
+	err := s.cfg.Meta.List(ctx, func(t Transfer) error {
+		if !now.Before(t.Expires) || (t.Limit > 0 && t.Used >= t.Limit) ||
+			(t.State == Uploading && !now.Before(t.Created.Add(s.cfg.UploadWithin))) {
+			gone = append(gone, t)
+		}
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		s.log.Error("stored transfers: janitor cannot list", "err", err)
+		s.cfg.Observe(Event{Kind: EventBackend, Reason: "meta"})
+	}
+	for _, t := range gone {
+		if ctx.Err() != nil {
+			return
+		}
+		if err := s.drop(ctx, t.ID); err != nil {
+			s.log.Error("stored transfers: janitor cannot remove", "id", t.ID, "err", err)
+			continue
+		}
+		kind := EventExpired
+		if t.Limit > 0 && t.Used >= t.Limit {
+			kind = EventUsedUp
+		}
+		reason := ""
+		if t.State == Uploading {
+			reason = "upload unfinished"
+		}
+		s.cfg.Observe(Event{Kind: kind, ID: t.ID, Owner: t.Owner, Bytes: t.Size, Used: t.Used, Limit: t.Limit, Reason: reason})
+	}
+	s.orphans(ctx)
+	s.cfg.Observe(Event{Kind: EventJanitor})
+}
+
+// orphans removes blobs without a record that were orphans on the previous
+// run too: a transfer being created has blobs a moment before its record.
+func (s *Service) orphans(ctx context.Context) {
+	seen := map[string]bool{}
+	err := s.cfg.Blobs.List(ctx, func(id string) error {
+		if _, err := s.cfg.Meta.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			return err
+		}
+		seen[id] = true
+		return nil
+	})
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("stored transfers: janitor cannot list blobs", "err", err)
+			s.cfg.Observe(Event{Kind: EventBackend, Reason: "blobs"})
+		}
+		return
+	}
+	s.mu.Lock()
+	prev := s.orphaned
+	s.orphaned = seen
+	s.mu.Unlock()
+	for id := range seen {
+		if !prev[id] {
+			continue
+		}
+		if _, err := s.cfg.Meta.Get(ctx, id); !errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err := s.cfg.Blobs.Delete(ctx, id); err != nil {
+			s.log.Error("stored transfers: janitor cannot remove orphan", "id", id, "err", err)
+			continue
+		}
+		s.log.Info("stored transfers: removed blobs without a record", "id", id)
+	}
+}
