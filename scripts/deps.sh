@@ -3,6 +3,10 @@
 # otherwise lists exactly what is missing and how to install it.
 set -euo pipefail
 
+# SeaweedFS, the S3 server of the storage tests: built from its Go module
+# once into a cache folder (a few minutes the first time), no root needed.
+"$(dirname "$0")/weed.sh" >/dev/null
+
 pkgs=()
 need() { command -v "$1" >/dev/null 2>&1 || pkgs+=("$2"); }
 need chromium chromium

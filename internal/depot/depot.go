@@ -26,6 +26,7 @@ var (
 	ErrUsedUp   = errors.New("depot: download limit reached")
 	ErrState    = errors.New("depot: transfer not in that state")
 	ErrPart     = errors.New("depot: part out of order or wrong size")
+	ErrRange    = errors.New("depot: range outside the object")
 )
 
 // Blobs holds the ciphertext of stored transfers: per transfer one data
@@ -46,7 +47,8 @@ type Blobs interface {
 	PutManifest(ctx context.Context, id string, b []byte) error
 	// Manifest returns the sealed manifest, or ErrNotFound.
 	Manifest(ctx context.Context, id string) ([]byte, error)
-	// Read returns the completed data object's bytes [off, off+n).
+	// Read returns the completed data object's bytes [off, off+n), ErrRange
+	// if that is not inside the object, or ErrNotFound.
 	Read(ctx context.Context, id string, off, n int64) (io.ReadCloser, error)
 	// Delete removes everything of transfer id, complete or not, including
 	// an upload in progress; deleting what is not there is not an error.

@@ -1,0 +1,2 @@
+// Package depottest holds the conformance tests every depot backend runs.
+package depottest
