@@ -64,6 +64,7 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	cfg := config.DefaultServe()
 	cfg.Addr, cfg.TURN.Listen, cfg.TURN.RelayBind = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1"
 	cfg.CreateLimit, cfg.JoinLimit = 0, 0
+	cfg.Store.Enabled = false // a live transfer's bench
 	srv, err := server.New(cfg, server.Options{})
 	if err != nil {
 		return err

@@ -91,6 +91,7 @@ func run(ctx context.Context, args []string, io stdio) int {
 type flagSet interface {
 	StringVar(p *string, name, value, usage string)
 	BoolVar(p *bool, name string, value bool, usage string)
+	IntVar(p *int, name string, value int, usage string)
 	Var(value flag.Value, name, usage string)
 }
 

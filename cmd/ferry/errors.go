@@ -5,6 +5,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/sigclient"
+	"github.com/ferrydev/ferry/internal/storedpeer"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
@@ -27,6 +28,19 @@ var userMessages = []struct {
 	{sigclient.ErrShutdown, "the server is shutting down; try again"},
 	{sigclient.ErrReplaced, "another connection took over this session"},
 	{sigclient.ErrLimit, "a server limit for this transfer was reached"},
+	{storedpeer.ErrNotFound, "this stored transfer is not known to the server (mistyped, deleted, or already removed after it expired)"},
+	{storedpeer.ErrExpired, "this link has expired; ask the sender for a new one"},
+	{storedpeer.ErrUsedUp, "this link was already downloaded as many times as the sender allowed; ask the sender for a new one"},
+	{storedpeer.ErrNotReady, "the sender is still uploading the files; try again later"},
+	{storedpeer.ErrForbidden, "the server's policy does not let you store files (it may allow only some networks)"},
+	{storedpeer.ErrSignIn, "storing files on this server needs sign-in: pass a sender token with --token"},
+	{storedpeer.ErrRateLimited, "too many attempts from this address; wait a minute and try again"},
+	{storedpeer.ErrTooLarge, "the files are larger than this server stores"},
+	{storedpeer.ErrQuota, "your storage quota on this server is used up; delete stored transfers or ask the operator"},
+	{storedpeer.ErrFull, "the server's storage is full; try again later or ask the operator"},
+	{storedpeer.ErrUnsupported, "this server does not store transfers (send without --store)"},
+	{storedpeer.ErrTampered, "the stored data was changed or damaged on the server: nothing unverified was written; ask the sender to send again"},
+	{storedpeer.ErrInterrupted, "the connection to the server was lost"},
 }
 
 // hints follow the text of errors whose details (which files) matter.

@@ -13,6 +13,7 @@ import (
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/storedpeer"
 	"github.com/ferrydev/ferry/internal/termui"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
@@ -73,7 +74,19 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	_, serr := os.Lstat(filepath.Join(out, peer.StateFile(tk.ID)))
 	resuming := serr == nil
 	confirm := func(m *proto.Manifest) error { return checkOffer(m, out, int64(maxSize), resuming, ask, io) }
-	res, err := peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)})
+	var res *peer.Result
+	isStored, err := probeStored(ctx, base, tk)
+	switch {
+	case err != nil:
+	case isStored:
+		confirm := func(m *proto.Manifest) error {
+			cfg.Events.Manifest(m)
+			return checkOffer(m, out, int64(maxSize), storedResuming(m, out), ask, io)
+		}
+		res, err = receiveStored(ctx, base, tk, storedpeer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)}, js, io)
+	default:
+		res, err = peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)})
+	}
 	if sf := (*shortfall)(nil); errors.As(err, &sf) {
 		err = errors.New(sf.advice())
 	}

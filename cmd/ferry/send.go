@@ -79,8 +79,10 @@ func parseServer(s string) (*url.URL, error) {
 
 func runSend(ctx context.Context, args []string, io stdio) error {
 	var pf peerFlags
+	var sf storeFlags
 	fs := newFlagSet("send", "[flags] PATH...", io)
 	pf.register(fs, true)
+	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -98,6 +100,9 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 	}
 	if err != nil {
 		return err
+	}
+	if sf.store {
+		return sendStored(ctx, server, pf, sf, files, io)
 	}
 	var total int64
 	for _, f := range files {

@@ -12,7 +12,11 @@ import (
 func (s *Service) Janitor(ctx context.Context) {
 	now := s.now()
 	var gone []Transfer
+	var n int
+	var bytes int64
 	err := s.cfg.Meta.List(ctx, func(t Transfer) error {
+		n++
+		bytes += t.Size
 		if !now.Before(t.Expires) || (t.Limit > 0 && t.Used >= t.Limit) ||
 			(t.State == Uploading && !now.Before(t.Created.Add(s.cfg.UploadWithin))) {
 			gone = append(gone, t)
@@ -22,6 +26,11 @@ func (s *Service) Janitor(ctx context.Context) {
 	if err != nil && ctx.Err() == nil {
 		s.log.Error("stored transfers: janitor cannot list", "err", err)
 		s.cfg.Observe(Event{Kind: EventBackend, Reason: "meta"})
+	}
+	if err == nil {
+		s.mu.Lock()
+		s.count, s.bytes = n, bytes
+		s.mu.Unlock()
 	}
 	for _, t := range gone {
 		if ctx.Err() != nil {
@@ -80,4 +89,12 @@ func (s *Service) orphans(ctx context.Context) {
 		}
 		s.log.Info("stored transfers: removed blobs without a record", "id", id)
 	}
+}
+
+// Usage returns how many transfers are kept and their ciphertext bytes, as
+// the janitor last counted them.
+func (s *Service) Usage() (transfers int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.count, s.bytes
 }

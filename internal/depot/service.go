@@ -93,6 +93,8 @@ type Service struct {
 
 	mu       sync.Mutex
 	orphaned map[string]bool // blobs without a record at the janitor's last run
+	count    int             // transfers and their bytes at the janitor's last run
+	bytes    int64
 }
 
 // New checks cfg and returns a Service; Run starts its janitor and Handler

@@ -19,6 +19,9 @@ type Sources struct {
 	DroppedBytes     func() float64 // bytes dropped by the TURN bandwidth cap
 	RefusedBytes     func() float64 // bytes refused: to the host's own addresses, not an allocation
 	AuditWriteErrors func() float64
+	// Stored transfers, as the janitor last counted them.
+	StoredTransfers func() float64
+	StoredBytes     func() float64
 }
 
 // Metrics are the counters and histograms ferry updates as things happen.
@@ -39,6 +42,15 @@ type Metrics struct {
 	TURNAuthFailed *prometheus.CounterVec // reason: malformed, expired, link_gone
 	TURNQuota      *prometheus.CounterVec // cap: ticket, address, global
 	TURNRevoked    prometheus.Counter
+
+	StoredCreated       prometheus.Counter
+	StoredUploads       prometheus.Counter
+	StoredUploadBytes   prometheus.Counter
+	StoredDownloads     *prometheus.CounterVec // outcome: started, verified, aborted
+	StoredRemoved       *prometheus.CounterVec // reason: stored_deleted, stored_expired, stored_used_up
+	StoredRefused       *prometheus.CounterVec // reason: the API's error code
+	StoredJanitorRuns   prometheus.Counter
+	StoredBackendErrors *prometheus.CounterVec // backend: blobs, meta, internal
 }
 
 // New registers everything on a fresh registry.
@@ -77,6 +89,26 @@ func New(src Sources) *Metrics {
 			Name: "ferry_turn_quota_refusals_total", Help: "Allocations refused, by the cap that refused them: ticket (per link), address (per client IP), global."}, []string{"cap"}),
 		TURNRevoked: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ferry_turn_allocations_revoked_total", Help: "Allocations closed because their link no longer exists."}),
+		StoredCreated: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_stored_created_total", Help: "Stored transfers created (uploads begun)."}),
+		StoredUploads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_stored_uploads_total", Help: "Stored transfers whose upload completed."}),
+		StoredUploadBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_stored_upload_bytes_total", Help: "Ciphertext bytes stored by uploads."}),
+		StoredDownloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_stored_downloads_total", Help: "Downloads of stored transfers: started, verified (counted) or aborted."}, []string{"outcome"}),
+		StoredRemoved: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_stored_removed_total", Help: "Stored transfers removed, by reason: deleted by the sender, expired, used up."}, []string{"reason"}),
+		StoredRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_stored_refused_total", Help: "Requests to store refused, by reason (forbidden, sign_in_required, rate_limited, too_large, quota)."}, []string{"reason"}),
+		StoredJanitorRuns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "ferry_stored_janitor_runs_total", Help: "Runs of the janitor that removes expired and used-up stored transfers."}),
+		StoredBackendErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_stored_backend_errors_total", Help: "Errors of the storage backends, by backend: blobs, meta, internal."}, []string{"backend"}),
+	}
+	for _, c := range []prometheus.Collector{m.StoredCreated, m.StoredUploads, m.StoredUploadBytes, m.StoredDownloads,
+		m.StoredRemoved, m.StoredRefused, m.StoredJanitorRuns, m.StoredBackendErrors} {
+		f(c)
 	}
 	for _, c := range []prometheus.Collector{m.TicketsCreated, m.TicketsJoined, m.TicketsExpired, m.Rejected, m.WrongKey,
 		m.Resumed, m.Transfers, m.TransferBytes, m.Pairing, m.Relay, m.TURNDenied, m.TURNAuthFailed, m.TURNQuota, m.TURNRevoked} {
@@ -99,6 +131,8 @@ func New(src Sources) *Metrics {
 	counter("ferry_turn_dropped_bytes_total", "Bytes dropped by the TURN bandwidth cap.", src.DroppedBytes)
 	counter("ferry_turn_refused_bytes_total", "Bytes not relayed: aimed at one of the host's own addresses, not at an allocation.", src.RefusedBytes)
 	counter("ferry_audit_write_errors_total", "Audit records that could not be written.", src.AuditWriteErrors)
+	gauge("ferry_stored_transfers", "Stored transfers kept (as the janitor last counted them).", src.StoredTransfers)
+	gauge("ferry_stored_bytes", "Ciphertext bytes of stored transfers kept (as the janitor last counted them).", src.StoredBytes)
 	f(collectors.NewGoCollector())
 	f(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Pre-create label values so dashboards see zeros, not gaps.
@@ -107,6 +141,12 @@ func New(src Sources) *Metrics {
 	}
 	for _, c := range []string{"ticket", "address", "global"} {
 		m.TURNQuota.WithLabelValues(c)
+	}
+	for _, o := range []string{"started", "verified", "aborted"} {
+		m.StoredDownloads.WithLabelValues(o)
+	}
+	for _, b := range []string{"blobs", "meta", "internal"} {
+		m.StoredBackendErrors.WithLabelValues(b)
 	}
 	for _, r := range []string{"malformed", "expired", "link_gone"} {
 		m.TURNAuthFailed.WithLabelValues(r)

@@ -331,7 +331,7 @@ func startFerryServe(t *testing.T, bin string, extra ...string) *ferryProc {
 			t.Fatal(err)
 		}
 		args := append([]string{"serve", "--addr", addr, "--create-limit", "0", "--join-limit", "0", "--signal-conns-per-ip", "0",
-			"--turn-listen", "", "--log-level", "warn"}, extra...)
+			"--turn-listen", "", "--log-level", "warn", "--store-dir", t.TempDir()}, extra...)
 		p.cmd = exec.Command(bin, args...)
 		p.cmd.Env = env
 		p.cmd.Stdout, p.cmd.Stderr = logf, logf

@@ -25,6 +25,7 @@ import (
 	"github.com/ferrydev/ferry/internal/auth"
 	"github.com/ferrydev/ferry/internal/clientip"
 	"github.com/ferrydev/ferry/internal/config"
+	"github.com/ferrydev/ferry/internal/depot"
 	"github.com/ferrydev/ferry/internal/metrics"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/ratelimit"
@@ -68,6 +69,9 @@ type Server struct {
 	closers []func() error
 
 	store       signaling.Store
+	depot       *depot.Service // nil with --store=false
+	storeKey    []byte
+	createLimit *ratelimit.Limiter
 	metrics     *metrics.Metrics
 	audit       *audit.Log
 	auth        *auth.Auth
@@ -168,6 +172,11 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.createLimit = createLimit
+	s.storeKey = storeKey(cfg.CookieSecret)
+	if err := s.setupStore(context.Background()); err != nil {
+		return nil, err
+	}
 	s.sig, err = signaling.New(signaling.Config{
 		Store:       store,
 		Instance:    randomID(),
@@ -187,6 +196,7 @@ func New(cfg config.Serve, o Options) (*Server, error) {
 		CredentialTTL: cfg.TURN.CredentialTTL,
 		IdleTimeout:   cfg.SignalIdleTimeout,
 		MaxConnsPerIP: cfg.SignalConnsPerIP,
+		StoreToken:    s.liveStoreToken,
 	})
 	if err != nil {
 		return nil, err
@@ -256,19 +266,26 @@ func (s *Server) mayCreate(r *http.Request, ip netip.Addr) (string, error) {
 	if len(s.createFrom) > 0 && !inAny(s.createFrom, ip) {
 		return "", fmt.Errorf("%w: address not allowed", signaling.ErrForbidden)
 	}
+	return s.senderOf(r, ip, signaling.ErrSignInRequired, signaling.ErrRateLimited)
+}
+
+// senderOf applies sign-in to a request that creates a link or a stored
+// transfer: it returns the signed-in user (or sender token's name, "" when
+// sign-in is off), errSignIn, or errRate when wrong tokens came too often.
+func (s *Server) senderOf(r *http.Request, ip netip.Addr, errSignIn, errRate error) (string, error) {
 	// Guessing sender tokens is throttled like the admin token: the
 	// rate limit of creating applies only after this check.
 	_, bearer := auth.Bearer(r)
 	bearer = bearer && len(s.cfg.SenderTokens) > 0
 	if bearer && s.tokenGuard.Wait(ip) > 0 {
-		return "", fmt.Errorf("%w: too many wrong tokens", signaling.ErrRateLimited)
+		return "", fmt.Errorf("%w: too many wrong tokens", errRate)
 	}
 	user, ok := s.auth.Sender(r)
 	if !ok {
 		if bearer {
 			s.wrongToken(ip)
 		}
-		return "", signaling.ErrSignInRequired
+		return "", errSignIn
 	}
 	return user, nil
 }
@@ -277,6 +294,10 @@ func (s *Server) metricSources() metrics.Sources {
 	src := metrics.Sources{
 		Connections:      func() float64 { return float64(s.sig.Conns()) },
 		AuditWriteErrors: func() float64 { return float64(s.audit.WriteErrors()) },
+	}
+	if s.depot != nil {
+		src.StoredTransfers = func() float64 { n, _ := s.depot.Usage(); return float64(n) }
+		src.StoredBytes = func() float64 { _, b := s.depot.Usage(); return float64(b) }
 	}
 	if s.turn != nil {
 		src.Allocations = func() float64 { return float64(s.turn.Allocations()) }
@@ -404,6 +425,9 @@ func (s *Server) routes() http.Handler {
 			MaxBytes int64 `json:"maxBytes,omitempty"`
 		}{s.auth.WhoAmI(r), int64(s.cfg.MaxTransfer)})
 	})
+	if s.depot != nil {
+		s.depot.Register(mux)
+	}
 	s.adminRoutes(mux)
 	mux.Handle("/", web.Handler())
 	if s.cfg.TLSCert == "" {
@@ -542,7 +566,7 @@ func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	run := func(name string, f func() error) {
 		wg.Add(1)
 		go func() {
@@ -562,6 +586,9 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.turn != nil {
 		s.turnRan = true
 		run("turn", func() error { return s.turn.Run(ctx) })
+	}
+	if s.depot != nil {
+		run("stored transfers", func() error { return s.depot.Run(ctx) })
 	}
 	run("http", func() error {
 		var err error

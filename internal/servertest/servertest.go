@@ -22,6 +22,9 @@ func Config() config.Serve {
 // Start runs a server with cfg until the test ends; a Run error fails it.
 func Start(t testing.TB, cfg config.Serve, o server.Options) *server.Server {
 	t.Helper()
+	if cfg.Store.Dir == config.DefaultDataDir() {
+		cfg.Store.Dir = t.TempDir() // never the user's own stored transfers
+	}
 	srv, err := server.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)

@@ -28,7 +28,7 @@ func TestMeta(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 	t.Run("SetReady", func(t *testing.T) { testSetReady(t, newMeta(t)) })
 	t.Run("CountDownload", func(t *testing.T) { testCountDownload(t, newMeta) })
 	t.Run("Delete", func(t *testing.T) { testDelete(t, newMeta(t)) })
-	t.Run("List", func(t *testing.T) { testList(t, newMeta(t)) })
+	t.Run("List", func(t *testing.T) { testMetaList(t, newMeta(t)) })
 	t.Run("ConcurrentCount", func(t *testing.T) { testConcurrentCount(t, newMeta(t)) })
 	t.Run("ConcurrentCreate", func(t *testing.T) { testConcurrentCreate(t, newMeta) })
 	t.Run("ConcurrentDelete", func(t *testing.T) { testConcurrentDelete(t, newMeta(t)) })
@@ -86,7 +86,7 @@ func MustGet(t testing.TB, m depot.Meta, id string) depot.Transfer {
 	return Normalize(tr)
 }
 
-func wantErr(t testing.TB, what string, got, want error) {
+func metaErr(t testing.TB, what string, got, want error) {
 	t.Helper()
 	if want == nil && got != nil || want != nil && !errors.Is(got, want) {
 		t.Fatalf("%s: err = %v, want %v", what, got, want)
@@ -112,21 +112,21 @@ func testCreateGet(t *testing.T, m depot.Meta) {
 		}
 	}
 	_, err := m.Get(ctx, "missing")
-	wantErr(t, "Get(missing)", err, depot.ErrNotFound)
+	metaErr(t, "Get(missing)", err, depot.ErrNotFound)
 }
 
 func testExists(t *testing.T, m depot.Meta) {
 	ctx := Ctx(t)
 	q := depot.Quota{Total: 100}
 	a := NewTransfer("a", "alice", 60)
-	wantErr(t, "Create(a)", m.Create(ctx, a, q), nil)
+	metaErr(t, "Create(a)", m.Create(ctx, a, q), nil)
 	again := NewTransfer("a", "bob", 30)
-	wantErr(t, "Create(a) again", m.Create(ctx, again, q), depot.ErrExists)
+	metaErr(t, "Create(a) again", m.Create(ctx, again, q), depot.ErrExists)
 	if got := MustGet(t, m, "a"); !reflect.DeepEqual(got, Normalize(a)) {
 		t.Fatalf("after a refused Create, a = %+v, want %+v", got, Normalize(a))
 	}
 	// The refused Create took no quota: 40 more bytes still fit.
-	wantErr(t, "Create(b)", m.Create(ctx, NewTransfer("b", "bob", 40), q), nil)
+	metaErr(t, "Create(b)", m.Create(ctx, NewTransfer("b", "bob", 40), q), nil)
 }
 
 // quotaStep creates (or, with del, deletes) one transfer.
@@ -206,16 +206,16 @@ func testQuota(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 			ctx := Ctx(t)
 			for i, s := range tc.steps {
 				if s.del {
-					wantErr(t, fmt.Sprintf("step %d: Delete(%s)", i, s.id), m.Delete(ctx, s.id), nil)
+					metaErr(t, fmt.Sprintf("step %d: Delete(%s)", i, s.id), m.Delete(ctx, s.id), nil)
 					continue
 				}
 				err := m.Create(ctx, NewTransfer(s.id, s.owner, s.size), s.q)
-				wantErr(t, fmt.Sprintf("step %d: Create(%s, %s, %d, %+v)", i, s.id, s.owner, s.size, s.q), err, s.want)
+				metaErr(t, fmt.Sprintf("step %d: Create(%s, %s, %d, %+v)", i, s.id, s.owner, s.size, s.q), err, s.want)
 				_, err = m.Get(ctx, s.id)
 				if s.want == nil {
-					wantErr(t, fmt.Sprintf("step %d: Get(%s)", i, s.id), err, nil)
+					metaErr(t, fmt.Sprintf("step %d: Get(%s)", i, s.id), err, nil)
 				} else {
-					wantErr(t, fmt.Sprintf("step %d: Get(%s) after a refused Create", i, s.id), err, depot.ErrNotFound)
+					metaErr(t, fmt.Sprintf("step %d: Get(%s) after a refused Create", i, s.id), err, depot.ErrNotFound)
 				}
 			}
 		})
@@ -255,9 +255,9 @@ func testAddPart(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 			MustCreate(t, m, NewTransfer("x", "alice", 100))
 			for i, c := range tc.calls {
 				if c.ready {
-					wantErr(t, fmt.Sprintf("call %d: SetReady", i), m.SetReady(ctx, "x"), c.want)
+					metaErr(t, fmt.Sprintf("call %d: SetReady", i), m.SetReady(ctx, "x"), c.want)
 				} else {
-					wantErr(t, fmt.Sprintf("call %d: AddPart(%d)", i, c.n), m.AddPart(ctx, "x", c.n), c.want)
+					metaErr(t, fmt.Sprintf("call %d: AddPart(%d)", i, c.n), m.AddPart(ctx, "x", c.n), c.want)
 				}
 				if got := MustGet(t, m, "x").Parts; got != c.wantParts {
 					t.Fatalf("call %d: Parts = %d, want %d", i, got, c.wantParts)
@@ -266,7 +266,7 @@ func testAddPart(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 		})
 	}
 	t.Run("unknown", func(t *testing.T) {
-		wantErr(t, "AddPart(missing)", newMeta(t).AddPart(Ctx(t), "missing", 0), depot.ErrNotFound)
+		metaErr(t, "AddPart(missing)", newMeta(t).AddPart(Ctx(t), "missing", 0), depot.ErrNotFound)
 	})
 }
 
@@ -274,7 +274,7 @@ func testSetReady(t *testing.T, m depot.Meta) {
 	ctx := Ctx(t)
 	up := NewTransfer("up", "alice", 100)
 	MustCreate(t, m, up)
-	wantErr(t, "SetReady(up)", m.SetReady(ctx, "up"), nil)
+	metaErr(t, "SetReady(up)", m.SetReady(ctx, "up"), nil)
 	got := MustGet(t, m, "up")
 	if got.State != depot.Ready {
 		t.Fatalf("after SetReady, State = %q", got.State)
@@ -284,12 +284,12 @@ func testSetReady(t *testing.T, m depot.Meta) {
 	if !reflect.DeepEqual(got, Normalize(up)) {
 		t.Fatalf("SetReady changed more than State: %+v, was %+v", got, Normalize(up))
 	}
-	wantErr(t, "SetReady(up) again", m.SetReady(ctx, "up"), depot.ErrState)
+	metaErr(t, "SetReady(up) again", m.SetReady(ctx, "up"), depot.ErrState)
 	ready := NewTransfer("ready", "alice", 100)
 	ready.State = depot.Ready
 	MustCreate(t, m, ready)
-	wantErr(t, "SetReady(ready)", m.SetReady(ctx, "ready"), depot.ErrState)
-	wantErr(t, "SetReady(missing)", m.SetReady(ctx, "missing"), depot.ErrNotFound)
+	metaErr(t, "SetReady(ready)", m.SetReady(ctx, "ready"), depot.ErrState)
+	metaErr(t, "SetReady(missing)", m.SetReady(ctx, "missing"), depot.ErrNotFound)
 }
 
 func testCountDownload(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
@@ -325,7 +325,7 @@ func testCountDownload(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 			MustCreate(t, m, tr)
 			for i, c := range tc.calls {
 				used, err := m.CountDownload(ctx, "x")
-				wantErr(t, fmt.Sprintf("call %d: CountDownload", i), err, c.want)
+				metaErr(t, fmt.Sprintf("call %d: CountDownload", i), err, c.want)
 				if c.want == nil && used != c.wantUsed {
 					t.Fatalf("call %d: CountDownload = %d, want %d", i, used, c.wantUsed)
 				}
@@ -337,7 +337,7 @@ func testCountDownload(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 	}
 	t.Run("unknown", func(t *testing.T) {
 		_, err := newMeta(t).CountDownload(Ctx(t), "missing")
-		wantErr(t, "CountDownload(missing)", err, depot.ErrNotFound)
+		metaErr(t, "CountDownload(missing)", err, depot.ErrNotFound)
 	})
 }
 
@@ -345,11 +345,11 @@ func testDelete(t *testing.T, m depot.Meta) {
 	ctx := Ctx(t)
 	MustCreate(t, m, NewTransfer("a", "alice", 100))
 	MustCreate(t, m, NewTransfer("b", "alice", 100))
-	wantErr(t, "Delete(a)", m.Delete(ctx, "a"), nil)
+	metaErr(t, "Delete(a)", m.Delete(ctx, "a"), nil)
 	_, err := m.Get(ctx, "a")
-	wantErr(t, "Get(a) after Delete", err, depot.ErrNotFound)
-	wantErr(t, "Delete(a) again", m.Delete(ctx, "a"), nil)
-	wantErr(t, "Delete(missing)", m.Delete(ctx, "missing"), nil)
+	metaErr(t, "Get(a) after Delete", err, depot.ErrNotFound)
+	metaErr(t, "Delete(a) again", m.Delete(ctx, "a"), nil)
+	metaErr(t, "Delete(missing)", m.Delete(ctx, "missing"), nil)
 	MustGet(t, m, "b")
 	// The id is free again.
 	again := NewTransfer("a", "bob", 7)
@@ -379,7 +379,7 @@ func list(t *testing.T, m depot.Meta) []depot.Transfer {
 	return got
 }
 
-func testList(t *testing.T, m depot.Meta) {
+func testMetaList(t *testing.T, m depot.Meta) {
 	ctx := Ctx(t)
 	if got := list(t, m); len(got) != 0 {
 		t.Fatalf("List of an empty store: %+v", got)
@@ -391,15 +391,15 @@ func testList(t *testing.T, m depot.Meta) {
 		want = append(want, Normalize(tr))
 	}
 	// List shows the records as they are now.
-	wantErr(t, "AddPart", m.AddPart(ctx, "t1", 0), nil)
+	metaErr(t, "AddPart", m.AddPart(ctx, "t1", 0), nil)
 	want[1].Parts = 1
-	wantErr(t, "SetReady", m.SetReady(ctx, "t2"), nil)
+	metaErr(t, "SetReady", m.SetReady(ctx, "t2"), nil)
 	want[2].State = depot.Ready
 	if _, err := m.CountDownload(ctx, "t2"); err != nil {
 		t.Fatal(err)
 	}
 	want[2].Used = 1
-	wantErr(t, "Delete", m.Delete(ctx, "t3"), nil)
+	metaErr(t, "Delete", m.Delete(ctx, "t3"), nil)
 	want = slices.Delete(want, 3, 4)
 	if got := list(t, m); !reflect.DeepEqual(got, want) {
 		t.Fatalf("List = %+v\nwant %+v", got, want)
@@ -408,7 +408,7 @@ func testList(t *testing.T, m depot.Meta) {
 	stop := errors.New("stop")
 	calls := 0
 	err := m.List(ctx, func(depot.Transfer) error { calls++; return stop })
-	wantErr(t, "List with a failing fn", err, stop)
+	metaErr(t, "List with a failing fn", err, stop)
 	if calls != 1 {
 		t.Fatalf("List went on after fn failed: %d calls", calls)
 	}
@@ -533,8 +533,8 @@ func testConcurrentCreate(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 			t.Fatalf("20 concurrent creates of one id: %d created, %d ErrExists", created, exists)
 		}
 		// Counted once: 100 bytes of 200 are free.
-		wantErr(t, "Create(y)", m.Create(ctx, NewTransfer("y", "alice", 100), depot.Quota{Total: 200}), nil)
-		wantErr(t, "Create(z)", m.Create(ctx, NewTransfer("z", "alice", 1), depot.Quota{Total: 200}), depot.ErrQuota)
+		metaErr(t, "Create(y)", m.Create(ctx, NewTransfer("y", "alice", 100), depot.Quota{Total: 200}), nil)
+		metaErr(t, "Create(z)", m.Create(ctx, NewTransfer("z", "alice", 1), depot.Quota{Total: 200}), depot.ErrQuota)
 	})
 }
 
@@ -542,7 +542,7 @@ func testConcurrentDelete(t *testing.T, m depot.Meta) {
 	ctx := Ctx(t)
 	q := depot.Quota{Total: 300, PerOwner: 200}
 	for _, id := range []string{"a", "b", "c"} {
-		wantErr(t, "Create("+id+")", m.Create(ctx, NewTransfer(id, "alice", 100), depot.Quota{}), nil)
+		metaErr(t, "Create("+id+")", m.Create(ctx, NewTransfer(id, "alice", 100), depot.Quota{}), nil)
 	}
 	var mu sync.Mutex
 	var errs []error
@@ -558,9 +558,9 @@ func testConcurrentDelete(t *testing.T, m depot.Meta) {
 	}
 	// Freed exactly once: alice has 200 of 200 and 100 of the 300 total is
 	// free, no more.
-	wantErr(t, "Create(alice)", m.Create(ctx, NewTransfer("d", "alice", 1), q), depot.ErrQuota)
-	wantErr(t, "Create(bob)", m.Create(ctx, NewTransfer("e", "bob", 100), q), nil)
-	wantErr(t, "Create(carol)", m.Create(ctx, NewTransfer("f", "carol", 1), q), depot.ErrQuota)
+	metaErr(t, "Create(alice)", m.Create(ctx, NewTransfer("d", "alice", 1), q), depot.ErrQuota)
+	metaErr(t, "Create(bob)", m.Create(ctx, NewTransfer("e", "bob", 100), q), nil)
+	metaErr(t, "Create(carol)", m.Create(ctx, NewTransfer("f", "carol", 1), q), depot.ErrQuota)
 }
 
 func testConcurrentAddPart(t *testing.T, m depot.Meta) {

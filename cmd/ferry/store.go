@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/stored"
+	"github.com/ferrydev/ferry/internal/storedpeer"
+	"github.com/ferrydev/ferry/internal/termui"
+	"github.com/ferrydev/ferry/internal/ticket"
+	"github.com/ferrydev/ferry/internal/transfer"
+	"github.com/ferrydev/ferry/internal/units"
+)
+
+// storeFlags are send's flags for stored transfers.
+type storeFlags struct {
+	store     bool
+	expire    lifetime
+	downloads int
+}
+
+// lifetime is a duration that also takes whole days ("7d").
+type lifetime time.Duration
+
+func (l *lifetime) String() string { return time.Duration(*l).String() }
+
+func (l *lifetime) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		d, err := strconv.Atoi(n)
+		if err != nil || d <= 0 {
+			return errors.New("want a number of days like 7d, or a duration like 36h")
+		}
+		*l = lifetime(time.Duration(d) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return errors.New("want a number of days like 7d, or a duration like 36h")
+	}
+	*l = lifetime(d)
+	return nil
+}
+
+func (s *storeFlags) register(fs flagSet) {
+	fs.BoolVar(&s.store, "store", false, "upload the files, end-to-end encrypted, so the link works when you are gone (the server keeps only ciphertext)")
+	fs.Var(&s.expire, "expire", "with --store: how long the server keeps the files, e.g. 3d or 36h (default: the server's, usually 7 days)")
+	fs.IntVar(&s.downloads, "downloads", 1, "with --store: how many people may download the files (0: unlimited, if the server allows it)")
+}
+
+func (s *storeFlags) options() storedpeer.UploadOptions {
+	d := s.downloads
+	return storedpeer.UploadOptions{Expire: time.Duration(s.expire), Downloads: &d, Agent: "ferry/" + version}
+}
+
+// uploadStateDir keeps what a rerun of an interrupted upload needs (it
+// holds the link's secret: the folder is the user's own).
+func uploadStateDir() string {
+	if d := os.Getenv("XDG_STATE_HOME"); filepath.IsAbs(d) {
+		return filepath.Join(d, "ferry", "uploads")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "state", "ferry", "uploads")
+	}
+	return ""
+}
+
+// sendStored uploads files and prints the link.
+func sendStored(ctx context.Context, server *url.URL, pf peerFlags, sf storeFlags, files []transfer.SourceFile, io stdio) error {
+	js := newJSONOut(io.out, pf.json)
+	c := &storedpeer.Client{Base: server, Token: pf.token}
+	o := sf.options()
+	o.Files = files
+	o.StateDir = uploadStateDir()
+	bar := termui.NewProgress(io.err, "uploading")
+	o.Progress = js.progress(bar.Update)
+	var total int64
+	for _, f := range files {
+		total += f.Size
+	}
+	fmt.Fprintf(io.err, "Storing %s in %s on %s, end-to-end encrypted…\n", units.Bytes(total), plural(len(files), "file"), server.Host)
+	start := time.Now()
+	up, err := c.Upload(ctx, o)
+	if err != nil {
+		js.emit("error", map[string]any{"message": describe(err)})
+		if errors.Is(err, storedpeer.ErrInterrupted) || errors.Is(err, context.Canceled) {
+			return fmt.Errorf("%w; run the same command again to continue where it stopped", err)
+		}
+		return err
+	}
+	d := time.Since(start)
+	if up.Resumed > 0 {
+		fmt.Fprintf(io.err, "Continued an interrupted upload (%s were already stored).\n", units.Bytes(up.Resumed))
+	}
+	fmt.Fprintf(io.err, "Stored %s, %s, in %s (%s/s).\n", plural(up.Files, "file"), units.Bytes(up.Bytes), d.Round(100*time.Millisecond),
+		units.Bytes(int64(float64(up.Bytes-up.Resumed)/d.Seconds())))
+	printStoredLink(io, js, pf.json, up)
+	return nil
+}
+
+func printStoredLink(io stdio, js *jsonOut, jsonMode bool, up *storedpeer.Uploaded) {
+	downloads := "unlimited downloads"
+	if up.Downloads > 0 {
+		downloads = plural(up.Downloads, "download")
+	}
+	js.emit("stored", map[string]any{"link": up.Link, "expires": up.Expires.Unix(), "downloads": up.Downloads, "bytes": up.Bytes, "files": up.Files})
+	fmt.Fprintf(io.err, "\nThe link works until %s, for %s:\n\n", up.Expires.Format("2006-01-02 15:04"), downloads)
+	if !jsonMode {
+		fmt.Fprintln(io.out, up.Link)
+	}
+	if jsonMode || !termui.IsTerminal(io.out) {
+		fmt.Fprintf(io.err, "  %s\n", up.Link)
+	}
+	if termui.IsTerminal(io.err) {
+		fmt.Fprintln(io.err)
+		_ = termui.QR(io.err, up.Link)
+	}
+	fmt.Fprintf(io.err, "\nor receive it with:  FERRY_LINK='%s' ferry receive\n", up.Link)
+}
+
+// probeStored asks whether the link is a stored transfer; false with a nil
+// error means a live one.
+func probeStored(ctx context.Context, base *url.URL, tk ticket.Ticket) (bool, error) {
+	read, err := stored.ReadToken(tk.Secret[:])
+	if err != nil {
+		return false, err
+	}
+	c := &storedpeer.Client{Base: base}
+	st, err := c.Probe(ctx, tk.ID, read)
+	switch {
+	case errors.Is(err, storedpeer.ErrNotFound), errors.Is(err, storedpeer.ErrUnsupported):
+		return false, nil
+	case err != nil:
+		return false, err
+	case st.State != "ready":
+		return false, storedpeer.ErrNotReady
+	}
+	return true, nil
+}
+
+// receiveStored downloads a stored transfer as a live receive would.
+func receiveStored(ctx context.Context, base *url.URL, tk ticket.Ticket, o storedpeer.ReceiveOptions, js *jsonOut, io stdio) (*peer.Result, error) {
+	c := &storedpeer.Client{Base: base}
+	fmt.Fprintln(io.err, "The files were stored on the server for you (end-to-end encrypted); downloading.")
+	r, err := c.Receive(ctx, tk, o)
+	if err != nil {
+		return nil, err
+	}
+	if !r.Counted && r.CountErr != nil {
+		fmt.Fprintf(io.err, "note: every file is verified, but the server did not count this download (%s)\n", describe(r.CountErr))
+	}
+	return &peer.Result{Path: "stored", Bytes: r.Bytes, Files: r.Files, Roots: r.Roots}, nil
+}
+
+// storedResuming says whether an interrupted run left partial files of m.
+func storedResuming(m *proto.Manifest, out string) bool {
+	for _, f := range m.Files {
+		_, progress := transfer.PartNames(f.Path)
+		if _, err := os.Lstat(filepath.Join(out, filepath.FromSlash(progress))); err == nil {
+			return true
+		}
+	}
+	return false
+}
