@@ -50,6 +50,9 @@ const (
 	codeNotReady   = "not_ready"
 	codeConflict   = "conflict"
 	codeInternal   = "internal"
+	// codeDamaged: the stored object is not what was uploaded (shorter than
+	// recorded, or gone): fetching again will not help.
+	codeDamaged = "damaged"
 )
 
 // apiErrors maps errors to status and code, in one place.
@@ -68,6 +71,7 @@ var apiErrors = []struct {
 	{ErrUsedUp, http.StatusGone, codeUsedUp},
 	{ErrState, http.StatusConflict, codeConflict},
 	{ErrPart, http.StatusConflict, codeConflict},
+	{ErrRange, http.StatusInternalServerError, codeDamaged},
 }
 
 // apiError is a refusal with its code, for errors the API makes itself.
@@ -96,6 +100,9 @@ func (s *Service) fail(w http.ResponseWriter, r *http.Request, id string, err er
 		}
 	}
 	if status == http.StatusInternalServerError {
+		if code == codeDamaged {
+			s.log.Error("stored transfer damaged: its data is shorter than recorded", "id", id, "err", err)
+		}
 		s.log.Error("stored transfer", "id", id, "method", r.Method, "path", r.URL.Path, "err", err)
 		s.cfg.Observe(Event{Kind: EventBackend, ID: id, Reason: "internal"})
 	} else {

@@ -157,3 +157,11 @@ func storeKey(cookieSecret string) []byte {
 	h := sha256.Sum256([]byte("ferry store tokens\x00" + cookieSecret))
 	return h[:]
 }
+
+// SweepStored runs the stored-transfer janitor once now (tests; it runs
+// every minute on its own).
+func (s *Server) SweepStored(ctx context.Context) {
+	if s.depot != nil {
+		s.depot.Janitor(ctx)
+	}
+}

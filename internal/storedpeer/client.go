@@ -40,7 +40,7 @@ var codeErrors = map[string]error{
 	"not_found": ErrNotFound, "expired": ErrExpired, "used_up": ErrUsedUp, "not_ready": ErrNotReady,
 	"forbidden": ErrForbidden, "sign_in_required": ErrSignIn, "rate_limited": ErrRateLimited,
 	"too_large": ErrTooLarge, "quota": ErrQuota, "storage_full": ErrFull, "conflict": ErrConflict,
-	"bad_request": ErrBadRequest,
+	"bad_request": ErrBadRequest, "damaged": ErrTampered,
 }
 
 // Client talks to one ferry server's stored-transfer API.

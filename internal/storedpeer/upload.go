@@ -25,9 +25,9 @@ import (
 // ChunkSize is the chunk size of stored manifests' roots.
 const ChunkSize = 1 << 20
 
-// ErrInterrupted: the upload stopped (connection lost); running it again
-// continues from what the server has.
-var ErrInterrupted = errors.New("storedpeer: upload interrupted")
+// ErrInterrupted: the connection to the server was lost and did not come
+// back; running the same command again continues from where it stopped.
+var ErrInterrupted = errors.New("storedpeer: connection to the server lost")
 
 // UploadOptions say what to store and for how long.
 type UploadOptions struct {
