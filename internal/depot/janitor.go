@@ -3,6 +3,7 @@ package depot
 import (
 	"context"
 	"errors"
+	"slices"
 )
 
 // Janitor removes, once, every transfer that expired, was used up or was
@@ -97,4 +98,28 @@ func (s *Service) Usage() (transfers int, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.count, s.bytes
+}
+
+// Transfers returns up to n stored transfers, newest first (the admin page).
+func (s *Service) Transfers(ctx context.Context, n int) ([]Transfer, error) {
+	var all []Transfer
+	err := s.cfg.Meta.List(ctx, func(t Transfer) error {
+		all = append(all, t)
+		return nil
+	})
+	slices.SortFunc(all, func(a, b Transfer) int { return b.Created.Compare(a.Created) })
+	return all[:min(n, len(all))], err
+}
+
+// Remove deletes a stored transfer for the operator; who says who did.
+func (s *Service) Remove(ctx context.Context, id, who string) error {
+	t, err := s.cfg.Meta.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.drop(ctx, id); err != nil {
+		return err
+	}
+	s.cfg.Observe(Event{Kind: EventDeleted, ID: id, Owner: t.Owner, Bytes: t.Size, Reason: "by the operator " + who})
+	return nil
 }

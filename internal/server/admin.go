@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/audit"
 	"github.com/ferrydev/ferry/internal/auth"
+	"github.com/ferrydev/ferry/internal/depot"
 	"github.com/ferrydev/ferry/internal/units"
 	"github.com/ferrydev/ferry/signaling"
 )
@@ -41,6 +42,15 @@ type adminView struct {
 	AuditErrors                  int
 	Tickets                      []string
 	Events                       []audit.Event
+	// Stored transfers; StoreOn is false with --store=false.
+	StoreOn bool
+	Stored  []storedRow
+	Notice  string
+}
+
+// storedRow is one stored transfer on the admin page.
+type storedRow struct {
+	ID, Size, Created, Expires, Downloads, Owner, State string
 }
 
 func (s *Server) adminRoutes(mux *http.ServeMux) {
@@ -75,6 +85,7 @@ func (s *Server) adminRoutes(mux *http.ServeMux) {
 		}
 		http.Redirect(w, r, "/admin", http.StatusSeeOther)
 	})
+	mux.HandleFunc("POST /admin/stored/{id}/delete", s.adminDeleteStored)
 	mux.HandleFunc("POST /admin/logout", func(w http.ResponseWriter, r *http.Request) {
 		if !sameOrigin(r) {
 			http.Error(w, "cross-site request refused", http.StatusForbidden)
@@ -169,6 +180,24 @@ func (s *Server) adminHandler(w http.ResponseWriter, r *http.Request) {
 		Events: s.audit.Recent(50), Relayed: "0 B", Dropped: "0 B"}
 	v.Stats, _ = s.store.Stats(ctx)
 	v.Tickets, _ = s.store.LiveTickets(ctx, 100)
+	if s.depot != nil {
+		v.StoreOn = true
+		list, _ := s.depot.Transfers(ctx, 200)
+		for _, t := range list {
+			dl := fmt.Sprintf("%d / %d", t.Used, t.Limit)
+			if t.Limit == 0 {
+				dl = fmt.Sprintf("%d / unlimited", t.Used)
+			}
+			v.Stored = append(v.Stored, storedRow{ID: t.ID, Size: units.Bytes(t.Size), Created: t.Created.UTC().Format("2006-01-02 15:04"),
+				Expires: t.Expires.UTC().Format("2006-01-02 15:04"), Downloads: dl, Owner: t.Owner, State: string(t.State)})
+		}
+	}
+	switch r.URL.Query().Get("deleted") {
+	case "1":
+		v.Notice = "The stored transfer was deleted."
+	case "0":
+		v.Notice = "That stored transfer was already gone."
+	}
 	if s.turn != nil {
 		v.Allocations = s.turn.Allocations()
 		v.Relayed = units.Bytes(s.turn.RelayedBytes())
@@ -191,5 +220,33 @@ func (s *Server) renderAdmin(w http.ResponseWriter, _ *http.Request, v adminView
 	w.WriteHeader(code)
 	if err := adminPage.Execute(w, v); err != nil {
 		s.log.Error("admin page", "err", err)
+	}
+}
+
+// adminDeleteStored deletes a stored transfer from the admin page.
+func (s *Server) adminDeleteStored(w http.ResponseWriter, r *http.Request) {
+	if !sameOrigin(r) {
+		http.Error(w, "cross-site request refused", http.StatusForbidden)
+		return
+	}
+	if ok, answered := s.adminGate(w, r); !ok {
+		if !answered {
+			s.renderAdmin(w, r, adminView{}, http.StatusUnauthorized)
+		}
+		return
+	}
+	if s.depot == nil {
+		http.NotFound(w, r)
+		return
+	}
+	err := s.depot.Remove(r.Context(), r.PathValue("id"), s.auth.WhoAmI(r).User)
+	switch {
+	case errors.Is(err, depot.ErrNotFound):
+		http.Redirect(w, r, "/admin?deleted=0", http.StatusSeeOther)
+	case err != nil:
+		s.log.Error("admin: deleting a stored transfer", "id", r.PathValue("id"), "err", err)
+		http.Error(w, "could not delete it; see the server's log", http.StatusInternalServerError)
+	default:
+		http.Redirect(w, r, "/admin?deleted=1", http.StatusSeeOther)
 	}
 }
