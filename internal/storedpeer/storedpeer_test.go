@@ -19,8 +19,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
+
 	"github.com/ferrydev/ferry/internal/config"
 	"github.com/ferrydev/ferry/internal/depot"
+	"github.com/ferrydev/ferry/internal/redistest"
+	"github.com/ferrydev/ferry/internal/s3test"
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/storedpeer"
@@ -423,5 +427,46 @@ func TestStoredPolicy(t *testing.T) {
 	off := start(t, func(c *config.Serve) { c.Store.Enabled = false })
 	if _, err := (&storedpeer.Client{Base: off.base}).Upload(ctx(t), storedpeer.UploadOptions{Files: small, Downloads: &one}); !errors.Is(err, storedpeer.ErrUnsupported) {
 		t.Fatalf("storing off: %v", err)
+	}
+}
+
+// Two instances share the metadata in Redis and the ciphertext in a real
+// S3 server (SeaweedFS): uploaded through one, each download counted once
+// whichever instance serves it.
+func TestStoredTwoInstances(t *testing.T) {
+	rd := redistest.Start(t)
+	s3 := s3test.Start(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", s3.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3.SecretKey)
+	var envs []*env
+	for range 2 {
+		envs = append(envs, start(t, func(c *config.Serve) {
+			c.Redis = rd.URL()
+			c.CookieSecret = "shared-cookie-secret-for-both"
+			c.Store.S3 = config.S3{Endpoint: s3.Endpoint, Bucket: s3test.Bucket, Insecure: true, Prefix: "two/"}
+		}))
+	}
+	a, b := envs[0], envs[1]
+	src, files := tree(t, map[string]int{"big": 20<<20 + 7, "small": 3})
+	up := upload(t, a, files, 2)
+	onB := strings.Replace(up.Link, a.base.Host, b.base.Host, 1)
+	for i, link := range []string{onB, up.Link} {
+		out := t.TempDir()
+		if res, err := receive(t, link, out); err != nil || !res.Counted {
+			t.Fatalf("download %d: %v %+v", i+1, err, res)
+		}
+		sameTree(t, src, out)
+	}
+	if _, err := receive(t, onB, t.TempDir()); !errors.Is(err, storedpeer.ErrUsedUp) && !errors.Is(err, storedpeer.ErrNotFound) {
+		t.Fatalf("third download: %v", err)
+	}
+	// Removed from the bucket too.
+	b.srv.SweepStored(ctx(t))
+	mc, err := s3.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for obj := range mc.ListObjects(ctx(t), s3test.Bucket, minio.ListObjectsOptions{Prefix: "two/", Recursive: true}) {
+		t.Fatalf("left in the bucket: %s %v", obj.Key, obj.Err)
 	}
 }
