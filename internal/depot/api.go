@@ -352,7 +352,13 @@ func (s *Service) putPart(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(s.now().Add(partTime))
 	body := http.MaxBytesReader(w, r.Body, r.ContentLength)
 	if err := s.cfg.Blobs.WritePart(r.Context(), t.ID, t.Upload, n, body, r.ContentLength); err != nil {
-		if !errors.Is(err, ErrFull) && r.Context().Err() == nil {
+		if errors.Is(err, ErrFull) {
+			// The upload cannot finish: give back all it took at once.
+			if derr := s.drop(context.WithoutCancel(r.Context()), t.ID); derr != nil {
+				s.log.Error("stored transfer: freeing a refused upload", "id", t.ID, "err", derr)
+			}
+			s.cfg.Observe(Event{Kind: EventRefused, ID: t.ID, IP: s.cfg.ClientIP(r), Owner: t.Owner, Reason: codeFull})
+		} else if r.Context().Err() == nil {
 			s.cfg.Observe(Event{Kind: EventBackend, ID: t.ID, Reason: "blobs"})
 		}
 		s.fail(w, r, t.ID, err)

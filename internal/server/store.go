@@ -44,6 +44,7 @@ func (s *Server) setupStore(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		s.closers = append(s.closers, b.Close)
 		blobs = b
 	}
 	var meta depot.Meta

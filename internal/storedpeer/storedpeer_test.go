@@ -28,6 +28,7 @@ import (
 	"github.com/ferrydev/ferry/internal/server"
 	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/storedpeer"
+	"github.com/ferrydev/ferry/internal/testenv"
 	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
@@ -469,4 +470,26 @@ func TestStoredTwoInstances(t *testing.T) {
 	for obj := range mc.ListObjects(ctx(t), s3test.Bucket, minio.ListObjectsOptions{Prefix: "two/", Recursive: true}) {
 		t.Fatalf("left in the bucket: %s %v", obj.Key, obj.Err)
 	}
+}
+
+// A server whose disk fills during an upload refuses it clearly and frees
+// what the upload had taken.
+func TestStoredDiskFull(t *testing.T) {
+	disk := testenv.Tmpfs(t, "24m")
+	e := start(t, func(c *config.Serve) { c.Store.Dir = disk })
+	_, files := tree(t, map[string]int{"big": 40 << 20})
+	one := 1
+	_, err := (&storedpeer.Client{Base: e.base}).Upload(ctx(t), storedpeer.UploadOptions{Files: files, Downloads: &one, StateDir: t.TempDir()})
+	if !errors.Is(err, storedpeer.ErrFull) {
+		t.Fatalf("upload onto a full disk: %v", err)
+	}
+	empty(t, filepath.Join(disk, "blobs"))
+	// Space came back: a smaller transfer fits.
+	src, small := tree(t, map[string]int{"small": 5 << 20})
+	up := upload(t, e, small, 1)
+	out := t.TempDir()
+	if _, err := receive(t, up.Link, out); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, out)
 }
