@@ -21,10 +21,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferrydev/ferry/internal/depot"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
-
-	"github.com/ferrydev/ferry/internal/depot"
 )
 
 // ErrLocked is Open's error when another process has the file open.

@@ -37,9 +37,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ferrydev/ferry/internal/depot"
+	"github.com/redis/go-redis/v9"
 )
 
 // DefaultPrefix namespaces the keys, apart from the signaling store's.

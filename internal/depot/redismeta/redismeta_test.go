@@ -10,12 +10,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/ferrydev/ferry/internal/depot"
 	"github.com/ferrydev/ferry/internal/depot/depottest"
 	"github.com/ferrydev/ferry/internal/depot/redismeta"
 	"github.com/ferrydev/ferry/internal/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 func rawRedis(t *testing.T, rs *redistest.Server) *redis.Client {
