@@ -442,7 +442,7 @@ func parseRange(h string, size int64) (off, n int64, ok bool) {
 	}
 	spec, found := strings.CutPrefix(h, "bytes=")
 	a, b, dash := strings.Cut(spec, "-")
-	if !found || !dash || strings.Contains(b, ",") {
+	if !found || !dash || !digits(a) || (b != "" && !digits(b)) {
 		return 0, 0, false
 	}
 	start, err := strconv.ParseInt(a, 10, 64)
@@ -457,6 +457,18 @@ func parseRange(h string, size int64) (off, n int64, ok bool) {
 		end = min(end, size-1)
 	}
 	return start, end - start + 1, true
+}
+
+func digits(s string) bool {
+	if s == "" || len(s) > 19 {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Service) getData(w http.ResponseWriter, r *http.Request) {
