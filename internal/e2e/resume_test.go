@@ -96,7 +96,7 @@ func TestZipResumeAfterGap(t *testing.T) {
 	if st, err := waitState(rb, "transferring"); err != nil || st != "transferring" {
 		t.Fatalf("receiver state after staying: %q (%v)", st, err)
 	}
-	if err := chromedp.Do(rb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.link.fail("test: connection cut behind a gap")`)); err != nil {
+	if err := chromedp.Do(rb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.current.fail("test: connection cut behind a gap")`)); err != nil {
 		t.Fatal(err)
 	}
 	if st, err := waitState(rb, "done", "error", "canceled"); err != nil || st != "done" {

@@ -193,7 +193,7 @@ func TestReconnectNewGeneration(t *testing.T) {
 		size: 50 << 20, sink: "opfs",
 		during: func(t testing.TB, sb, rb context.Context) {
 			waitProgress(t, sb, rb, 10<<20)
-			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.link.fail("test: connection cut")`)); err != nil {
+			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.current.fail("test: connection cut")`)); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -213,7 +213,7 @@ func TestReconnectResumeSession(t *testing.T) {
 		size: 50 << 20, sink: "opfs",
 		during: func(t testing.TB, sb, rb context.Context) {
 			waitProgress(t, sb, rb, 10<<20)
-			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.session.sig.close(); ferryDebug.flow.link.fail("test: everything cut")`)); err != nil {
+			if err := chromedp.Do(sb, chromedp.Evaluate[chromedp.Void](`ferryDebug.flow.session.sig.close(); ferryDebug.flow.current.fail("test: everything cut")`)); err != nil {
 				t.Fatal(err)
 			}
 		},

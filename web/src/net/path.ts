@@ -9,6 +9,8 @@
 // way. So the pages follow the selected pair while they transfer instead
 // of reading it once.
 
+import { every, realClock, type Clock } from "./clock";
+
 export type Path = "direct" | "relay";
 
 export interface PathSample {
@@ -90,36 +92,37 @@ export interface Sampler {
 // tells `changed` when the selected pair's path changes, and keeps the
 // bytes per path for the report.
 export class PathMeter {
-  private link: Sampler | null = null;
-  private timer: ReturnType<typeof setInterval> | undefined;
+  private followed: Sampler | null = null;
+  private timer: (() => void) | undefined;
   private tally = new PathTally();
   current: Path | "" = "";
 
   constructor(
     private changed: (p: Path) => void,
-    private every = 1000,
+    private period = 1000,
+    private clock: Clock = realClock,
   ) {}
 
-  // follow samples link now and then periodically, until stop() or the
+  // follow samples g now and then periodically, until stop() or the
   // next follow(); it resolves with the path once the first sample is in.
-  async follow(link: Sampler): Promise<Path | ""> {
+  async follow(g: Sampler): Promise<Path | ""> {
     this.stop();
-    this.link = link;
+    this.followed = g;
     await this.sample();
-    if (this.link === link && !link.failed) this.timer = setInterval(() => void this.sample(), this.every);
+    if (this.followed === g && !g.failed) this.timer = every(this.clock, this.period, () => void this.sample());
     return this.current;
   }
 
   // sample reads the followed connection's path and bytes.
   async sample(): Promise<void> {
-    const link = this.link;
-    if (!link || link.failed) return;
-    const s = await link.sample();
+    const g = this.followed;
+    if (!g || g.failed) return;
+    const s = await g.sample();
     if (!s) return;
-    this.tally.add(link.gen, s);
+    this.tally.add(g.gen, s);
     // A connection that went down meanwhile no longer says anything about
     // the path in use.
-    if (link !== this.link || link.failed) return;
+    if (g !== this.followed || g.failed) return;
     if (s.path && s.path !== this.current) {
       this.current = s.path;
       this.changed(s.path);
@@ -127,7 +130,7 @@ export class PathMeter {
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.timer?.();
     this.timer = undefined;
   }
 

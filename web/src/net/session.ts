@@ -1,9 +1,9 @@
 // Session runs the HELLO/CONFIRM handshake over a signaling connection and
 // then carries sealed peer signals (PROTOCOL.md §3). It survives the loss of
-// its WebSocket: reconnect() resumes with the session id and secret (§2.4).
+// its WebSocket: resume() resumes with the session id and secret (§2.4).
 import { derive, encodeHello, HandshakeError, newHello, parseHello, type Keys } from "../crypto/handshake";
 import type { IceServer, Role, ServerMessage, Signal } from "../protocol/signal";
-import { FerryError } from "../transfer/errors";
+import { FerryError } from "../protocol/errors";
 import { SignalingConn } from "./signaling";
 
 const enc = new TextEncoder();
@@ -13,17 +13,38 @@ const dec = new TextDecoder();
 // its signaling connection still answers.
 const probeEvery = 15_000;
 
-export class Session {
+// SignalListener gets the peer's sealed signals and the end of each
+// signaling connection (err is why).
+export interface SignalListener {
+  signal(s: Signal): void;
+  down(err: FerryError): void;
+}
+
+// Signaler is what the connection driver (transfer/driver.ts) uses of a
+// session; the unit tests fake it.
+export interface Signaler {
+  // connected: the current signaling connection is open.
+  readonly connected: boolean;
+  // signal seals and sends one signal to the peer.
+  signal(s: Signal): void;
+  // send sends a message to the server.
+  send(m: Record<string, unknown>): void;
+  // listen adds l until the returned function removes it.
+  listen(l: SignalListener): () => void;
+  // probe checks the connection still answers (a dead one is ended).
+  probe(): void;
+  // resume opens a new signaling connection for the session (§2.4).
+  resume(): Promise<void>;
+}
+
+export class Session implements Signaler {
   sig: SignalingConn | null = null;
   keys: Keys | null = null;
   iceServers: IceServer[] = [];
   sessionId = "";
   sessionSecret: Uint8Array | null = null;
   phrase: string[] = [];
-  // Called for each sealed signal from the peer, and when the current
-  // signaling connection ends (err is why).
-  onSignal: (s: Signal) => void = () => {};
-  onDown: (err: FerryError) => void = () => {};
+  private listeners = new Set<SignalListener>();
   private sendChain: Promise<void> = Promise.resolve();
 
   constructor(
@@ -86,12 +107,13 @@ export class Session {
       try {
         frame = await sig.nextFrame();
       } catch (e) {
-        if (this.sig === sig) this.onDown(e instanceof FerryError ? e : new FerryError("The connection to the server was lost."));
+        const err = e instanceof FerryError ? e : new FerryError("The connection to the server was lost.");
+        if (this.sig === sig) for (const l of [...this.listeners]) l.down(err);
         return;
       }
       try {
         const s = JSON.parse(dec.decode(await keys.open(frame))) as Signal;
-        if (typeof s === "object" && s !== null && typeof s.t === "string") this.onSignal(s);
+        if (typeof s === "object" && s !== null && typeof s.t === "string") for (const l of [...this.listeners]) l.signal(s);
       } catch (e) {
         console.error("ferry: bad sealed signal", e);
         sig.close(4000);
@@ -114,6 +136,11 @@ export class Session {
     return this.sendChain;
   }
 
+  listen(l: SignalListener): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
   send(m: Record<string, unknown>): void {
     this.sig?.send(m);
   }
@@ -124,7 +151,7 @@ export class Session {
 
   // probe checks that the current signaling connection still answers; one
   // that does not within 5 s is closed, which ends it for down() and the
-  // flows resume the session on a new one (§2.4), as the Go peer does after
+  // driver resumes the session on a new one (§2.4), as the Go peer does after
   // a lost connection. Without it a page whose network changed (a new
   // public address) would wait on a dead WebSocket for many minutes.
   probe(): Promise<boolean> {
@@ -142,9 +169,9 @@ export class Session {
     }
   }
 
-  // reconnect resumes signaling with the session (after the WebSocket was
+  // resume resumes signaling with the session (after the WebSocket was
   // lost), waits for the peer and runs the handshake with the session secret.
-  async reconnect(): Promise<void> {
+  async resume(): Promise<void> {
     if (!this.sessionSecret) throw new FerryError("The connection to the server was lost.");
     const sig = await SignalingConn.open(this.base);
     // One attempt may not hang: the peer may be gone or slow to come back;

@@ -1,7 +1,7 @@
 // SignalingConn is one WebSocket to the server (PROTOCOL.md §2): JSON text
 // messages with the server, binary frames relayed to and from the peer.
 import { closeMessage, signalPath, subprotocol, type IceServer, type ServerMessage } from "../protocol/signal";
-import { FerryError } from "../transfer/errors";
+import { FerryError } from "../protocol/errors";
 import { Inbox } from "./inbox";
 
 // probeTimeout bounds the check that the server still answers (probe).

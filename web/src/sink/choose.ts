@@ -4,7 +4,7 @@
 //    itself, or several files (a folder) as one .zip archive;
 // 3. else memory, up to memoryCap, with a clear message beyond it.
 import type { Manifest } from "../protocol/control";
-import { FerryError } from "../transfer/errors";
+import { FerryError } from "../protocol/errors";
 import type { Sink } from "../transfer/receiver";
 import type { WorkerClient } from "../transfer/worker_client";
 import { zipLength } from "./zip";

@@ -1,36 +1,18 @@
-// Errors a person reads. Every failure that reaches the page becomes a
-// FerryError with a plain-language message; details go to the console only.
-
-export type Outcome = "completed" | "failed" | "canceled";
-
-export class FerryError extends Error {
-  constructor(
-    message: string,
-    readonly outcome: Outcome = "failed",
-    readonly code = 0, // signaling close code, if any
-    readonly reason = "", // and the server's close reason
-  ) {
-    super(message);
-  }
-}
+// Errors of the transfer flows themselves; the protocol's are in
+// protocol/errors.ts.
+import { FerryError } from "../protocol/errors";
 
 // TooLarge: the files are more than the server allows for one transfer
-// (created.maxBytes); nothing was offered.
+// (maxBytes). The sender offers nothing; the receiver declines the offer
+// (declined is then true). The page words it, with the sizes.
 export class TooLarge extends FerryError {
   constructor(
     readonly total: number,
     readonly max: number,
+    readonly declined = false,
   ) {
     super("These files are larger than this server allows for one transfer.");
   }
-}
-
-// ConnLost means the data channel or peer connection broke; the transfer
-// can continue on a new connection generation.
-export class ConnLost extends Error {}
-
-export function canceledByPeer(): FerryError {
-  return new FerryError("The other side canceled the transfer.", "canceled");
 }
 
 export function canceledByUs(): FerryError {
@@ -41,22 +23,4 @@ export function internal(err: unknown): FerryError {
   if (err instanceof FerryError) return err;
   console.error("ferry:", err);
   return new FerryError("Something went wrong on this page. Reload it and try again; if it keeps happening, report it to the server's operator.");
-}
-
-const peerErrors: Record<string, string> = {
-  root_mismatch: "Verification failed: the received file does not match what was sent. Nothing unverified was kept; try again.",
-  file_changed: "A file changed on the sender's disk while it was being sent. Try again once it is no longer being modified.",
-  too_large: "The transfer is larger than allowed.",
-  io: "The other side could not read or write a file.",
-  protocol: "The two sides did not understand each other (protocol error). Make sure both use an up-to-date ferry.",
-};
-
-export function peerError(code: unknown): FerryError {
-  const m = typeof code === "string" ? peerErrors[code] : undefined;
-  return new FerryError(m ?? "The other side reported an error and stopped.");
-}
-
-export function protocolError(detail: string): FerryError {
-  console.error("ferry: protocol error:", detail);
-  return new FerryError(peerErrors.protocol!);
 }

@@ -6,10 +6,10 @@
 import { chunkCount, chunkLen, checkManifest, maxWindow, sameManifest, type Manifest, type Range } from "../protocol/control";
 import { chunkHeaderLen, encodeAck, encodeControl, encodeNack, frameChunk, frameControl, parseChunkHeader, parseControl } from "../protocol/frames";
 import { Inbox } from "../net/inbox";
-import type { Link } from "../net/link";
-import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "./errors";
+import type { Generation } from "../net/generation";
+import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "../protocol/errors";
+import { TooLarge } from "./errors";
 import type { Progress } from "./progress";
-import { formatBytes } from "../ui/format";
 import type { SinkSpec, FromWorker } from "./worker_api";
 import type { WorkerClient } from "./worker_client";
 import { ChunkSet } from "./chunks";
@@ -145,11 +145,11 @@ export class Receiver {
   }
 
   // run receives on one open data channel until every file is verified.
-  async run(link: Link, dc: RTCDataChannel, progress: (p: Progress) => void): Promise<void> {
+  async run(g: Generation, dc: RTCDataChannel, progress: (p: Progress) => void): Promise<void> {
     const ev = new Inbox<Ev>();
     this.events = ev;
-    link.consume((b) => ev.push({ kind: "dc", b: new Uint8Array(b) }));
-    void link.dead.then((e) => ev.fail(e));
+    g.consume((b) => ev.push({ kind: "dc", b: new Uint8Array(b) }));
+    void g.dead.then((e) => ev.fail(e));
     const idle = (globalThis as { ferryTest?: TestHooks }).ferryTest?.idleMs ?? idleMs;
     const watch = setInterval(() => {
       const since = this.waitingSince;
@@ -217,9 +217,7 @@ export class Receiver {
     if (!this.man) {
       if (this.maxBytes > 0 && man.totalSize > this.maxBytes) {
         send(encodeControl({ t: "decline", reason: "too large" }));
-        throw new FerryError(
-          `The sender offered ${formatBytes(man.totalSize)}, more than this server allows in one transfer (${formatBytes(this.maxBytes)}), so the files were declined.`,
-        );
+        throw new TooLarge(man.totalSize, this.maxBytes, true);
       }
       const sink = await this.decide(man);
       if (!sink) {

@@ -9,8 +9,8 @@ import {
   browserChunkSize, encodeControl, flagResend, frameAck, frameControl, frameNack, hashLen, parseAck, parseControl, parseNack,
 } from "../protocol/frames";
 import { Inbox } from "../net/inbox";
-import type { Link } from "../net/link";
-import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "./errors";
+import type { Generation } from "../net/generation";
+import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "../protocol/errors";
 import type { Progress } from "./progress";
 import { Waker } from "./waker";
 import type { WorkerClient } from "./worker_client";
@@ -100,12 +100,12 @@ export class Sender {
   // run sends on one open data channel until the receiver reports complete.
   // It throws ConnLost when the connection breaks, FerryError when the
   // transfer cannot go on.
-  async run(link: Link, dc: RTCDataChannel, progress: (p: Progress) => void): Promise<void> {
-    const dead = link.dead;
+  async run(g: Generation, dc: RTCDataChannel, progress: (p: Progress) => void): Promise<void> {
+    const dead = g.dead;
     const inbox = new Inbox<Uint8Array>();
     const wake = new Waker();
     let lost: ConnLost | null = null;
-    link.consume((b) => {
+    g.consume((b) => {
       inbox.push(new Uint8Array(b));
       wake.notify();
     });

@@ -3,7 +3,8 @@
 import type { Manifest } from "../protocol/control";
 import { LinkError, parseTicket, type Ticket } from "../protocol/ticket";
 import { pickSink, registerServiceWorker, saveMode, zipName, type SaveMode } from "../sink/choose";
-import { FerryError } from "../transfer/errors";
+import { FerryError } from "../protocol/errors";
+import { TooLarge } from "../transfer/errors";
 import type { Progress } from "../transfer/progress";
 import type { Sink } from "../transfer/receiver";
 import { ReceiveFlow } from "../transfer/receive_flow";
@@ -166,7 +167,11 @@ function receive(ticket: Ticket, swReady: Promise<ServiceWorkerRegistration | nu
       $("cancel").hidden = true;
       $("offer").hidden = true;
       const linkProblem = [4004, 4005, 4006, 4007].includes(e.code) && !accepted;
-      showError(e.message, e.outcome === "canceled" ? "canceled" : "error", [], linkProblem ? linkTitle : undefined);
+      const msg =
+        e instanceof TooLarge
+          ? `The sender offered ${formatBytes(e.total)}, more than this server allows in one transfer (${formatBytes(e.max)}), so the files were declined.`
+          : e.message;
+      showError(msg, e.outcome === "canceled" ? "canceled" : "error", [], linkProblem ? linkTitle : undefined);
     },
   );
 }

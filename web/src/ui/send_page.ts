@@ -3,7 +3,8 @@
 import type { FileEntry } from "../protocol/control";
 import { foldPath, pathProblem, showName } from "../protocol/control";
 import { forbidden } from "../protocol/signal";
-import { FerryError, TooLarge } from "../transfer/errors";
+import type { FerryError } from "../protocol/errors";
+import { TooLarge } from "../transfer/errors";
 import type { Progress } from "../transfer/progress";
 import { SendFlow } from "../transfer/send_flow";
 import type { Source } from "../transfer/sender";

@@ -1,21 +1,54 @@
-// Link is one connection generation (PROTOCOL.md §3.4): an
-// RTCPeerConnection and its data channel "ferry". The sender offers, the
-// receiver answers; candidates trickle sealed, tagged with the generation.
+// A connection generation (PROTOCOL.md §3.4) is one RTCPeerConnection and
+// its data channel "ferry". The sender offers, the receiver answers;
+// candidates trickle sealed, tagged with the generation.
+import { ConnLost } from "../protocol/errors";
 import type { IceServer, Signal } from "../protocol/signal";
-import { ConnLost } from "../transfer/errors";
 import { samplePath, type PathSample, type StatsLike } from "./path";
 
+// Generation is what the connection driver (transfer/driver.ts) and the
+// transfer engines use of one; the unit tests fake it.
+export interface Generation {
+  readonly gen: number;
+  // open resolves with the data channel once it is open; dead with why the
+  // generation ended (it never resolves before fail()).
+  readonly open: Promise<RTCDataChannel>;
+  readonly dead: Promise<ConnLost>;
+  readonly dc: RTCDataChannel | null;
+  readonly failed: boolean;
+  // disconnected: ICE has lost the peer for now.
+  readonly disconnected: boolean;
+  offer(): Promise<void>;
+  answer(sdp: string): Promise<void>;
+  setAnswer(sdp: string): Promise<void>;
+  addCandidate(s: Signal): void;
+  consume(f: (b: ArrayBuffer) => void): void;
+  fail(why: string): void;
+  sample(): Promise<PathSample | null>;
+}
+
+// GenerationHooks are told what the generation notices about the peer.
+export interface GenerationHooks {
+  // silent: nothing arrived on the open data channel for 2 s, or ICE says
+  // it is disconnected. Either is the first sign that the network may have
+  // changed (or just an idle moment); it is called again only after the
+  // peer was heard from in between.
+  silent(): void;
+  // disconnected: ICE stopped hearing the peer's answers to its checks;
+  // the generation fails 4 s later unless they come back.
+  disconnected(): void;
+}
+
 const disconnectGrace = 4000;
-// srflxWait bounds how long a link holds its description back for its own
+// srflxWait bounds how long a generation holds its description back for its own
 // server-reflexive candidate (describe).
 const srflxWait = 1000;
 // silence is how long an open data channel may bring nothing before the
-// link says the peer went silent (during a transfer chunks or ACKs arrive
+// generation says the peer went silent (during a transfer chunks or ACKs arrive
 // many times a second).
 const silence = 2000;
 export const channelLabel = "ferry";
 
-export class Link {
+export class PeerGeneration implements Generation {
   readonly pc: RTCPeerConnection;
   dc: RTCDataChannel | null = null;
   readonly open: Promise<RTCDataChannel>;
@@ -28,15 +61,6 @@ export class Link {
   private disconnectTimer = 0;
   private sentCands = 0;
   private gotCands = 0;
-  // onSilent is called when the peer goes silent: nothing arrived on the
-  // open data channel for 2 s, or ICE says it is disconnected. Either is
-  // the first sign that the network may have changed (or just an idle
-  // moment); it is called again only after the peer was heard from in
-  // between.
-  onSilent: () => void = () => {};
-  // onDisconnected is called when ICE stops hearing the peer's answers to
-  // its checks; the link fails 4 s later unless they come back.
-  onDisconnected: () => void = () => {};
   private heard = 0;
   private silent = false;
   private silenceTimer = 0;
@@ -52,6 +76,7 @@ export class Link {
     iceServers: IceServer[],
     relayOnly: boolean,
     private signal: (s: Signal) => void,
+    private hooks: GenerationHooks,
   ) {
     this.open = new Promise((r) => (this.resolveOpen = r));
     this.dead = new Promise((r) => (this.resolveDead = r));
@@ -80,7 +105,7 @@ export class Link {
       if (s === "disconnected") {
         if (!this.disconnectTimer) this.disconnectTimer = window.setTimeout(() => this.fail("no traffic for 4 s"), disconnectGrace);
         this.quiet();
-        this.onDisconnected();
+        this.hooks.disconnected();
       } else if (s === "connected" || s === "completed") {
         clearTimeout(this.disconnectTimer);
         this.disconnectTimer = 0;
@@ -130,7 +155,7 @@ export class Link {
   private quiet(): void {
     if (this.silent || this.isDead) return;
     this.silent = true;
-    this.onSilent();
+    this.hooks.silent();
   }
 
   // offer creates the data channel and sends the offer (sender).
