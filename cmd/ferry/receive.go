@@ -74,18 +74,27 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	_, serr := os.Lstat(filepath.Join(out, peer.StateFile(tk.ID)))
 	resuming := serr == nil
 	confirm := func(m *proto.Manifest) error { return checkOffer(m, out, int64(maxSize), resuming, ask, io) }
-	var res *peer.Result
-	isStored, err := probeStored(ctx, base, tk)
-	switch {
-	case err != nil:
-	case isStored:
+	fromStore := func() (*peer.Result, error) {
 		confirm := func(m *proto.Manifest) error {
 			cfg.Events.Manifest(m)
 			return checkOffer(m, out, int64(maxSize), storedResuming(m, out), ask, io)
 		}
-		res, err = receiveStored(ctx, base, tk, storedpeer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)}, js, io)
+		return receiveStored(ctx, base, tk, storedpeer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)}, js, io)
+	}
+	var res *peer.Result
+	isStored, err := probeStored(ctx, base, tk, io)
+	switch {
+	case err != nil:
+	case isStored:
+		res, err = fromStore()
 	default:
 		res, err = peer.Receive(ctx, cfg, base, tk, peer.ReceiveOptions{Dir: out, Force: force, Confirm: confirm, Progress: js.progress(bar.Update)})
+		if err != nil && turnedStored(err, res) {
+			// Its sender may have just stored the files instead of waiting.
+			if ok, perr := probeStored(ctx, base, tk, io); perr == nil && ok {
+				res, err = fromStore()
+			}
+		}
 	}
 	if sf := (*shortfall)(nil); errors.As(err, &sf) {
 		err = errors.New(sf.advice())

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/peer"
 	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/sigclient"
 	"github.com/ferrydev/ferry/internal/stored"
 	"github.com/ferrydev/ferry/internal/storedpeer"
 	"github.com/ferrydev/ferry/internal/termui"
@@ -127,23 +128,48 @@ func printStoredLink(io stdio, js *jsonOut, jsonMode bool, up *storedpeer.Upload
 }
 
 // probeStored asks whether the link is a stored transfer; false with a nil
-// error means a live one.
-func probeStored(ctx context.Context, base *url.URL, tk ticket.Ticket) (bool, error) {
+// error means a live one. While its sender is still uploading (a live link
+// being turned into a stored one) it waits, up to storedWait.
+func probeStored(ctx context.Context, base *url.URL, tk ticket.Ticket, io stdio) (bool, error) {
 	read, err := stored.ReadToken(tk.Secret[:])
 	if err != nil {
 		return false, err
 	}
 	c := &storedpeer.Client{Base: base}
-	st, err := c.Probe(ctx, tk.ID, read)
-	switch {
-	case errors.Is(err, storedpeer.ErrNotFound), errors.Is(err, storedpeer.ErrUnsupported):
-		return false, nil
-	case err != nil:
-		return false, err
-	case st.State != "ready":
-		return false, storedpeer.ErrNotReady
+	deadline := time.Now().Add(storedWait)
+	told := false
+	for {
+		st, err := c.Probe(ctx, tk.ID, read)
+		switch {
+		case errors.Is(err, storedpeer.ErrNotFound), errors.Is(err, storedpeer.ErrUnsupported):
+			return false, nil
+		case err != nil:
+			return false, err
+		case st.State == "ready":
+			return true, nil
+		case time.Now().After(deadline):
+			return false, storedpeer.ErrNotReady
+		}
+		if !told {
+			fmt.Fprintln(io.err, "The sender is storing the files on the server for you; waiting for the upload to finish…")
+			told = true
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
 	}
-	return true, nil
+}
+
+// storedWait bounds the wait for a stored transfer still being uploaded.
+const storedWait = 30 * time.Minute
+
+// turnedStored says whether a live receive that failed this way may have
+// met a link whose sender just stored it instead (nothing was received).
+func turnedStored(err error, res *peer.Result) bool {
+	return (res == nil || res.Bytes == 0) &&
+		(errors.Is(err, sigclient.ErrUnknown) || errors.Is(err, sigclient.ErrPeerGone) || errors.Is(err, sigclient.ErrExpired))
 }
 
 // receiveStored downloads a stored transfer as a live receive would.
