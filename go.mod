@@ -26,7 +26,7 @@ require (
 	rsc.io/qr v0.2.0
 )
 
-require go.uber.org/goleak v1.3.0 // indirect
+require go.uber.org/goleak v1.3.0
 
 require (
 	github.com/beorn7/perks v1.0.1 // indirect

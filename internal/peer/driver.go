@@ -264,7 +264,7 @@ func (d *driver) loop(ctx context.Context) error {
 			if lostAt.IsZero() {
 				lostAt = d.clock.Now()
 			}
-			d.reconnecting(err)
+			d.reconnecting(ctx, err)
 			continue
 		}
 		d.res.Path, d.res.PacketSize = g.Path(), g.PacketSize()
@@ -277,7 +277,7 @@ func (d *driver) loop(ctx context.Context) error {
 		}
 		d.drop()
 		lastErr, lostAt = err, d.clock.Now()
-		d.reconnecting(err)
+		d.reconnecting(ctx, err)
 	}
 }
 
@@ -287,26 +287,27 @@ func fatal(err error) bool {
 		errors.Is(err, ErrSessionLost) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)
 }
 
-// reconnecting reports a lost generation and checks signaling in the
-// background: a lost path often means the network changed (a new public
+// reconnecting reports a lost generation and checks that signaling still
+// works: a lost path often means the network changed (a new public
 // address, another uplink), which leaves the WebSocket hanging without an
 // error for many minutes (the client never pings, the server's pings and
 // close go to the old address), and the next offer would go nowhere. A
 // connection that does not answer a ping is ended, and the signaling
-// goroutine resumes the session on a new one (PROTOCOL §2.4).
-func (d *driver) reconnecting(err error) {
+// goroutine resumes the session on a new one (PROTOCOL §2.4). The ping
+// comes first so that the next generation is offered on a connection that
+// answers.
+func (d *driver) reconnecting(ctx context.Context, err error) {
 	d.log.Info("connection lost; reconnecting", "err", err)
-	if d.sigUp {
-		d.spawn(func() {
-			ctx, cancel := context.WithTimeout(d.life, probeTimeout)
-			defer cancel()
-			if err := d.sig.Ping(ctx); err != nil && d.life.Err() == nil {
-				d.log.Info("signaling connection is down; resuming the session", "err", err)
-			}
-		})
-	}
 	if f := d.events.Reconnecting; f != nil {
 		f(err)
+	}
+	if d.sigUp {
+		pctx, cancel := context.WithTimeout(ctx, probeTimeout)
+		defer cancel()
+		if err := d.sig.Ping(pctx); err != nil && ctx.Err() == nil {
+			d.log.Info("signaling connection is down; resuming the session", "err", err)
+			d.sigUp = false // the signaling goroutine reports it too
+		}
 	}
 	d.role.lost(d)
 }

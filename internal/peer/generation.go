@@ -115,7 +115,6 @@ func toPion(servers []proto.ICEServer) []webrtc.ICEServer {
 	return out
 }
 
-
 // Offer creates the data channel and the offer (sender side).
 func (l *pionGeneration) Offer() (string, error) {
 	ordered := true
