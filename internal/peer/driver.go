@@ -507,39 +507,36 @@ func (d *driver) linger(ctx context.Context, g generation) {
 			}
 		}
 	})
-	t := d.clock.NewTimer(lingerFor)
-	defer t.Stop()
-	for !d.byeSeen {
-		select {
-		case ev := <-d.in:
-			d.route(ev)
-		case <-g.Dead():
-			return
-		case <-t.C():
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
+	d.wait(ctx, lingerFor, func() bool { return d.byeSeen }, g.Dead())
 }
 
 // waitInfo waits until the peer said who it is (PROTOCOL §3.4: the sender
 // offers after info), which decides chunk and packet sizes: a connection
 // set up without it would move 64 KiB messages between two Go peers.
 func (d *driver) waitInfo(ctx context.Context) {
-	t := d.clock.NewTimer(infoWait)
+	if !d.wait(ctx, infoWait, func() bool { return d.gotInfo || d.byeSeen }, nil) {
+		d.log.Debug("no info from the peer; assuming a browser")
+	}
+}
+
+// wait routes signals until cond holds, end is closed or ctx ends; it
+// returns false if dur passed first.
+func (d *driver) wait(ctx context.Context, dur time.Duration, cond func() bool, end <-chan struct{}) bool {
+	t := d.clock.NewTimer(dur)
 	defer t.Stop()
-	for !d.gotInfo && !d.byeSeen {
+	for !cond() {
 		select {
 		case ev := <-d.in:
 			d.route(ev)
+		case <-end:
+			return true
 		case <-ctx.Done():
-			return
+			return true
 		case <-t.C():
-			d.log.Debug("no info from the peer; assuming a browser")
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // route applies what the signaling goroutine reported.

@@ -81,10 +81,32 @@ func startSender(t *testing.T, reconnectFor time.Duration) *harness {
 	return startDriver(t, &sendRole{sender: &transfer.Sender{}, engine: fakeEngine}, reconnectFor)
 }
 
+// fakeEngineRole is a role with the fake engine in place of the transfer
+// engine.
+type fakeEngineRole struct{ role }
+
+func (fakeEngineRole) run(ctx context.Context, c transfer.Conn) error { return fakeEngine(ctx, c) }
+
 func startReceiver(t *testing.T, reconnectFor time.Duration) *harness {
 	t.Helper()
 	dir := t.TempDir()
-	return startDriver(t, &receiveRole{recv: &transfer.Receiver{Dir: dir}, dir: dir, ticketID: "AAAAAAAAAAAA", engine: fakeEngine}, reconnectFor)
+	return startDriver(t, fakeEngineRole{&receiveRole{recv: &transfer.Receiver{Dir: dir}, dir: dir, ticketID: "AAAAAAAAAAAA"}}, reconnectFor)
+}
+
+// infoSender is a sender that heard the receiver's info.
+func infoSender(t *testing.T, reconnectFor time.Duration) *harness {
+	t.Helper()
+	h := startSender(t, reconnectFor)
+	h.sig.deliver(goInfo())
+	return h
+}
+
+// succeeded checks that Run returned no error.
+func (h *harness) succeeded() {
+	h.t.Helper()
+	if err := h.result(); err != nil {
+		h.t.Fatalf("Run: %v", err)
+	}
 }
 
 // result waits for Run to return.
@@ -194,15 +216,12 @@ func finish(t *testing.T, g *fakeGen) {
 // A dead connection makes the sender build and offer the next generation;
 // the transfer ends on it.
 func TestDriverSenderRestartsAfterDeadConnection(t *testing.T) {
-	h := startSender(t, 0)
-	h.sig.deliver(goInfo())
+	h := infoSender(t, 0)
 	g1 := h.connectSender(1)
 	g1.kill(errConnFailed)
 	g2 := h.connectSender(2)
 	finish(t, g2)
-	if err := h.result(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	h.succeeded()
 	if _, _, closed := g1.state(); !closed {
 		t.Error("the dead generation was not closed")
 	}
@@ -232,9 +251,7 @@ func TestDriverReceiverAsksForRestart(t *testing.T) {
 	default:
 	}
 	h.sig.deliver(proto.Signal{T: proto.SigBye, Reason: byeDone})
-	if err := h.result(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	h.succeeded()
 	if h.d.res.Generations != 2 {
 		t.Errorf("generations %d, want 2", h.d.res.Generations)
 	}
@@ -246,9 +263,7 @@ func TestDriverReceiverLingerBounded(t *testing.T) {
 	h := startReceiver(t, 0)
 	finish(t, h.connectReceiver(1))
 	h.clk.fire(t, lingerFor)
-	if err := h.result(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	h.succeeded()
 }
 
 // After a network change the signaling connection hangs: the ping after
@@ -256,8 +271,7 @@ func TestDriverReceiverLingerBounded(t *testing.T) {
 // connection (retrying after a failed attempt), announces itself there
 // and offers the next generation on it.
 func TestDriverResumesSignalingAfterNewAddress(t *testing.T) {
-	h := startSender(t, 0)
-	h.sig.deliver(goInfo())
+	h := infoSender(t, 0)
 	g1 := h.connectSender(1)
 	h.sig.mu.Lock()
 	h.sig.pingErr = errors.New("the server did not answer a ping")
@@ -276,9 +290,7 @@ func TestDriverResumesSignalingAfterNewAddress(t *testing.T) {
 	h.sig.deliver(sdp("answer", offer.m.Gen))
 	g.up()
 	finish(t, g)
-	if err := h.result(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	h.succeeded()
 	h.sig.mu.Lock()
 	defer h.sig.mu.Unlock()
 	if h.sig.resumes != 2 || h.sig.conns != 2 {
@@ -307,11 +319,8 @@ func TestDriverByeDuringConnect(t *testing.T) {
 		{"declined", byeDeclined, transfer.ErrDeclined},
 		{"done", byeDone, errPeerDone},
 	} {
-		t.Run("sender/"+c.name, func(t *testing.T) {
-			h := startSender(t, 0)
-			h.sig.deliver(goInfo())
-			g := h.genN(1)
-			h.sig.sdp(t, "offer", 1)
+		// bye arrives while g is being built.
+		bye := func(t *testing.T, h *harness, g *fakeGen) {
 			h.sig.deliver(proto.Signal{T: proto.SigBye, Reason: c.reason})
 			if err := h.result(); !errors.Is(err, c.want) {
 				t.Fatalf("Run: %v, want %v", err, c.want)
@@ -319,6 +328,12 @@ func TestDriverByeDuringConnect(t *testing.T) {
 			if _, _, closed := g.state(); !closed {
 				t.Error("the generation was not closed")
 			}
+		}
+		t.Run("sender/"+c.name, func(t *testing.T) {
+			h := infoSender(t, 0)
+			g := h.genN(1)
+			h.sig.sdp(t, "offer", 1)
+			bye(t, h, g)
 			if !h.told(proto.MsgReport, "") {
 				t.Error("no report")
 			}
@@ -328,13 +343,7 @@ func TestDriverByeDuringConnect(t *testing.T) {
 			h.sig.deliver(sdp("offer", 1))
 			g := h.genN(1)
 			h.sig.sdp(t, "answer", 1)
-			h.sig.deliver(proto.Signal{T: proto.SigBye, Reason: c.reason})
-			if err := h.result(); !errors.Is(err, c.want) {
-				t.Fatalf("Run: %v, want %v", err, c.want)
-			}
-			if _, _, closed := g.state(); !closed {
-				t.Error("the generation was not closed")
-			}
+			bye(t, h, g)
 		})
 	}
 }
@@ -342,8 +351,7 @@ func TestDriverByeDuringConnect(t *testing.T) {
 // Generations that never open are retried until the reconnect window has
 // passed; then the sender gives up and reports the failure.
 func TestDriverGivesUpAfterWindow(t *testing.T) {
-	h := startSender(t, time.Minute)
-	h.sig.deliver(goInfo())
+	h := infoSender(t, time.Minute)
 	// The window starts when the first attempt fails (30 s) and is over
 	// after the fourth (120 s).
 	for n := 1; n <= 4; n++ {
@@ -379,8 +387,7 @@ func TestDriverGivesUpWithoutSignaling(t *testing.T) {
 
 // Resuming ends when the server no longer knows the session.
 func TestDriverSessionUnknown(t *testing.T) {
-	h := startSender(t, 0)
-	h.sig.deliver(goInfo())
+	h := infoSender(t, 0)
 	h.genN(1)
 	h.sig.sdp(t, "offer", 1)
 	h.sig.mu.Lock()
@@ -396,31 +403,23 @@ func TestDriverSessionUnknown(t *testing.T) {
 // by bye or through the server's close code, ends the transfer with
 // transfer.ErrCanceled.
 func TestDriverCancel(t *testing.T) {
+	ours := func(t *testing.T, h *harness) {
+		h.cancel()
+		if err := h.result(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Run: %v, want context.Canceled", err)
+		}
+		if !h.sentBye(byeCanceled) || !h.told(proto.MsgAbort, proto.AbortCanceled) {
+			t.Errorf("signals %v, messages %v", h.sig.signals(), h.sig.messages())
+		}
+	}
 	t.Run("ours/sender-running", func(t *testing.T) {
-		h := startSender(t, 0)
-		h.sig.deliver(goInfo())
+		h := infoSender(t, 0)
 		h.connectSender(1)
-		h.cancel()
-		if err := h.result(); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Run: %v, want context.Canceled", err)
-		}
-		if !h.sentBye(byeCanceled) || !h.told(proto.MsgAbort, proto.AbortCanceled) {
-			t.Errorf("signals %v, messages %v", h.sig.signals(), h.sig.messages())
-		}
+		ours(t, h)
 	})
-	t.Run("ours/receiver-connecting", func(t *testing.T) {
-		h := startReceiver(t, 0)
-		h.cancel()
-		if err := h.result(); !errors.Is(err, context.Canceled) {
-			t.Fatalf("Run: %v, want context.Canceled", err)
-		}
-		if !h.sentBye(byeCanceled) || !h.told(proto.MsgAbort, proto.AbortCanceled) {
-			t.Errorf("signals %v, messages %v", h.sig.signals(), h.sig.messages())
-		}
-	})
+	t.Run("ours/receiver-connecting", func(t *testing.T) { ours(t, startReceiver(t, 0)) })
 	t.Run("theirs/bye", func(t *testing.T) {
-		h := startSender(t, 0)
-		h.sig.deliver(goInfo())
+		h := infoSender(t, 0)
 		h.connectSender(1)
 		h.sig.deliver(proto.Signal{T: proto.SigBye, Reason: byeCanceled})
 		if err := h.result(); !errors.Is(err, transfer.ErrCanceled) {
@@ -475,17 +474,14 @@ func TestDriverReceiverOutOfOrderSignals(t *testing.T) {
 	}
 	finish(t, g2)
 	h.sig.deliver(proto.Signal{T: proto.SigBye, Reason: byeDone})
-	if err := h.result(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	h.succeeded()
 }
 
 // Late answers and candidates of a lost generation do not reach the next;
 // a restart for an older generation is ignored, one for the current
 // generation replaces it (sender).
 func TestDriverSenderLateSignals(t *testing.T) {
-	h := startSender(t, 0)
-	h.sig.deliver(goInfo())
+	h := infoSender(t, 0)
 	g1 := h.connectSender(1)
 	g1.kill(errConnFailed)
 	g2 := h.genN(2)
@@ -510,9 +506,7 @@ func TestDriverSenderLateSignals(t *testing.T) {
 	h.sig.deliver(proto.Signal{T: proto.SigRestart, Gen: 2})
 	g3 := h.connectSender(3)
 	finish(t, g3)
-	if err := h.result(); err != nil {
-		t.Fatalf("Run: %v", err)
-	}
+	h.succeeded()
 	if !strings.Contains(g2.Err().Error(), "asked to reconnect") {
 		t.Errorf("generation 2 ended with %v", g2.Err())
 	}

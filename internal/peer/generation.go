@@ -123,14 +123,7 @@ func (l *pionGeneration) Offer() (string, error) {
 		return "", err
 	}
 	l.watch(dc)
-	offer, err := l.pc.CreateOffer(nil)
-	if err != nil {
-		return "", err
-	}
-	if err := l.pc.SetLocalDescription(offer); err != nil {
-		return "", err
-	}
-	return offer.SDP, nil
+	return l.setLocal(l.pc.CreateOffer(nil))
 }
 
 // Answer applies an offer and returns the answer (receiver side).
@@ -143,14 +136,18 @@ func (l *pionGeneration) Answer(sdp string) (string, error) {
 	if err := l.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return "", err
 	}
-	ans, err := l.pc.CreateAnswer(nil)
+	return l.setLocal(l.pc.CreateAnswer(nil))
+}
+
+// setLocal applies the offer or answer we created.
+func (l *pionGeneration) setLocal(d webrtc.SessionDescription, err error) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := l.pc.SetLocalDescription(ans); err != nil {
+	if err := l.pc.SetLocalDescription(d); err != nil {
 		return "", err
 	}
-	return ans.SDP, nil
+	return d.SDP, nil
 }
 
 // SetAnswer applies the receiver's answer (sender side).

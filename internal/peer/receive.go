@@ -122,8 +122,6 @@ type receiveRole struct {
 	dir, ticketID string
 	// resumed: the run continues an interrupted one (from its state).
 	resumed bool
-	// engine, if set, replaces recv.Run (tests).
-	engine func(ctx context.Context, c transfer.Conn) error
 }
 
 func (r *receiveRole) offers() bool { return false }
@@ -135,12 +133,7 @@ func (r *receiveRole) start(_ context.Context, d *driver) {
 	}
 }
 
-func (r *receiveRole) run(ctx context.Context, c transfer.Conn) error {
-	if r.engine != nil {
-		return r.engine(ctx, c)
-	}
-	return r.recv.Run(ctx, c)
-}
+func (r *receiveRole) run(ctx context.Context, c transfer.Conn) error { return r.recv.Run(ctx, c) }
 
 func (r *receiveRole) ended(ctx context.Context, d *driver, g generation, err error) (bool, error) {
 	if m := r.recv.Manifest(); m != nil {
