@@ -205,7 +205,7 @@ func newDriver(sig signaler, newGen newGenFunc, clk clock, log *slog.Logger, r r
 	}
 }
 
-// go runs f in a goroutine that Run waits for.
+// spawn runs f in a goroutine that Run waits for.
 func (d *driver) spawn(f func()) {
 	d.wg.Go(f)
 }
@@ -271,8 +271,8 @@ func (d *driver) loop(ctx context.Context) error {
 		if f := d.events.Connected; f != nil {
 			f(d.res.Path, d.curN)
 		}
-		err = d.runGeneration(ctx, g)
-		if done, err := d.role.ended(ctx, d, g, err); done {
+		done, err := d.role.ended(ctx, d, g, d.runGeneration(ctx, g))
+		if done {
 			return err
 		}
 		d.drop()
