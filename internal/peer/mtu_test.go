@@ -87,8 +87,9 @@ func TestPeerPacketLimit(t *testing.T) {
 		{[]string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets}, largeSCTPMTU},
 		{[]string{proto.FeatureLargePackets, proto.FeatureJumboPackets}, maxSCTPMTU},
 	} {
-		s := &session{peerInfo: proto.Signal{T: proto.SigInfo, Features: c.features}}
-		if got := s.peerPacketLimit(); got != c.want {
+		d := &driver{}
+		d.features.list = c.features
+		if got := d.peerPacketLimit(); got != c.want {
 			t.Errorf("features %v: limit %d, want %d", c.features, got, c.want)
 		}
 	}

@@ -34,36 +34,37 @@ type ReceiveOptions struct {
 // in o.Dir, it reconnects with that session instead of the spent ticket and
 // continues from the chunks already verified.
 func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, o ReceiveOptions) (*Result, error) {
-	s := newSession(cfg, handshake.Receiver)
-	defer s.close()
-	s.ticketID = tk.ID
 	state, err := loadState(o.Dir, tk.ID)
 	if err != nil {
 		return nil, err
 	}
+	s := &session{server: cfg.Server, dial: cfg.Dial, role: handshake.Receiver}
+	defer s.Close()
+	r := &receiveRole{dir: o.Dir, ticketID: tk.ID, resumed: state != nil}
+	d := newPeerDriver(cfg, s, r, o.ReconnectFor)
+	var maxBytes int64
+	var phrase []string
 	if state != nil {
-		s.sessionID, s.sessionSecret = state.SessionID, state.SessionSecret
-		if err := s.resume(ctx); err != nil {
+		s.id, s.secret = state.SessionID, state.SessionSecret
+		if d.ice, err = resume(ctx, s, d.clock, d.log); err != nil {
 			return nil, fmt.Errorf("cannot continue the interrupted transfer: %w", err)
 		}
-		// We have no connection: ask the sender for a new one right away.
-		s.signal(proto.Signal{T: proto.SigRestart, Gen: 0})
 	} else {
-		if err := s.join(ctx, base, tk); err != nil {
+		var joined proto.ServerMessage
+		if joined, phrase, err = join(ctx, cfg, base, tk, s); err != nil {
 			return nil, err
 		}
-		if err := saveState(o.Dir, &State{Server: base.String(), TicketID: tk.ID, SessionID: s.sessionID, SessionSecret: s.sessionSecret}); err != nil {
+		maxBytes, d.auditNames, d.ice = joined.MaxBytes, joined.AuditNames, joined.ICEServers
+		if err := saveState(o.Dir, &State{Server: base.String(), TicketID: tk.ID, SessionID: s.id, SessionSecret: s.secret}); err != nil {
 			return nil, err
 		}
 	}
-	if f := cfg.Events.Phrase; f != nil && s.phrase != nil {
-		f(s.phrase)
+	if f := cfg.Events.Phrase; f != nil && phrase != nil {
+		f(phrase)
 	}
-	s.keepSignaling()
-
 	confirm := func(m *proto.Manifest) error {
 		for _, f := range m.Files {
-			s.names = append(s.names, f.Path)
+			d.names = append(d.names, f.Path)
 		}
 		if f := cfg.Events.Manifest; f != nil {
 			f(m)
@@ -73,128 +74,26 @@ func Receive(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, 
 		}
 		return nil
 	}
-	res := &Result{}
 	// The session id ties the files a run finished to this transfer, so
 	// that running the command again after a crash recognises them.
-	recv := &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: s.maxBytes, Idle: o.Idle, Session: s.sessionID}
+	r.recv = &transfer.Receiver{Dir: o.Dir, Force: o.Force, Confirm: confirm, Progress: o.Progress, MaxBytes: maxBytes, Idle: o.Idle, Session: s.id}
 	// Report before telling the sender: once it hears "complete" it leaves,
 	// and the server then closes our signaling connection too.
-	recv.BeforeComplete = func() {
-		m := recv.Manifest()
-		s.report(res.Path, m.TotalSize, proto.OutcomeCompleted, len(m.Files))
+	r.recv.BeforeComplete = func() {
+		m := r.recv.Manifest()
+		d.report(m.TotalSize, proto.OutcomeCompleted, len(m.Files))
 	}
-	defer recv.Close()
-	reconnectFor := o.ReconnectFor
-	if reconnectFor <= 0 {
-		reconnectFor = DefaultReconnectFor
-	}
-	gen := 0
-	var lostAt time.Time
-	var lastErr error
-	for {
-		if !lostAt.IsZero() && time.Since(lostAt) > reconnectFor {
-			return res, fmt.Errorf("%w (gave up after %s): %v; run the same command again to continue", ErrSessionLost, reconnectFor, lastErr)
-		}
-		if err := s.ensureSignaling(ctx); err != nil {
-			return res, err
-		}
-		l, err := s.connectReceiver(ctx, gen)
-		if err != nil {
-			if fatal(err) {
-				if ctx.Err() != nil {
-					s.cancel()
-				}
-				return res, err
-			}
-			lastErr = err
-			if lostAt.IsZero() {
-				lostAt = time.Now()
-			}
-			s.reconnecting(err)
-			s.signal(proto.Signal{T: proto.SigRestart, Gen: gen})
-			continue
-		}
-		gen = l.gen
-		res.Generations++
-		res.Path, res.PacketSize = l.path(), l.packetSize()
-		s.emitConnected(l)
-		err = s.watch(ctx, l, func(ctx context.Context) error { return recv.Run(ctx, l.conn()) })
-		if m := recv.Manifest(); m != nil {
-			res.Bytes, res.Files = m.TotalSize, len(m.Files)
-		}
-		if err == nil {
-			res.Roots = recv.Roots()
-			removeState(o.Dir, tk.ID)
-			s.stopSignaling()
-			// Keep the channel up until the sender has our "complete" and
-			// closes, or says goodbye. Detached channels report the close
-			// only to a reader, so keep reading.
-			c := l.conn()
-			go func() {
-				for {
-					if _, err := c.Recv(); err != nil {
-						return
-					}
-				}
-			}()
-			select {
-			case <-l.dead:
-			case <-s.bye:
-			case <-time.After(5 * time.Second):
-			case <-ctx.Done():
-			}
-			return res, nil
-		}
-		if errors.Is(err, transfer.ErrDiskFull) {
-			// Keep the resume state and leave without a bye: the sender
-			// waits for us as for a lost connection.
-			return res, fmt.Errorf("%w; free some space and run the same command again within %s to continue from where it stopped (the sender is waiting)",
-				err, DefaultReconnectFor)
-		}
-		if errors.Is(err, transfer.ErrReceivedChanged) {
-			// Like a full disk: keep the resume state, say nothing to the
-			// sender, so the same command can continue once the person
-			// decided (moved the file away, or --force to fetch it again).
-			return res, fmt.Errorf("%w; then run the same command again within %s to continue (the sender is waiting)", err, DefaultReconnectFor)
-		}
-		if errors.Is(err, transfer.ErrIdle) {
-			// A sender that keeps the connection but sends nothing would
-			// keep us forever, and reconnecting could repeat that. Keep the
-			// resume state and leave without a bye, so a sender that was
-			// only stuck can still be resumed.
-			return res, fmt.Errorf("%w; run the same command again to continue from where it stopped", err)
-		}
-		if !errors.Is(err, transfer.ErrConnLost) {
-			if ctx.Err() != nil {
-				s.cancel()
-				return res, ctx.Err()
-			}
-			if !resumable(err) {
-				removeState(o.Dir, tk.ID)
-				recv.ForgetFinished()
-			}
-			if !errors.Is(err, transfer.ErrCanceled) && !errors.Is(err, errPeerDone) {
-				s.signal(proto.Signal{T: proto.SigBye, Reason: byeFor(err)})
-			}
-			s.report(res.Path, res.Bytes, outcomeOf(err), res.Files)
-			return res, err
-		}
-		lastErr, lostAt = err, time.Now()
-		s.reconnecting(err)
-		s.signal(proto.Signal{T: proto.SigRestart, Gen: gen})
-	}
+	defer r.recv.Close()
+	err = d.Run(ctx)
+	return d.res, err
 }
 
-// resumable errors leave the resume state in place for another attempt.
-func resumable(err error) bool {
-	return errors.Is(err, transfer.ErrConnLost) || errors.Is(err, ErrSessionLost) || errors.Is(err, transfer.ErrCanceled)
-}
-
-// join consumes the ticket and runs the first handshake.
-func (s *session) join(ctx context.Context, base *url.URL, tk ticket.Ticket) error {
-	sig, err := sigclient.Dial(ctx, base, s.cfg.Dial)
+// join consumes the ticket and runs the first handshake; s gets the
+// connection and the resume session.
+func join(ctx context.Context, cfg *Config, base *url.URL, tk ticket.Ticket, s *session) (proto.ServerMessage, []string, error) {
+	sig, err := sigclient.Dial(ctx, base, cfg.Dial)
 	if err != nil {
-		return err
+		return proto.ServerMessage{}, nil, err
 	}
 	joined, err := sig.Join(ctx, tk.ID)
 	if err == nil {
@@ -202,84 +101,98 @@ func (s *session) join(ctx context.Context, base *url.URL, tk ticket.Ticket) err
 	}
 	if err != nil {
 		sig.Close()
-		return err
+		return joined, nil, err
 	}
-	s.maxBytes, s.auditNames = joined.MaxBytes, joined.AuditNames
-	if f := s.cfg.Events.Paired; f != nil {
+	if f := cfg.Events.Paired; f != nil {
 		f()
 	}
 	keys, err := sig.Handshake(ctx, tk.Secret[:], tk.ID, handshake.Receiver)
 	if err != nil {
 		sig.Close()
-		return err
+		return joined, nil, err
 	}
-	s.established(sig, keys, joined.ICEServers)
-	return nil
+	s.id, s.secret, s.conn = keys.SessionID, keys.SessionSecret, sig
+	return joined, keys.Phrase, nil
 }
 
-// connectReceiver waits for the sender's offer of a generation newer than
-// gen, answers it and waits for the data channel.
-func (s *session) connectReceiver(ctx context.Context, gen int) (*link, error) {
-	_, down := s.signaling()
-	cctx, cancel := context.WithTimeout(ctx, connectTimeout)
-	defer cancel()
-	var l *link
-	for {
-		select {
-		case m := <-s.offers:
-			if m.Gen <= gen {
-				continue // stale
-			}
-			if l != nil {
-				l.close()
-			}
-			var err error
-			if l, err = s.newLink(m.Gen); err != nil {
-				return nil, err
-			}
-			sdp, err := l.answer(m.SDP)
-			if err != nil {
-				l.close()
-				return nil, fmt.Errorf("bad offer: %w", err)
-			}
-			s.signal(proto.Signal{T: proto.SigSDP, Type: "answer", SDP: sdp, Gen: m.Gen})
-			gen = m.Gen
-		case <-openOf(l):
-			return l, nil
-		case <-deadOf(l):
-			return nil, l.deadErr
-		case <-s.bye:
-			if l != nil {
-				l.close()
-			}
-			return nil, s.byeErr()
-		case <-down:
-			if l != nil {
-				l.close()
-			}
-			return nil, errSignalingDown
-		case <-cctx.Done():
-			if l != nil {
-				l.close()
-			}
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, fmt.Errorf("%w: no connection within %s", errLinkFailed, connectTimeout)
-		}
+// receiveRole answers the sender's generations and runs the transfer
+// engine's receiver, keeping the resume state until the transfer is over.
+type receiveRole struct {
+	recv          *transfer.Receiver
+	dir, ticketID string
+	// resumed: the run continues an interrupted one (from its state).
+	resumed bool
+}
+
+func (r *receiveRole) offers() bool { return false }
+
+func (r *receiveRole) start(_ context.Context, d *driver) {
+	if r.resumed {
+		// We have no connection: ask the sender for a new one right away.
+		d.signal(proto.Signal{T: proto.SigRestart, Gen: 0})
 	}
 }
 
-func openOf(l *link) <-chan struct{} {
-	if l == nil {
-		return nil
+func (r *receiveRole) run(ctx context.Context, c transfer.Conn) error { return r.recv.Run(ctx, c) }
+
+func (r *receiveRole) ended(ctx context.Context, d *driver, g generation, err error) (bool, error) {
+	if m := r.recv.Manifest(); m != nil {
+		d.res.Bytes, d.res.Files = m.TotalSize, len(m.Files)
 	}
-	return l.open
+	switch {
+	case err == nil:
+		d.res.Roots = r.recv.Roots()
+		removeState(r.dir, r.ticketID)
+		d.finish()
+		// Keep the channel up until the sender has our "complete" and
+		// closes, or says goodbye.
+		d.linger(ctx, g)
+		return true, nil
+	case errors.Is(err, transfer.ErrDiskFull):
+		// Keep the resume state and leave without a bye: the sender
+		// waits for us as for a lost connection.
+		return true, fmt.Errorf("%w; free some space and run the same command again within %s to continue from where it stopped (the sender is waiting)",
+			err, DefaultReconnectFor)
+	case errors.Is(err, transfer.ErrReceivedChanged):
+		// Like a full disk: keep the resume state, say nothing to the
+		// sender, so the same command can continue once the person
+		// decided (moved the file away, or --force to fetch it again).
+		return true, fmt.Errorf("%w; then run the same command again within %s to continue (the sender is waiting)", err, DefaultReconnectFor)
+	case errors.Is(err, transfer.ErrIdle):
+		// A sender that keeps the connection but sends nothing would
+		// keep us forever, and reconnecting could repeat that. Keep the
+		// resume state and leave without a bye, so a sender that was
+		// only stuck can still be resumed.
+		return true, fmt.Errorf("%w; run the same command again to continue from where it stopped", err)
+	case errors.Is(err, transfer.ErrConnLost):
+		return false, err
+	case ctx.Err() != nil:
+		d.cancel()
+		return true, ctx.Err()
+	}
+	if !resumable(err) {
+		removeState(r.dir, r.ticketID)
+		r.recv.ForgetFinished()
+	}
+	if !errors.Is(err, transfer.ErrCanceled) && !errors.Is(err, errPeerDone) {
+		d.signal(proto.Signal{T: proto.SigBye, Reason: byeFor(err)})
+	}
+	d.report(d.res.Bytes, outcomeOf(err), d.res.Files)
+	return true, err
 }
 
-func deadOf(l *link) <-chan struct{} {
-	if l == nil {
-		return nil
-	}
-	return l.dead
+// resumable errors leave the resume state in place for another attempt.
+func resumable(err error) bool {
+	return errors.Is(err, transfer.ErrConnLost) || errors.Is(err, ErrSessionLost) || errors.Is(err, transfer.ErrCanceled)
+}
+
+func (r *receiveRole) failed(_ *driver, err error) error { return err }
+
+func (r *receiveRole) gaveUp(_ *driver, err error) error {
+	return fmt.Errorf("%w; run the same command again to continue", err)
+}
+
+// lost asks the sender for a new generation.
+func (r *receiveRole) lost(d *driver) {
+	d.signal(proto.Signal{T: proto.SigRestart, Gen: d.opened})
 }

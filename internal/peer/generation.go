@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -8,28 +9,30 @@ import (
 	"time"
 
 	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/ferrydev/ferry/internal/transfer"
 	"github.com/pion/datachannel"
 	"github.com/pion/webrtc/v4"
 )
 
-// Link errors.
+// Generation errors.
 var (
-	errLinkFailed = errors.New("peer: connection failed")
-	errLinkClosed = errors.New("peer: connection closed")
+	errConnFailed = errors.New("peer: connection failed")
+	errConnClosed = errors.New("peer: connection closed")
 )
 
 const (
 	// channelLabel is the transfer data channel (PROTOCOL §3.4).
 	channelLabel = "ferry"
 	// disconnectGrace is how long ICE may stay "disconnected" before the
-	// link is given up and a new generation is built.
+	// generation is given up and a new generation is built.
 	disconnectGrace = 4 * time.Second
 	// browserMaxMessage caps messages to peers that are not ferry Go peers.
 	browserMaxMessage = proto.BrowserMaxMessage
 )
 
-// link is one connection generation: a PeerConnection and its data channel.
-type link struct {
+// pionGeneration is a generation over pion: a PeerConnection and its data
+// channel.
+type pionGeneration struct {
 	gen  int
 	pc   *webrtc.PeerConnection
 	log  *slog.Logger
@@ -42,16 +45,21 @@ type link struct {
 	raw         datachannel.ReadWriteCloser
 	dc          *webrtc.DataChannel
 	disconnectT *time.Timer
+	failed      bool
 
 	open     chan struct{}
 	openOnce sync.Once
 	dead     chan struct{}
 	deadOnce sync.Once
 	deadErr  error
+	// closed is closed when the PeerConnection is closed and the
+	// goroutines the generation started have ended.
+	closed chan struct{}
+	wg     sync.WaitGroup
 }
 
-func newLink(api *webrtc.API, gen int, o Options, ice []proto.ICEServer, big bool, log *slog.Logger,
-	onCandidate func(proto.Signal)) (*link, error) {
+func newPionGeneration(api *webrtc.API, gen int, o Options, ice []proto.ICEServer, big bool, log *slog.Logger,
+	onCandidate func(proto.Signal)) (*pionGeneration, error) {
 	cfg := webrtc.Configuration{ICEServers: toPion(ice)}
 	if o.RelayOnly {
 		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
@@ -60,7 +68,8 @@ func newLink(api *webrtc.API, gen int, o Options, ice []proto.ICEServer, big boo
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
-	l := &link{gen: gen, pc: pc, log: log, big: big, opts: o, open: make(chan struct{}), dead: make(chan struct{})}
+	l := &pionGeneration{gen: gen, pc: pc, log: log, big: big, opts: o,
+		open: make(chan struct{}), dead: make(chan struct{}), closed: make(chan struct{})}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		empty := ""
 		if c == nil {
@@ -73,9 +82,9 @@ func newLink(api *webrtc.API, gen int, o Options, ice []proto.ICEServer, big boo
 	pc.OnConnectionStateChange(func(s webrtc.PeerConnectionState) {
 		switch s {
 		case webrtc.PeerConnectionStateFailed:
-			l.fail(errLinkFailed)
+			l.fail(errConnFailed)
 		case webrtc.PeerConnectionStateClosed:
-			l.fail(errLinkClosed)
+			l.fail(errConnClosed)
 		}
 	})
 	pc.OnICEConnectionStateChange(func(s webrtc.ICEConnectionState) {
@@ -85,7 +94,7 @@ func newLink(api *webrtc.API, gen int, o Options, ice []proto.ICEServer, big boo
 		case webrtc.ICEConnectionStateDisconnected:
 			if l.disconnectT == nil {
 				l.disconnectT = time.AfterFunc(disconnectGrace, func() {
-					l.fail(fmt.Errorf("%w: no traffic for %s", errLinkFailed, disconnectGrace))
+					l.fail(fmt.Errorf("%w: no traffic for %s", errConnFailed, disconnectGrace))
 				})
 			}
 		case webrtc.ICEConnectionStateConnected, webrtc.ICEConnectionStateCompleted:
@@ -106,26 +115,19 @@ func toPion(servers []proto.ICEServer) []webrtc.ICEServer {
 	return out
 }
 
-// offer creates the data channel and the offer (sender side).
-func (l *link) offer() (string, error) {
+// Offer creates the data channel and the offer (sender side).
+func (l *pionGeneration) Offer() (string, error) {
 	ordered := true
 	dc, err := l.pc.CreateDataChannel(channelLabel, &webrtc.DataChannelInit{Ordered: &ordered})
 	if err != nil {
 		return "", err
 	}
 	l.watch(dc)
-	offer, err := l.pc.CreateOffer(nil)
-	if err != nil {
-		return "", err
-	}
-	if err := l.pc.SetLocalDescription(offer); err != nil {
-		return "", err
-	}
-	return offer.SDP, nil
+	return l.setLocal(l.pc.CreateOffer(nil))
 }
 
-// answer applies an offer and returns the answer (receiver side).
-func (l *link) answer(sdp string) (string, error) {
+// Answer applies an offer and returns the answer (receiver side).
+func (l *pionGeneration) Answer(sdp string) (string, error) {
 	l.pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		if dc.Label() == channelLabel {
 			l.watch(dc)
@@ -134,22 +136,26 @@ func (l *link) answer(sdp string) (string, error) {
 	if err := l.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: sdp}); err != nil {
 		return "", err
 	}
-	ans, err := l.pc.CreateAnswer(nil)
+	return l.setLocal(l.pc.CreateAnswer(nil))
+}
+
+// setLocal applies the offer or answer we created.
+func (l *pionGeneration) setLocal(d webrtc.SessionDescription, err error) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := l.pc.SetLocalDescription(ans); err != nil {
+	if err := l.pc.SetLocalDescription(d); err != nil {
 		return "", err
 	}
-	return ans.SDP, nil
+	return d.SDP, nil
 }
 
-// setAnswer applies the receiver's answer (sender side).
-func (l *link) setAnswer(sdp string) error {
+// SetAnswer applies the receiver's answer (sender side).
+func (l *pionGeneration) SetAnswer(sdp string) error {
 	return l.setRemote(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
 }
 
-func (l *link) setRemote(d webrtc.SessionDescription) error {
+func (l *pionGeneration) setRemote(d webrtc.SessionDescription) error {
 	if err := l.pc.SetRemoteDescription(d); err != nil {
 		return err
 	}
@@ -166,9 +172,9 @@ func (l *link) setRemote(d webrtc.SessionDescription) error {
 	return nil
 }
 
-// addCandidate adds a trickled remote candidate, queueing it until the
+// AddCandidate adds a trickled remote candidate, queueing it until the
 // remote description is known.
-func (l *link) addCandidate(s proto.Signal) {
+func (l *pionGeneration) AddCandidate(s proto.Signal) {
 	if s.Candidate == nil {
 		return
 	}
@@ -185,7 +191,7 @@ func (l *link) addCandidate(s proto.Signal) {
 	}
 }
 
-func (l *link) watch(dc *webrtc.DataChannel) {
+func (l *pionGeneration) watch(dc *webrtc.DataChannel) {
 	dc.OnOpen(func() {
 		raw, err := dc.Detach()
 		if err != nil {
@@ -194,29 +200,52 @@ func (l *link) watch(dc *webrtc.DataChannel) {
 		}
 		l.mu.Lock()
 		l.raw, l.dc = raw, dc
+		if !l.failed && l.log.Enabled(context.Background(), slog.LevelDebug) {
+			l.wg.Go(l.logStats)
+		}
 		l.mu.Unlock()
 		l.openOnce.Do(func() { close(l.open) })
 	})
-	dc.OnClose(func() { l.fail(errLinkClosed) })
+	dc.OnClose(func() { l.fail(errConnClosed) })
 }
 
-func (l *link) fail(err error) {
+func (l *pionGeneration) Open() <-chan struct{} { return l.open }
+func (l *pionGeneration) Dead() <-chan struct{} { return l.dead }
+
+// Err is why the generation died (valid once Dead is closed).
+func (l *pionGeneration) Err() error { return l.deadErr }
+
+func (l *pionGeneration) fail(err error) {
 	l.deadOnce.Do(func() {
 		l.deadErr = err
 		close(l.dead)
-		l.log.Debug("link down", "gen", l.gen, "err", err)
-		// Unblock readers and writers of the detached channel.
-		go l.pc.Close()
+		l.log.Debug("generation down", "gen", l.gen, "err", err)
+		l.mu.Lock()
+		l.failed = true // no goroutine starts after this
+		if l.disconnectT != nil {
+			l.disconnectT.Stop()
+		}
+		l.mu.Unlock()
+		// Unblock readers and writers of the detached channel. Not here:
+		// fail runs in pion's callbacks too, which Close would wait for.
+		go func() {
+			if err := l.pc.Close(); err != nil {
+				l.log.Debug("closing the peer connection", "gen", l.gen, "err", err)
+			}
+			l.wg.Wait()
+			close(l.closed)
+		}()
 	})
 }
 
-// close tears the link down for good.
-func (l *link) close() {
-	l.fail(errLinkClosed)
+// Close tears the generation down for good and waits until it is.
+func (l *pionGeneration) Close(err error) {
+	l.fail(err)
+	<-l.closed
 }
 
-// path reports whether the selected candidate pair goes through a relay.
-func (l *link) path() string {
+// Path reports whether the selected candidate pair goes through a relay.
+func (l *pionGeneration) Path() string {
 	sctp := l.pc.SCTP()
 	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
 		return ""
@@ -231,28 +260,28 @@ func (l *link) path() string {
 	return proto.PathDirect
 }
 
-// packetSize is the size of the SCTP packets this side sends (pathMTU).
-func (l *link) packetSize() uint32 {
+// PacketSize is the size of the SCTP packets this side sends (pathMTU).
+func (l *pionGeneration) PacketSize() uint32 {
 	if sctp := l.pc.SCTP(); sctp != nil {
 		return sctp.Stats().MTU
 	}
 	return 0
 }
 
-// conn returns the open data channel as a transfer.Conn.
-func (l *link) conn() *dcConn {
+// Conn returns the open data channel as a transfer.Conn.
+func (l *pionGeneration) Conn() transfer.Conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	max := browserMaxMessage
 	if caps := l.pc.SCTP().GetCapabilities(); l.big && caps.MaxMessageSize > 0 {
 		max = int(min(caps.MaxMessageSize, l.opts.maxMessage()))
 	}
-	return &dcConn{l: l, rw: l.raw, max: max, buf: make([]byte, l.opts.maxMessage())}
+	return &dcConn{g: l, rw: l.raw, max: max, buf: make([]byte, l.opts.maxMessage())}
 }
 
 // dcConn adapts a detached data channel to transfer.Conn.
 type dcConn struct {
-	l   *link
+	g   *pionGeneration
 	rw  datachannel.ReadWriteCloser
 	max int
 	buf []byte
@@ -261,7 +290,7 @@ type dcConn struct {
 func (c *dcConn) Send(b []byte) error {
 	_, err := c.rw.Write(b)
 	if err != nil {
-		c.l.fail(err)
+		c.g.fail(err)
 	}
 	return err
 }
@@ -269,7 +298,7 @@ func (c *dcConn) Send(b []byte) error {
 func (c *dcConn) Recv() ([]byte, error) {
 	n, err := c.rw.Read(c.buf)
 	if err != nil {
-		c.l.fail(err)
+		c.g.fail(err)
 		return nil, err
 	}
 	return c.buf[:n], nil
@@ -278,14 +307,14 @@ func (c *dcConn) Recv() ([]byte, error) {
 func (c *dcConn) MaxMessage() int { return c.max }
 
 func (c *dcConn) Close() error {
-	c.l.fail(errLinkClosed)
+	c.g.fail(errConnClosed)
 	return nil
 }
 
-// logStats logs the SCTP association's state every second until done, for
-// diagnosing throughput (a small cwnd means losses or a slow start; a small
-// rwnd a slow receiver).
-func (l *link) logStats(done <-chan struct{}) {
+// logStats logs the SCTP association's state every second while the
+// generation lives, for diagnosing throughput (a small cwnd means losses
+// or a slow start; a small rwnd a slow receiver).
+func (l *pionGeneration) logStats() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	var last uint64
@@ -300,8 +329,6 @@ func (l *link) logStats(done <-chan struct{}) {
 			l.log.Debug("sctp", "gen", l.gen, "MBps", float64(st.BytesSent-last)/1e6, "cwnd", st.CongestionWindow,
 				"rwnd", st.ReceiverWindow, "srtt_ms", st.SmoothedRoundTripTime*1000, "mtu", st.MTU)
 			last = st.BytesSent
-		case <-done:
-			return
 		case <-l.dead:
 			return
 		}
