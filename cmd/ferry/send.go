@@ -140,7 +140,13 @@ func runSend(ctx context.Context, args []string, io stdio) error {
 	}
 	bar := termui.NewProgress(io.err, "sending")
 	start := time.Now()
-	res, err := peer.Send(ctx, cfg, files, peer.SendOptions{Progress: js.progress(bar.Update)})
+	send := func(ctx context.Context) (*peer.Result, error) {
+		return peer.Send(ctx, cfg, files, peer.SendOptions{Progress: js.progress(bar.Update)})
+	}
+	if sf.after > 0 {
+		return sendOrStore(ctx, cfg, send, server, pf, sf, files, js, io)
+	}
+	res, err := send(ctx)
 	return finish(io, js, "Sent", res, err, time.Since(start))
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/peer"
@@ -25,6 +26,7 @@ import (
 // storeFlags are send's flags for stored transfers.
 type storeFlags struct {
 	store     bool
+	after     time.Duration
 	expire    lifetime
 	downloads int
 }
@@ -53,6 +55,7 @@ func (l *lifetime) Set(s string) error {
 
 func (s *storeFlags) register(fs flagSet) {
 	fs.BoolVar(&s.store, "store", false, "upload the files, end-to-end encrypted, so the link works when you are gone (the server keeps only ciphertext)")
+	fs.Var((*durationFlag)(&s.after), "store-after", "if nobody opened the link after this long (e.g. 10m), upload the files instead, end-to-end encrypted, so the same link works when you are gone")
 	fs.Var(&s.expire, "expire", "with --store: how long the server keeps the files, e.g. 3d or 36h (default: the server's, usually 7 days)")
 	fs.IntVar(&s.downloads, "downloads", 1, "with --store: how many people may download the files (0: unlimited, if the server allows it)")
 }
@@ -60,6 +63,87 @@ func (s *storeFlags) register(fs flagSet) {
 func (s *storeFlags) options() storedpeer.UploadOptions {
 	d := s.downloads
 	return storedpeer.UploadOptions{Expire: time.Duration(s.expire), Downloads: &d, Agent: "ferry/" + version}
+}
+
+// durationFlag is a time.Duration flag for the flagSet interface.
+type durationFlag time.Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+
+func (d *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return errors.New("want a duration like 10m")
+	}
+	*d = durationFlag(v)
+	return nil
+}
+
+// sendOrStore sends live, and if nobody opened the link within --store-after
+// stores the files under the same link instead.
+func sendOrStore(ctx context.Context, cfg *peer.Config, send func(context.Context) (*peer.Result, error), server *url.URL,
+	pf peerFlags, sf storeFlags, files []transfer.SourceFile, js *jsonOut, io stdio) error {
+	live, stop := context.WithCancel(ctx)
+	defer stop()
+	storable := make(chan *storedpeer.Live, 1)
+	paired := make(chan struct{})
+	var once sync.Once
+	cfg.Events.Storable = func(tk ticket.Ticket, token string) { storable <- &storedpeer.Live{Ticket: tk, Token: token} }
+	onPaired := cfg.Events.Paired
+	cfg.Events.Paired = func() {
+		once.Do(func() { close(paired) })
+		if onPaired != nil {
+			onPaired()
+		}
+	}
+	type result struct {
+		res *peer.Result
+		err error
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		res, err := send(live)
+		done <- result{res, err}
+	}()
+	var lv *storedpeer.Live
+	select {
+	case lv = <-storable:
+	case r := <-done:
+		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+	}
+	timer := time.NewTimer(sf.after)
+	defer timer.Stop()
+	select {
+	case r := <-done:
+		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+	case <-paired:
+		r := <-done
+		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+	case <-timer.C:
+	}
+	select {
+	case <-paired: // just in time: stay live
+		r := <-done
+		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+	default:
+	}
+	stop()
+	<-done
+	fmt.Fprintf(io.err, "\nNobody opened the link within %s: storing the files on the server instead (end-to-end encrypted); the same link will work.\n", sf.after)
+	c := &storedpeer.Client{Base: server, Token: pf.token}
+	o := sf.options()
+	o.Files, o.StateDir, o.Live = files, uploadStateDir(), lv
+	bar := termui.NewProgress(io.err, "uploading")
+	o.Progress = js.progress(bar.Update)
+	up, err := c.Upload(ctx, o)
+	if err != nil {
+		js.emit("error", map[string]any{"message": describe(err)})
+		return err
+	}
+	fmt.Fprintf(io.err, "Stored %s, %s.\n", plural(up.Files, "file"), units.Bytes(up.Bytes))
+	printStoredLink(io, js, pf.json, true, up)
+	return nil
 }
 
 // uploadStateDir keeps what a rerun of an interrupted upload needs (it
@@ -103,21 +187,23 @@ func sendStored(ctx context.Context, server *url.URL, pf peerFlags, sf storeFlag
 	}
 	fmt.Fprintf(io.err, "Stored %s, %s, in %s (%s/s).\n", plural(up.Files, "file"), units.Bytes(up.Bytes), d.Round(100*time.Millisecond),
 		units.Bytes(int64(float64(up.Bytes-up.Resumed)/d.Seconds())))
-	printStoredLink(io, js, pf.json, up)
+	printStoredLink(io, js, pf.json, false, up)
 	return nil
 }
 
-func printStoredLink(io stdio, js *jsonOut, jsonMode bool, up *storedpeer.Uploaded) {
+// printStoredLink shows a stored transfer's link; again: it was shown
+// already (a live link that was stored), so stdout does not repeat it.
+func printStoredLink(io stdio, js *jsonOut, jsonMode, again bool, up *storedpeer.Uploaded) {
 	downloads := "unlimited downloads"
 	if up.Downloads > 0 {
 		downloads = plural(up.Downloads, "download")
 	}
 	js.emit("stored", map[string]any{"link": up.Link, "expires": up.Expires.Unix(), "downloads": up.Downloads, "bytes": up.Bytes, "files": up.Files})
 	fmt.Fprintf(io.err, "\nThe link works until %s, for %s:\n\n", up.Expires.Format("2006-01-02 15:04"), downloads)
-	if !jsonMode {
+	if !jsonMode && !again {
 		fmt.Fprintln(io.out, up.Link)
 	}
-	if jsonMode || !termui.IsTerminal(io.out) {
+	if jsonMode || again || !termui.IsTerminal(io.out) {
 		fmt.Fprintf(io.err, "  %s\n", up.Link)
 	}
 	if termui.IsTerminal(io.err) {

@@ -145,3 +145,30 @@ func TestStoredServerKilled(t *testing.T) {
 		t.Fatal(fmt.Sprintf("the file differs after the server was killed twice (done %+v)", done))
 	}
 }
+
+// A live send nobody opens in time stores the files, and the link it
+// already printed then works from storage.
+func TestStoreAfterCLI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv := startServer(t)
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	writeFile(t, src, 3<<20)
+	env := []string{"HOME=" + t.TempDir(), "XDG_STATE_HOME="}
+	send := startFerry(t, ctx, env, "send", "--json", "--store-after", "1s", "--server", srv.URL().String(), src)
+	link := send.next(t, ctx, "link").Link
+	if stored := send.next(t, ctx, "stored").Link; stored != link {
+		t.Fatalf("stored under %s, the live link was %s", stored, link)
+	}
+	if err := send.cmd.Wait(); err != nil {
+		t.Fatalf("send: %v\n%s", err, send.stderr)
+	}
+	out := t.TempDir()
+	recv := startFerry(t, ctx, append(env, "FERRY_LINK="+link), "receive", "--json", "--out", out)
+	if e := recv.next(t, ctx, "done"); e.Path != "stored" {
+		t.Fatalf("path %q", e.Path)
+	}
+	if sha(t, src) != sha(t, filepath.Join(out, "notes.txt")) {
+		t.Fatal("the stored file differs")
+	}
+}

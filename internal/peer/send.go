@@ -88,6 +88,9 @@ func create(ctx context.Context, cfg *Config, sig *sigclient.Conn, total int64) 
 	if f := cfg.Events.Link; f != nil {
 		f(tk.Link(cfg.Server), time.Unix(created.Expires, 0))
 	}
+	if f := cfg.Events.Storable; f != nil && created.StoreToken != "" {
+		f(tk, created.StoreToken)
+	}
 	if err := sig.WaitPaired(ctx); err != nil {
 		return created, nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ferrydev/ferry/internal/handshake"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/sigclient"
+	"github.com/ferrydev/ferry/internal/ticket"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
@@ -28,6 +29,9 @@ var (
 type Events struct {
 	// Link is the link to share (sender), with the ticket expiry.
 	Link func(link string, expires time.Time)
+	// Storable: the server would store this link's transfer if the sender
+	// asks (with this token) instead of waiting (sender; PROTOCOL.md §6.5).
+	Storable func(tk ticket.Ticket, token string)
 	// Paired: the other side opened the link.
 	Paired func()
 	// Phrase: key confirmation succeeded; show these words.
