@@ -1,6 +1,7 @@
 // The receive page: open the link from the fragment, show what is offered
 // (names, sizes, total), save it where the person chooses, verified.
 import type { Manifest } from "../protocol/control";
+import { readToken } from "../crypto/stored";
 import { LinkError, parseTicket, type Ticket } from "../protocol/ticket";
 import { pickSink, registerServiceWorker, saveMode, zipName, type SaveMode } from "../sink/choose";
 import { FerryError } from "../protocol/errors";
@@ -106,9 +107,41 @@ export function receivePage(): void {
     if (!e.isTrusted) return;
     button.removeEventListener("click", go);
     $("start").hidden = true;
-    receive(ticket, swReady);
+    void storedOrLive(ticket, swReady);
   };
   button.addEventListener("click", go);
+}
+
+// storedOrLive asks the server whether the link is a stored transfer
+// (PROTOCOL.md §6.5; asking uses nothing up) and otherwise receives live.
+async function storedOrLive(ticket: Ticket, swReady: Promise<ServiceWorkerRegistration | null>): Promise<void> {
+  let status = 404;
+  let code = "";
+  try {
+    const r = await fetch(`/api/v1/stored/${encodeURIComponent(ticket.id)}`, {
+      headers: { "Ferry-Read": await readToken(ticket.secret) },
+      cache: "no-store",
+    });
+    status = r.status;
+    if (!r.ok) code = ((await r.json().catch(() => ({}))) as { error?: string }).error ?? "";
+  } catch {
+    // No answer: try live, which says what is wrong.
+  }
+  if (status === 404 || status === 405) {
+    receive(ticket, swReady);
+    return;
+  }
+  const why: Record<string, string> = {
+    expired: "These files were stored on the server for a while, and that time is over. Ask the sender to send them again.",
+    used_up: "These files were already downloaded as many times as the sender allowed. Ask the sender to send them again.",
+  };
+  showError(
+    why[code] ??
+      "The sender stored these files on the server for you, end-to-end encrypted. This page cannot download stored files yet: receive them with the ferry command-line tool (ferry receive, with this link).",
+    "error",
+    [],
+    why[code] ? linkTitle : "Stored files",
+  );
 }
 
 // receive joins with the ticket and runs the transfer: a person asked.
