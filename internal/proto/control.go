@@ -271,8 +271,8 @@ func decodeReason(m Control, err error) string {
 	return ""
 }
 
-// UnmarshalJSON refuses a file without a size: unlike mtime, it has no
-// default.
+// UnmarshalJSON marks a file without a size (or with size null) with -1,
+// which validate refuses: unlike mtime, size has no default.
 func (f *File) UnmarshalJSON(b []byte) error {
 	type plain File
 	p := plain{Size: -1}
