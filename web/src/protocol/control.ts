@@ -176,8 +176,9 @@ function isUint(v: unknown): v is number {
 const absent = (v: unknown): v is undefined | null => v === undefined || v === null;
 
 // checkManifest validates an untrusted manifest (PROTOCOL.md §4.1): the
-// same verdict and reason as the Go peer (testdata/vectors/manifests.json),
-// checked in the same order.
+// same verdict as the Go peer, and the same reason for a manifest that
+// breaks one rule (testdata/vectors/manifests.json; of several broken
+// rules, Go names a value of the wrong type first).
 export function checkManifest(m: Record<string, unknown>): Manifest {
   const bad = (reason: string, why: string): never => {
     throw new ManifestError(reason, why);
@@ -257,7 +258,7 @@ export function checkAccept(m: Record<string, unknown>, man: Manifest): Accept {
       resume.push({ file: file as number, have: ranges });
     }
   }
-  // Against the manifest, after the whole message is known to be well formed, as the Go peer does.
+  // Against the manifest once the message is well formed, as the Go peer does.
   for (const r of resume) {
     if (r.file >= man.files.length) bad("resume entry for no file");
     const n = chunkCount(man.files[r.file]!.size, man.chunkSize);
