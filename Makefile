@@ -8,7 +8,7 @@ GOTEST  ?= $(GO) test -count=1 -p 2 -timeout 25m
 # Our Go sources (third_party/ and node_modules/ are others').
 GOSRC    = $$(find . -name '*.go' -not -path './third_party/*' -not -path '*/node_modules/*')
 
-.PHONY: all build test deps web web-check web-test vet unit third-party-test fuzz bench loadtest clean
+.PHONY: all build test deps web web-check web-test gen-check vet unit third-party-test fuzz bench loadtest clean
 
 all: build
 
@@ -27,13 +27,21 @@ web-check: web
 	git diff --exit-code --stat -- web/dist || { echo "web/dist is stale: run 'make web' and commit it" >&2; exit 1; }
 	test -z "$$(git status --porcelain -- web/dist)" || { echo "web/dist has uncommitted files: run 'make web' and commit them" >&2; git status --porcelain -- web/dist; exit 1; }
 
+# The web client's copy of the protocol's constants and case folding is
+# generated from the Go definitions (internal/proto/gen); committed, like
+# web/dist, and must be what they generate now.
+gen-check:
+	$(GO) generate ./internal/proto
+	git diff --exit-code --stat -- web/src/protocol/constants_gen.ts web/src/protocol/fold_gen.ts || { echo "web/src/protocol/*_gen.ts is stale: run 'go generate ./internal/proto', rebuild web/dist and commit them" >&2; exit 1; }
+	test -z "$$(git status --porcelain -- web/src/protocol/constants_gen.ts web/src/protocol/fold_gen.ts)" || { echo "web/src/protocol/*_gen.ts is not committed" >&2; exit 1; }
+
 web-test: web
 	cd web && npm test --silent
 
 # staticcheck at a pinned version, built from the module proxy (cached).
 STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
-vet:
+vet: gen-check
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/ferry   # the Dockerfile's static build

@@ -47,9 +47,6 @@ const (
 	// since the link was first paired, so a client cannot make the
 	// metrics claim more than its pairing could have carried.
 	maxReportRate = 1_250_000_000
-	// maxReportNames bounds the file names of one report (JSON bytes, as
-	// clients count them: PROTOCOL.md §2.5).
-	maxReportNames = 48 << 10
 	// reportMemory is how long the server remembers that a role of a
 	// ticket has reported, beyond the ticket's lifetime.
 	reportMemory = 24 * time.Hour
@@ -910,12 +907,12 @@ func (c *conn) report(m proto.ClientMessage, peer string) {
 	c.observe(e)
 }
 
-// capNames keeps the names that fit in maxReportNames, as clients do.
+// capNames keeps the names that fit in proto.MaxReportNames, as clients do.
 func capNames(names []string) []string {
 	total := 0
 	for i, n := range names {
 		total += len(n) + 4 // quotes, comma, some escaping
-		if total > maxReportNames {
+		if total > proto.MaxReportNames {
 			return names[:i]
 		}
 	}

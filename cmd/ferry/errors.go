@@ -22,6 +22,8 @@ var userMessages = []struct {
 	{sigclient.ErrPeerGone, "the other side disconnected"},
 	{sigclient.ErrCanceled, "the other side canceled"},
 	{sigclient.ErrRateLimited, "too many attempts or connections from this address; wait a minute and try again"},
+	{sigclient.ErrSignInRequired, "this server lets only signed-in people send: pass the sender token the operator gave you (--token or FERRY_TOKEN)"},
+	{sigclient.ErrNetwork, "the server does not allow this from your network"},
 	{sigclient.ErrForbidden, "the server's policy does not allow this: sending may need sign-in (--token) or be limited to some networks"},
 	{sigclient.ErrVersion, "the server speaks a different protocol version; update ferry"},
 	{sigclient.ErrTimeout, "timed out waiting for the other side"},

@@ -3,8 +3,10 @@ package proto
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"unicode/utf8"
 )
@@ -123,7 +125,7 @@ func (*Error) T() string    { return "error" }
 func newControl(t string) Control {
 	switch t {
 	case "manifest":
-		return &Manifest{}
+		return &Manifest{TotalSize: -1} // -1: absent (or null) is refused
 	case "accept":
 		return &Accept{}
 	case "decline":
@@ -175,6 +177,9 @@ func decodeControl(js []byte) (Control, error) {
 		return nil, fmt.Errorf("%w: unknown type %q", ErrControl, head.T)
 	}
 	if err := json.Unmarshal(js, m); err != nil {
+		if r := decodeReason(m, err); r != "" {
+			return nil, &InvalidError{Reason: r, Detail: err.Error()}
+		}
 		return nil, fmt.Errorf("%w: %v", ErrControl, err)
 	}
 	if v, ok := m.(interface{ validate() error }); ok {
@@ -185,35 +190,155 @@ func decodeControl(js []byte) (Control, error) {
 	return m, nil
 }
 
+// Reasons a manifest or an accept is refused (PROTOCOL.md §4.1, §4.2): the
+// web client gives the same for the same message
+// (testdata/vectors/manifests.json and accepts.json check both). A path
+// breaking the name rules is refused with "path: " and PathProblem's reason.
+const (
+	BadMalformed     = "malformed"
+	BadVersion       = "version"
+	BadChunkSize     = "chunk size"
+	BadFileCount     = "file count"
+	BadPathPrefix    = "path: "
+	BadSize          = "size"
+	BadMtime         = "mtime"
+	BadDuplicate     = "duplicate"
+	BadFileAndFolder = "file and folder"
+	BadTotalSize     = "total size"
+	BadAgent         = "agent"
+	BadWindow        = "window"
+	BadResume        = "resume"
+)
+
+// MaxInteger is the largest size, total size or |mtime| a manifest may
+// carry: 2^53 − 1, what every JSON implementation holds exactly.
+const MaxInteger = 1<<53 - 1
+
+// InvalidError is a manifest or accept that breaks the rules; it wraps
+// ErrControl.
+type InvalidError struct {
+	Reason string // one of the Bad* reasons
+	Detail string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrControl, e.Reason, e.Detail)
+}
+
+func (e *InvalidError) Unwrap() error { return ErrControl }
+
+func invalid(reason, format string, a ...any) error {
+	return &InvalidError{Reason: reason, Detail: fmt.Sprintf(format, a...)}
+}
+
+// decodeReason is the reason for a JSON value of the wrong type in a
+// manifest or accept (by the field it was found in), or "".
+func decodeReason(m Control, err error) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) {
+		switch m.(type) {
+		case *Manifest, *Accept:
+			return BadMalformed
+		}
+		return ""
+	}
+	switch m.(type) {
+	case *Manifest:
+		switch te.Field {
+		case "version":
+			return BadVersion
+		case "chunkSize":
+			return BadChunkSize
+		case "files.size":
+			return BadSize
+		case "files.mtime":
+			return BadMtime
+		case "totalSize":
+			return BadTotalSize
+		case "agent":
+			return BadAgent
+		}
+		return BadMalformed
+	case *Accept:
+		switch {
+		case te.Field == "window":
+			return BadWindow
+		case strings.HasPrefix(te.Field, "resume"):
+			return BadResume
+		}
+		return BadMalformed
+	}
+	return ""
+}
+
+// UnmarshalJSON marks a file without a size (or with size null) with -1,
+// which validate refuses: unlike mtime, size has no default.
+func (f *File) UnmarshalJSON(b []byte) error {
+	type plain File
+	p := plain{Size: -1}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*f = File(p)
+	return nil
+}
+
+// UnmarshalJSON takes exactly two indices.
+func (r *Range) UnmarshalJSON(b []byte) error {
+	var ix []uint32
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return err
+	}
+	if len(ix) != 2 {
+		return &json.UnmarshalTypeError{Value: "array of " + fmt.Sprint(len(ix)), Type: reflect.TypeFor[Range]()}
+	}
+	*r = Range{ix[0], ix[1]}
+	return nil
+}
+
+// UnmarshalJSON refuses an entry without a file index or a list of ranges.
+func (r *ResumeFile) UnmarshalJSON(b []byte) error {
+	type plain ResumeFile
+	p := plain{File: -1}
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	if p.File < 0 || p.Have == nil {
+		return &json.UnmarshalTypeError{Value: "incomplete entry", Type: reflect.TypeFor[ResumeFile]()}
+	}
+	*r = ResumeFile(p)
+	return nil
+}
+
 func (m *Manifest) validate() error {
 	if m.Version != Version {
-		return fmt.Errorf("%w: manifest version %d, want %d", ErrControl, m.Version, Version)
+		return invalid(BadVersion, "manifest version %d, want %d", m.Version, Version)
 	}
 	if m.ChunkSize < MinChunkSize || m.ChunkSize > MaxChunkSize {
-		return fmt.Errorf("%w: chunk size %d out of range", ErrControl, m.ChunkSize)
+		return invalid(BadChunkSize, "chunk size %d out of range", m.ChunkSize)
 	}
 	if len(m.Files) == 0 || len(m.Files) > MaxFiles {
-		return fmt.Errorf("%w: %d files", ErrControl, len(m.Files))
+		return invalid(BadFileCount, "%d files", len(m.Files))
 	}
 	var total int64
 	seen := make(map[string]struct{}, len(m.Files))
 	for i, f := range m.Files {
-		if err := ValidatePath(f.Path); err != nil {
-			return fmt.Errorf("file %d: %w", i, err)
+		if why := PathProblem(f.Path); why != "" {
+			return invalid(BadPathPrefix+why, "file %d: unsafe path %q", i, f.Path)
+		}
+		// Chunk indices are u32 on the wire.
+		if f.Size < 0 || f.Size > MaxInteger || f.Size/int64(m.ChunkSize) >= math.MaxUint32 {
+			return invalid(BadSize, "file %d size %d out of range", i, f.Size)
+		}
+		if f.Mtime < -MaxInteger || f.Mtime > MaxInteger {
+			return invalid(BadMtime, "file %d mtime %d out of range", i, f.Mtime)
 		}
 		key := FoldPath(f.Path) // case-insensitive file systems would merge these
 		if _, dup := seen[key]; dup {
-			return fmt.Errorf("%w: duplicate path %q", ErrControl, f.Path)
+			return invalid(BadDuplicate, "duplicate path %q", f.Path)
 		}
 		seen[key] = struct{}{}
-		// Chunk indices are u32 on the wire.
-		if f.Size < 0 || f.Size/int64(m.ChunkSize) >= math.MaxUint32 {
-			return fmt.Errorf("%w: file %d size %d out of range", ErrControl, i, f.Size)
-		}
-		if total+f.Size < total {
-			return fmt.Errorf("%w: total size overflows", ErrControl)
-		}
-		total += f.Size
+		total += f.Size // no overflow: at most 2^20 sizes below 2^53
 	}
 	// A file must not be both a file and a directory of another entry.
 	for _, f := range m.Files {
@@ -224,27 +349,41 @@ func (m *Manifest) validate() error {
 			}
 			p = p[:i]
 			if _, clash := seen[FoldPath(p)]; clash {
-				return fmt.Errorf("%w: %q is both a file and a folder", ErrControl, p)
+				return invalid(BadFileAndFolder, "%q is both a file and a folder", p)
 			}
 		}
 	}
-	if total != m.TotalSize {
-		return fmt.Errorf("%w: totalSize %d != sum of sizes %d", ErrControl, m.TotalSize, total)
+	if total != m.TotalSize || total > MaxInteger {
+		return invalid(BadTotalSize, "totalSize %d != sum of sizes %d", m.TotalSize, total)
 	}
 	return nil
 }
 
 func (a *Accept) validate() error {
 	if a.Window < 1 || a.Window > MaxWindow {
-		return fmt.Errorf("%w: window %d out of range", ErrControl, a.Window)
+		return invalid(BadWindow, "window %d out of range", a.Window)
 	}
 	for _, r := range a.Resume {
-		if r.File < 0 {
-			return fmt.Errorf("%w: negative file index", ErrControl)
-		}
 		for _, h := range r.Have {
 			if h[0] >= h[1] {
-				return fmt.Errorf("%w: empty or inverted range", ErrControl)
+				return invalid(BadResume, "empty or inverted range")
+			}
+		}
+	}
+	return nil
+}
+
+// CheckAccept checks an accept against the manifest it answers: every
+// resumed file exists and every range lies within its chunks.
+func CheckAccept(a *Accept, m *Manifest) error {
+	for _, r := range a.Resume {
+		if r.File >= len(m.Files) {
+			return invalid(BadResume, "file %d of %d", r.File, len(m.Files))
+		}
+		n := m.Chunks(m.Files[r.File].Size)
+		for _, h := range r.Have {
+			if h[1] > n {
+				return invalid(BadResume, "range [%d,%d) of file %d beyond its %d chunks", h[0], h[1], r.File, n)
 			}
 		}
 	}
@@ -280,7 +419,35 @@ const (
 	PathDotElement     = "dot element"
 	PathElementTooLong = "element too long"
 	PathDriveLetter    = "drive letter"
+	PathDeviceName     = "device name"
 )
+
+// DeviceNames are refused as a path element, whatever the case, the
+// extension or trailing spaces ("con", "Nul.tar.gz", "com1 .txt"), on
+// every platform: a folder received on Linux is often copied to Windows
+// later. The web client carries the same list (generated).
+func DeviceNames() []string {
+	return []string{
+		"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
+		"COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8", "COM9",
+		"LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+	}
+}
+
+// isDeviceName says whether the path element el names a Windows device.
+func isDeviceName(el string) bool {
+	base := strings.ToUpper(el)
+	if i := strings.IndexByte(base, '.'); i >= 0 {
+		base = base[:i]
+	}
+	base = strings.TrimRight(base, " ")
+	for _, d := range DeviceNames() {
+		if base == d {
+			return true
+		}
+	}
+	return false
+}
 
 // RuneProblem says why r may not appear in a file name, or "". Names are
 // shown to people (terminal, page) before they decide to accept them, so
@@ -318,9 +485,9 @@ func RuneProblem(r rune) string {
 
 // PathProblem says why p breaks the platform-independent rules for a path
 // in a manifest, or "" if it keeps them: relative, '/'-separated, no
-// empty, "." or ".." elements, no drive letter, no character RuneProblem
-// refuses. Receivers add their own platform checks (device names,
-// symlinks) on top.
+// empty, "." or ".." elements, no drive letter, no Windows device name, no
+// character RuneProblem refuses. Receivers add their own platform checks
+// (symlinks, Windows' own rules on Windows) on top.
 func PathProblem(p string) string {
 	if p == "" {
 		return PathEmpty
@@ -349,6 +516,11 @@ func PathProblem(p string) string {
 			return PathElementTooLong
 		case len(el) >= 2 && el[1] == ':':
 			return PathDriveLetter
+		}
+	}
+	for _, el := range strings.Split(p, "/") {
+		if isDeviceName(el) {
+			return PathDeviceName
 		}
 	}
 	return ""

@@ -147,3 +147,7 @@ const (
 	SigRestart = "restart"
 	SigBye     = "bye"
 )
+
+// MaxReportNames bounds the file names of one report: their JSON lengths
+// plus 4 bytes each (PROTOCOL.md §2.5).
+const MaxReportNames = 48 << 10

@@ -29,13 +29,18 @@ var (
 	ErrCanceled    = errors.New("sigclient: peer canceled")
 	ErrRateLimited = errors.New("sigclient: rate limited")
 	ErrForbidden   = errors.New("sigclient: refused by policy")
-	ErrVersion     = errors.New("sigclient: protocol version mismatch")
-	ErrTimeout     = errors.New("sigclient: timed out waiting for the peer")
-	ErrShutdown    = errors.New("sigclient: server shutting down")
-	ErrReplaced    = errors.New("sigclient: session taken over by another connection")
-	ErrLimit       = errors.New("sigclient: server limit reached")
-	ErrProtocol    = errors.New("sigclient: protocol error")
-	ErrClosed      = errors.New("sigclient: connection closed")
+	// ErrSignInRequired and ErrNetwork are the ErrForbidden of a sender
+	// who must sign in and of an address the server does not serve
+	// (the reason of the 4009 close).
+	ErrSignInRequired = fmt.Errorf("%w: sign-in required", ErrForbidden)
+	ErrNetwork        = fmt.Errorf("%w: not allowed from this network", ErrForbidden)
+	ErrVersion        = errors.New("sigclient: protocol version mismatch")
+	ErrTimeout        = errors.New("sigclient: timed out waiting for the peer")
+	ErrShutdown       = errors.New("sigclient: server shutting down")
+	ErrReplaced       = errors.New("sigclient: session taken over by another connection")
+	ErrLimit          = errors.New("sigclient: server limit reached")
+	ErrProtocol       = errors.New("sigclient: protocol error")
+	ErrClosed         = errors.New("sigclient: connection closed")
 )
 
 var byCode = map[websocket.StatusCode]error{
@@ -59,6 +64,17 @@ var byCode = map[websocket.StatusCode]error{
 // closeErr turns a read error into one of the errors above.
 func closeErr(err error) error {
 	code := websocket.CloseStatus(err)
+	if code == proto.CloseForbidden {
+		var ce websocket.CloseError
+		if errors.As(err, &ce) {
+			switch ce.Reason {
+			case proto.ForbiddenSignIn:
+				return ErrSignInRequired
+			case proto.ForbiddenNetwork:
+				return ErrNetwork
+			}
+		}
+	}
 	if e, ok := byCode[code]; ok {
 		return e
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/proto"
 )
 
 // DefaultIdle is how long a receiver waits for the sender's next message
@@ -11,7 +13,7 @@ import (
 // that long: it sends chunks while it has credit, and a broken connection
 // is noticed by ICE within seconds. Generous, so a slow disk on the
 // sender's side does not end a transfer.
-const DefaultIdle = 2 * time.Minute
+const DefaultIdle = proto.ReceiverIdle
 
 // ErrIdle means the sender kept the connection open but sent nothing for
 // too long (e.g. it said done before its last chunks and then went

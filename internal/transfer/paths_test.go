@@ -67,11 +67,11 @@ var pathVectors = []struct{ path, reason string }{
 	{"a\u034fb", proto.PathInvisible},
 	{"a\ufff9b", proto.PathInvisible},
 	{"a\U000e0041b", proto.PathInvisible},
-	{"CON", transfer.PathDeviceName},
-	{"con.txt", transfer.PathDeviceName},
-	{"a/NUL.tar.gz", transfer.PathDeviceName},
-	{"LPT1", transfer.PathDeviceName},
-	{"com1 .txt", transfer.PathDeviceName},
+	{"CON", proto.PathDeviceName},
+	{"con.txt", proto.PathDeviceName},
+	{"a/NUL.tar.gz", proto.PathDeviceName},
+	{"LPT1", proto.PathDeviceName},
+	{"com1 .txt", proto.PathDeviceName},
 }
 
 // dupVectors are pairs of paths and whether one manifest may carry both:
@@ -129,9 +129,9 @@ func TestPathVectors(t *testing.T) {
 		Paths      []pathV `json:"paths"`
 		Duplicates []dupV  `json:"duplicates"`
 	}
-	file.Note = "Receiver name rules (PROTOCOL.md 4.1): reason is what Go's transfer.PathProblem and the web's pathProblem return; duplicates: whether one manifest may hold all the paths (case folding)."
+	file.Note = "Receiver name rules (PROTOCOL.md 4.1): reason is what Go's proto.PathProblem and the web's pathProblem return; duplicates: whether one manifest may hold all the paths (case folding)."
 	for _, v := range pathVectors {
-		got := transfer.PathProblem(v.path)
+		got := proto.PathProblem(v.path)
 		if got != v.reason {
 			t.Errorf("PathProblem(%q) = %q, want %q", v.path, got, v.reason)
 		}

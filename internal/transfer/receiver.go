@@ -23,11 +23,6 @@ const (
 	// three descriptors); a folder of thousands of files would otherwise
 	// run out of them.
 	maxOpenFiles = 16
-	// maxBadCopies of one chunk before the receiver gives up.
-	maxBadCopies = 8
-	// inFlightBytes is roughly how much the receiver lets the sender have
-	// in flight (the credit window in bytes).
-	inFlightBytes = 16 << 20
 	// Written chunks are made durable and recorded every syncInterval, or
 	// sooner once syncBytes are waiting: at hundreds of MB/s a second's
 	// worth is a lot to fetch again after a crash.
@@ -191,7 +186,7 @@ func (r *Receiver) run(c Conn) error {
 	}
 	r.report()
 	// Credit goes back in batches; the window is always larger than a batch.
-	batch := uint32(max(1, window/8))
+	batch := uint32(max(1, window/proto.AckBatches))
 	var owed uint32
 	var committed uint64
 	lastReport := time.Now()
@@ -252,7 +247,7 @@ func (r *Receiver) window() int {
 	if r.Window > 0 {
 		return r.Window
 	}
-	return min(proto.MaxWindow, max(8, inFlightBytes/r.man.ChunkSize))
+	return min(proto.MaxWindow, max(proto.MinWindow, proto.InFlightBytes/r.man.ChunkSize))
 }
 
 // fail tells the peer about a fatal error and returns it.
@@ -669,8 +664,8 @@ func (r *Receiver) chunk(c Conn, ch proto.Chunk) (bool, error) {
 			f.bad = map[uint32]int{}
 		}
 		f.bad[ch.Index]++
-		if f.bad[ch.Index] >= maxBadCopies {
-			return false, r.fail(c, proto.CodeProtocol, protoErr("chunk %d/%d failed verification %d times", ch.File, ch.Index, maxBadCopies))
+		if f.bad[ch.Index] >= proto.MaxBadCopies {
+			return false, r.fail(c, proto.CodeProtocol, protoErr("chunk %d/%d failed verification %d times", ch.File, ch.Index, proto.MaxBadCopies))
 		}
 		if err := c.Send(proto.Nack{File: ch.File, Index: ch.Index}.Marshal()); err != nil {
 			return false, lost(err)

@@ -221,6 +221,9 @@ func (s *Sender) run(ctx context.Context, c Conn) error {
 			return s.fail(c, protoErr("expected accept"))
 		}
 	}
+	if err := proto.CheckAccept(acc, s.man); err != nil {
+		return s.fail(c, protoErr("%v", err))
+	}
 	have := make([]*bitset, len(s.files))
 	for i, f := range s.files {
 		have[i] = newBitset(f.n)

@@ -11,7 +11,10 @@ import {
   chunkData, chunkHash, encodeAck, encodeChunk, encodeControl, encodeNack, parseAck, parseChunkHeader, parseControl, parseNack,
 } from "../src/protocol/frames";
 import { LinkError, parseLink } from "../src/protocol/ticket";
-import { checkManifest, pathProblem, showName } from "../src/protocol/control";
+import { checkAccept, checkManifest, foldPath, lowerCodePoint, ManifestError, pathProblem, showName } from "../src/protocol/control";
+import { closeMessage } from "../src/protocol/signal";
+import { close, forbidden } from "../src/protocol/constants_gen";
+import { unicodeVersion } from "../src/protocol/fold_gen";
 
 const dir = new URL("../../testdata/vectors/", import.meta.url);
 const load = (name: string): any => JSON.parse(readFileSync(new URL(name, dir), "utf8"));
@@ -131,4 +134,69 @@ test("paths.json", () => {
     if (d.valid) assert.doesNotThrow(() => checkManifest(m), d.paths.map(showName).join(" "));
     else assert.throws(() => checkManifest(m), Error, d.paths.map(showName).join(" "));
   }
+});
+
+// reasonOf runs check and returns the reason it refuses with, or "".
+function reasonOf(check: () => unknown, name: string): string {
+  try {
+    check();
+    return "";
+  } catch (e) {
+    assert.ok(e instanceof ManifestError, `${name}: ${String(e)} is not a ManifestError`);
+    return e.reason;
+  }
+}
+
+test("manifests.json", () => {
+  const v = load("manifests.json");
+  assert.ok(v.manifests.length > 0);
+  for (const m of v.manifests) {
+    assert.equal(reasonOf(() => checkManifest(JSON.parse(m.json)), m.name), m.reason ?? "", m.name);
+    assert.equal(m.valid, !m.reason);
+  }
+});
+
+test("accepts.json", () => {
+  const v = load("accepts.json");
+  const man = checkManifest(v.manifest);
+  assert.ok(v.accepts.length > 0);
+  for (const a of v.accepts) {
+    assert.equal(reasonOf(() => checkAccept(JSON.parse(a.json), man), a.name), a.reason ?? "", a.name);
+    assert.equal(a.valid, !a.reason);
+  }
+});
+
+test("fold.json", () => {
+  const v = load("fold.json");
+  assert.equal(unicodeVersion, v.unicodeVersion);
+  const lower = new Map<number, number>();
+  for (const p of v.lower as string[]) {
+    const [c, l] = p.split(":").map((h) => parseInt(h, 16));
+    lower.set(c!, l!);
+  }
+  // Every code point, one by one and inside a path.
+  for (let c = 0; c <= 0x10ffff; c++) {
+    if (c >= 0xd800 && c <= 0xdfff) continue;
+    const want = lower.get(c) ?? c;
+    if (lowerCodePoint(c) !== want) assert.fail(`lowerCodePoint(U+${c.toString(16)}) = U+${lowerCodePoint(c).toString(16)}, want U+${want.toString(16)}`);
+  }
+  for (const [c, l] of lower) assert.equal(foldPath(`x/${String.fromCodePoint(c)}.txt`), `x/${String.fromCodePoint(l)}.txt`);
+  assert.equal(foldPath("\u0130STANBUL \u039f\u0394\u039f\u03a3"), "istanbul \u03bf\u03b4\u03bf\u03c3");
+});
+
+test("closes.json", () => {
+  const v = load("closes.json");
+  const lost = closeMessage(1006);
+  const codes = new Set<number>(Object.values(close));
+  for (const c of v.closes) {
+    assert.ok(codes.has(c.code), `close code ${c.code} is not in constants_gen.ts`);
+    assert.notEqual(closeMessage(c.code, c.reason), lost, `close ${c.code} ${c.reason} has no message of its own`);
+  }
+  for (const code of codes) assert.ok(v.closes.some((c: { code: number }) => c.code === code), `the server never closes with ${code}`);
+  // The two 4009 reasons the server sends are told apart, and from others.
+  const reasons = v.closes.filter((c: { code: number }) => c.code === close.forbidden).map((c: { reason: string }) => c.reason);
+  assert.deepEqual(reasons.sort(), [forbidden.network, forbidden.signIn].sort());
+  const msgs = new Set(reasons.map((r: string) => closeMessage(close.forbidden, r)));
+  msgs.add(closeMessage(close.forbidden, "something else"));
+  assert.equal(msgs.size, 3);
 });

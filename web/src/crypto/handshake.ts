@@ -4,13 +4,9 @@
 import { b64urlEncode } from "../protocol/b64";
 import type { Role } from "../protocol/signal";
 import { words } from "./words";
+import { handshakeVersion, maxPlaintext, nonceLen, typeConfirm, typeHello, typeSealed } from "../protocol/constants_gen";
 
-export const typeHello = 0x01;
-export const typeConfirm = 0x02;
-export const typeSealed = 0x03;
-export const handshakeVersion = 1;
-export const nonceLen = 16;
-export const maxPlaintext = 60 << 10;
+export { handshakeVersion, maxPlaintext, nonceLen, typeConfirm, typeHello, typeSealed } from "../protocol/constants_gen";
 const sealedHdr = 9;
 const tagLen = 16;
 

@@ -1,13 +1,13 @@
 // CONTROL messages of the transfer (PROTOCOL.md §4) and the receiver's
 // checks on a manifest before anything is shown or written.
 
-export const protocolVersion = 1;
-export const minChunkSize = 1 << 10;
-export const maxChunkSize = 16 << 20;
-export const maxFiles = 1 << 20;
-export const maxPathLen = 4096;
-export const maxPathElemLen = 255;
-export const maxWindow = 1 << 16;
+import {
+  badReason, deviceNames as deviceNameList, maxChunkSize, maxFiles, maxInteger, maxPathElemLen, maxPathLen, maxWindow,
+  minChunkSize, pathReason, protocolVersion,
+} from "./constants_gen";
+import { foldRuns } from "./fold_gen";
+
+export { maxChunkSize, maxFiles, maxPathElemLen, maxPathLen, maxWindow, minChunkSize, protocolVersion } from "./constants_gen";
 
 export interface FileEntry {
   path: string;
@@ -48,73 +48,95 @@ export type Control =
   | { t: "complete" }
   | { t: "error"; code: string; file?: number; message?: string };
 
-export class ManifestError extends Error {}
+// ManifestError is a manifest or accept this page refuses; reason is one of
+// badReason (or badReason.pathPrefix and a pathReason), the same the Go
+// peer gives (testdata/vectors/manifests.json, accepts.json).
+export class ManifestError extends Error {
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 const enc = new TextEncoder();
 
 // Windows device names are refused everywhere: files received here are
-// often copied to Windows later (same list as the Go receiver).
-const deviceNames = new Set([
-  "CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$",
-  ...Array.from({ length: 9 }, (_, i) => `COM${i + 1}`),
-  ...Array.from({ length: 9 }, (_, i) => `LPT${i + 1}`),
-]);
+// often copied to Windows later.
+const deviceNames = new Set(deviceNameList);
 
 // runeProblem says why code point c may not appear in a file name, or ""
 // (PROTOCOL.md §4.1, the same list as the Go peer's proto.RuneProblem):
 // names are shown before the user accepts them, so nothing may hide or
 // rearrange what they see.
 export function runeProblem(c: number): string {
-  if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return "control character";
-  if (c === 0x5c) return "backslash";
-  if (c === 0x061c || c === 0x200e || c === 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069)) return "bidi control";
+  if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c === 0x2028 || c === 0x2029) return pathReason.control;
+  if (c === 0x5c) return pathReason.backslash;
+  if (c === 0x061c || c === 0x200e || c === 0x200f || (c >= 0x202a && c <= 0x202e) || (c >= 0x2066 && c <= 0x2069)) return pathReason.bidi;
   if (
     c === 0x00ad || c === 0x034f || c === 0x115f || c === 0x1160 || c === 0x17b4 || c === 0x17b5 || c === 0x180e ||
     c === 0x200b || (c >= 0x2060 && c <= 0x2064) || (c >= 0x206a && c <= 0x206f) || c === 0x3164 || c === 0xfeff ||
     c === 0xffa0 || (c >= 0xfff9 && c <= 0xfffb) || (c >= 0xe0000 && c <= 0xe007f)
-  ) return "invisible character";
+  ) return pathReason.invisible;
   return "";
 }
 
 // pathProblem returns why a manifest path is unsafe, or "" if it is fine;
-// the reasons are the Go receiver's (testdata/vectors/paths.json), checked
-// in the same order.
+// the reasons are the Go peer's proto.PathProblem
+// (testdata/vectors/paths.json), checked in the same order.
 export function pathProblem(p: string): string {
-  if (p === "") return "empty";
-  if (enc.encode(p).length > maxPathLen) return "too long";
+  if (p === "") return pathReason.empty;
+  if (enc.encode(p).length > maxPathLen) return pathReason.tooLong;
   for (const ch of p) {
     const c = ch.codePointAt(0)!;
-    if (c >= 0xd800 && c <= 0xdfff) return "not UTF-8";
+    if (c >= 0xd800 && c <= 0xdfff) return pathReason.notUTF8;
   }
-  if (p.startsWith("/")) return "absolute";
+  if (p.startsWith("/")) return pathReason.absolute;
   for (const ch of p) {
     const why = runeProblem(ch.codePointAt(0)!);
     if (why) return why;
   }
   for (const el of p.split("/")) {
-    if (el === "") return "empty element";
-    if (el === "." || el === "..") return "dot element";
-    if (enc.encode(el).length > maxPathElemLen) return "element too long";
-    if (el.length >= 2 && el[1] === ":") return "drive letter";
+    if (el === "") return pathReason.emptyElement;
+    if (el === "." || el === "..") return pathReason.dotElement;
+    if (enc.encode(el).length > maxPathElemLen) return pathReason.elementTooLong;
+    if (el.length >= 2 && el[1] === ":") return pathReason.driveLetter;
   }
   for (const el of p.split("/")) {
     let base = el.toUpperCase();
     const dot = base.indexOf(".");
     if (dot >= 0) base = base.slice(0, dot);
-    if (deviceNames.has(base.replace(/ +$/, ""))) return "device name";
+    if (deviceNames.has(base.replace(/ +$/, ""))) return pathReason.deviceName;
   }
   return "";
 }
 
+// lowerCodePoint is c's simple lowercase mapping from Go's Unicode tables
+// (fold_gen.ts): binary search for the last run starting at or before c.
+export function lowerCodePoint(c: number): number {
+  let lo = 0;
+  let hi = foldRuns.length / 4;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (foldRuns[4 * mid]! <= c) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo === 0) return c;
+  const i = 4 * (lo - 1);
+  const [start, end, step, delta] = [foldRuns[i]!, foldRuns[i + 1]!, foldRuns[i + 2]!, foldRuns[i + 3]!];
+  return c <= end && (c - start) % step === 0 ? c + delta : c;
+}
+
 // foldPath is the key under which two paths count as the same (PROTOCOL.md
-// §4.1): each code point by its simple lowercase mapping, like the Go
-// peer's strings.ToLower. toLowerCase on the whole string would apply the
-// final-sigma rule and turn U+0130 into two code points; on one code point
-// only U+0130 differs from the simple mapping.
+// §4.1): each code point by its simple lowercase mapping, exactly as the
+// Go peer's strings.ToLower. Not toLowerCase: that applies the final-sigma
+// rule, turns U+0130 into two code points, and follows the Unicode version
+// of the browser, which need not be Go's.
 export function foldPath(p: string): string {
   if (/^[\x00-\x7f]*$/.test(p)) return p.toLowerCase();
   let out = "";
-  for (const ch of p) out += ch === "\u0130" ? "i" : ch.toLowerCase();
+  for (const ch of p) out += String.fromCodePoint(lowerCodePoint(ch.codePointAt(0)!));
   return out;
 }
 
@@ -150,33 +172,44 @@ function isUint(v: unknown): v is number {
   return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 }
 
-// checkManifest validates an untrusted manifest (PROTOCOL.md §4.1).
+// absent: JSON null counts as a field left out (PROTOCOL.md §4).
+const absent = (v: unknown): v is undefined | null => v === undefined || v === null;
+
+// checkManifest validates an untrusted manifest (PROTOCOL.md §4.1): the
+// same verdict as the Go peer, and the same reason for a manifest that
+// breaks one rule (testdata/vectors/manifests.json; of several broken
+// rules, Go names a value of the wrong type first).
 export function checkManifest(m: Record<string, unknown>): Manifest {
-  const bad = (why: string): never => {
-    throw new ManifestError(why);
+  const bad = (reason: string, why: string): never => {
+    throw new ManifestError(reason, why);
   };
-  if (m.t !== "manifest") bad("not a manifest");
-  if (m.version !== protocolVersion) bad(`manifest version ${String(m.version)}, this page speaks ${protocolVersion}`);
+  if (m.t !== "manifest") bad(badReason.malformed, "not a manifest");
+  if (!absent(m.agent) && typeof m.agent !== "string") bad(badReason.agent, "the sender's agent is not a string");
+  if (!absent(m.files) && !Array.isArray(m.files)) bad(badReason.malformed, "the file list is not a list");
+  if (m.files !== null && Array.isArray(m.files) && m.files.some((f) => f !== null && (typeof f !== "object" || Array.isArray(f)))) {
+    bad(badReason.malformed, "a file entry is malformed");
+  }
+  if (m.version !== protocolVersion) bad(badReason.version, `manifest version ${String(m.version)}, this page speaks ${protocolVersion}`);
   const cs = m.chunkSize;
-  if (!isUint(cs) || cs < minChunkSize || cs > maxChunkSize) bad("chunk size out of range");
-  const files = m.files;
-  if (!Array.isArray(files) || files.length === 0 || files.length > maxFiles) bad("no files or too many files");
+  if (!isUint(cs) || cs < minChunkSize || cs > maxChunkSize) bad(badReason.chunkSize, "chunk size out of range");
+  const files = (m.files ?? []) as unknown[];
+  if (files.length === 0 || files.length > maxFiles) bad(badReason.fileCount, "no files or too many files");
   const out: FileEntry[] = [];
   const seen = new Set<string>();
   let total = 0;
-  for (const [i, f] of (files as unknown[]).entries()) {
-    if (typeof f !== "object" || f === null) bad(`file ${i} is malformed`);
-    const { path, size, mtime } = f as Record<string, unknown>;
-    if (typeof path !== "string") bad(`file ${i} has no path`);
-    const why = pathProblem(path as string);
-    if (why) bad(`unsafe file name ${showName(path as string)}: ${why}`);
-    if (!isUint(size) || Math.floor(size / (cs as number)) >= 0xffffffff) bad(`file ${i} has a bad size`);
-    if (mtime !== undefined && !isUint(mtime)) bad(`file ${i} has a bad time`);
-    const key = foldPath(path as string);
-    if (seen.has(key)) bad(`duplicate file name ${showName(path as string)}`);
+  for (const [i, f] of files.entries()) {
+    const { path, size, mtime } = (f ?? {}) as Record<string, unknown>;
+    if (!absent(path) && typeof path !== "string") bad(badReason.malformed, `file ${i} has a malformed path`);
+    const p = (path ?? "") as string;
+    const why = pathProblem(p);
+    if (why) bad(badReason.pathPrefix + why, `unsafe file name ${showName(p)}: ${why}`);
+    if (!isUint(size) || size > maxInteger || Math.floor(size / (cs as number)) >= 0xffffffff) bad(badReason.size, `file ${i} has a bad size`);
+    if (!absent(mtime) && !(typeof mtime === "number" && Number.isSafeInteger(mtime))) bad(badReason.mtime, `file ${i} has a bad time`);
+    const key = foldPath(p);
+    if (seen.has(key)) bad(badReason.duplicate, `duplicate file name ${showName(p)}`);
     seen.add(key);
     total += size as number;
-    const e: FileEntry = { path: path as string, size: size as number };
+    const e: FileEntry = { path: p, size: size as number };
     if (mtime) e.mtime = mtime as number;
     out.push(e);
   }
@@ -184,10 +217,10 @@ export function checkManifest(m: Record<string, unknown>): Manifest {
     let p = f.path;
     for (let i = p.lastIndexOf("/"); i >= 0; i = p.lastIndexOf("/")) {
       p = p.slice(0, i);
-      if (seen.has(foldPath(p))) bad(`${showName(p)} is both a file and a folder`);
+      if (seen.has(foldPath(p))) bad(badReason.fileAndFolder, `${showName(p)} is both a file and a folder`);
     }
   }
-  if (!Number.isSafeInteger(total) || m.totalSize !== total) bad("total size does not match the files");
+  if (total > maxInteger || m.totalSize !== total) bad(badReason.totalSize, "total size does not match the files");
   const res: Manifest = { t: "manifest", version: protocolVersion, chunkSize: cs as number, totalSize: total, files: out };
   if (typeof m.agent === "string") res.agent = m.agent;
   return res;
@@ -201,26 +234,35 @@ export function sameManifest(a: Manifest, b: Manifest): boolean {
   });
 }
 
-// checkAccept validates the receiver's answer against a manifest.
+// checkAccept validates the receiver's answer against a manifest: the same
+// verdict and reason as the Go peer (testdata/vectors/accepts.json).
 export function checkAccept(m: Record<string, unknown>, man: Manifest): Accept {
   const w = m.window;
-  if (!isUint(w) || w < 1 || w > maxWindow) throw new ManifestError("accept window out of range");
+  if (!isUint(w) || w < 1 || w > maxWindow) throw new ManifestError(badReason.window, "accept window out of range");
+  const bad = (why: string): never => {
+    throw new ManifestError(badReason.resume, why);
+  };
   const resume: ResumeFile[] = [];
-  if (m.resume !== undefined) {
-    if (!Array.isArray(m.resume)) throw new ManifestError("bad resume list");
+  if (!absent(m.resume)) {
+    if (!Array.isArray(m.resume)) bad("bad resume list");
     for (const r of m.resume as unknown[]) {
-      const { file, have } = (r ?? {}) as Record<string, unknown>;
-      if (!isUint(file) || file >= man.files.length || !Array.isArray(have)) throw new ManifestError("bad resume entry");
-      const n = chunkCount(man.files[file]!.size, man.chunkSize);
+      if (typeof r !== "object" || r === null || Array.isArray(r)) bad("bad resume entry");
+      const { file, have } = r as Record<string, unknown>;
+      if (!isUint(file) || !Array.isArray(have)) bad("bad resume entry");
       const ranges: Range[] = [];
       for (const h of have as unknown[]) {
-        if (!Array.isArray(h) || h.length !== 2 || !isUint(h[0]) || !isUint(h[1]) || h[0] >= h[1] || h[1] > n) {
-          throw new ManifestError("resume range out of bounds");
-        }
-        ranges.push([h[0], h[1]]);
+        const [a, b] = (Array.isArray(h) && h.length === 2 ? h : []) as unknown[];
+        if (!isUint(a) || !isUint(b) || b > 0xffffffff || a >= b) bad("bad resume range");
+        ranges.push([a as number, b as number]);
       }
-      resume.push({ file, have: ranges });
+      resume.push({ file: file as number, have: ranges });
     }
   }
-  return { t: "accept", window: w, resume };
+  // Against the manifest once the message is well formed, as the Go peer does.
+  for (const r of resume) {
+    if (r.file >= man.files.length) bad("resume entry for no file");
+    const n = chunkCount(man.files[r.file]!.size, man.chunkSize);
+    if (r.have.some((h) => h[1] > n)) bad("resume range out of bounds");
+  }
+  return { t: "accept", window: w as number, resume };
 }

@@ -2,18 +2,12 @@
 // All integers are big-endian.
 
 import type { Control } from "./control";
+import { chunkHeaderLen, flagResend, frameAck, frameChunk, frameControl, frameNack, hashLen } from "./constants_gen";
 
-export const frameControl = 0x01;
-export const frameChunk = 0x10;
-export const frameAck = 0x11;
-export const frameNack = 0x12;
-
-export const hashLen = 32;
-export const chunkHeaderLen = 1 + 1 + 4 + 4 + hashLen;
-export const flagResend = 0x01;
-// Browser-bound messages stay within 64 KiB, header included.
-export const browserMaxMessage = 64 << 10;
-export const browserChunkSize = browserMaxMessage - 64;
+// Browser-bound messages stay within browserMaxMessage, header included.
+export {
+  browserChunkSize, browserMaxMessage, chunkHeaderLen, flagResend, frameAck, frameChunk, frameControl, frameNack, hashLen,
+} from "./constants_gen";
 
 export class FrameError extends Error {}
 

@@ -1,8 +1,9 @@
 // Signaling messages between a client and the server (PROTOCOL.md §2) and
 // the sealed peer-to-peer signals (§3.3).
 
-export const subprotocol = "ferry.v1";
-export const signalPath = "/api/v1/signal";
+import { close, forbidden, maxReportNames } from "./constants_gen";
+
+export { close, forbidden, signalPath, subprotocol } from "./constants_gen";
 export const agent = "ferry-web/0.1.0";
 export const features = ["resume"];
 
@@ -35,30 +36,6 @@ export interface Signal {
   gen?: number;
   reason?: string;
 }
-
-export const close = {
-  protocol: 4000,
-  version: 4001,
-  tooLarge: 4002,
-  rateLimited: 4003,
-  notFound: 4004,
-  expired: 4005,
-  used: 4006,
-  wrongKey: 4007,
-  peerGone: 4008,
-  forbidden: 4009,
-  timeout: 4010,
-  canceled: 4011,
-  shutdown: 4012,
-  limit: 4013,
-  replaced: 4014,
-} as const;
-
-// The reasons a 4009 close gives (PROTOCOL.md §2.6).
-export const forbidden = {
-  signIn: "sign-in required",
-  network: "not allowed from this network",
-} as const;
 
 // closeMessage is what a person is told when the server closes the
 // signaling connection with code and reason (PROTOCOL.md §2.6).
@@ -102,7 +79,7 @@ export function closeMessage(code: number, reason = ""): string {
 // reportNames is the list of file names a report may carry when the
 // operator records them: as many as fit in budget bytes of JSON, since
 // a signaling message over 64 KiB would close the connection (4002).
-export function reportNames(paths: string[], budget = 48 << 10): string[] {
+export function reportNames(paths: string[], budget = maxReportNames): string[] {
   const enc = new TextEncoder();
   const out: string[] = [];
   let used = 0;

@@ -1,12 +1,9 @@
 // Tickets and links (PROTOCOL.md §1): "<id>.<secret>", the id chosen by the
 // server, the 128-bit secret by the sender and kept in the URL fragment.
 import { b64urlDecode, b64urlEncode } from "./b64";
+import { idBytes, idLen, receivePath, secretBytes, secretLen } from "./constants_gen";
 
-export const idBytes = 9;
-export const idLen = 12;
-export const secretBytes = 16;
-export const secretLen = 22;
-export const receivePath = "/r";
+export { idBytes, idLen, receivePath, secretBytes, secretLen } from "./constants_gen";
 
 export interface Ticket {
   id: string;

@@ -13,8 +13,7 @@ import type { Progress } from "./progress";
 import type { SinkSpec, FromWorker } from "./worker_api";
 import type { WorkerClient } from "./worker_client";
 import { ChunkSet } from "./chunks";
-
-const maxBadCopies = 8;
+import { ackBatches, inFlightBytes, maxBadCopies, minWindow, receiverIdleMs } from "../protocol/constants_gen";
 
 // Test hook (end-to-end tests): holdNack swallows the next NACK once;
 // idleMs replaces idleMs below.
@@ -29,8 +28,7 @@ interface TestHooks {
 // chunks) would otherwise keep the page waiting for ever. Only time spent
 // waiting for the sender counts: not the person choosing where to save,
 // not chunks still being written here.
-const idleMs = 120_000;
-const inFlightBytes = 16 << 20;
+const idleMs = receiverIdleMs;
 
 // Sink is where the person chose to save; beforeFile prepares what a file
 // needs before its first chunk (a download, for the streaming sink).
@@ -236,8 +234,8 @@ export class Receiver {
         this.dropped += d.indices.length;
       }
     }
-    const window = Math.min(maxWindow, Math.max(8, Math.floor(inFlightBytes / man.chunkSize)));
-    const batch = Math.max(1, Math.floor(window / 8));
+    const window = Math.min(maxWindow, Math.max(minWindow, Math.floor(inFlightBytes / man.chunkSize)));
+    const batch = Math.max(1, Math.floor(window / ackBatches));
     const resume = this.resumeRanges();
     send(encodeControl({ t: "accept", window, ...(resume.length > 0 ? { resume } : {}) }));
     this.live = true;
