@@ -64,9 +64,12 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	bin    string
+	master string // host:port.grpcPort, SeaweedFS's form for weed shell
+	filer  string
+	dir    string
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // Start runs SeaweedFS for the rest of the test and creates Bucket. Outside
@@ -79,7 +82,7 @@ func Start(t testing.TB) *Server {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("SeaweedFS is needed: build it with scripts/weed.sh (run by scripts/deps.sh and `make test`; a few minutes once): %v", err)
 	}
-	s := &Server{dir: t.TempDir(), AccessKey: "ferry" + randHex(6), SecretKey: randHex(20)}
+	s := &Server{bin: bin, dir: t.TempDir(), AccessKey: "ferry" + randHex(6), SecretKey: randHex(20)}
 	if err := s.writeConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,6 +206,8 @@ func (s *Server) start(bin string) error {
 	s.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
 	s.Endpoint = net.JoinHostPort("127.0.0.1", port(6))
+	s.master = "127.0.0.1:" + port(0) + "." + port(1)
+	s.filer = "127.0.0.1:" + port(4) + "." + port(5)
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -211,6 +216,25 @@ func (s *Server) start(bin string) error {
 		return err
 	}
 	return nil
+}
+
+// Shell runs commands in `weed shell` against the server (SeaweedFS's admin
+// commands, such as s3.bucket.quota) and returns what it printed.
+func (s *Server) Shell(ctx context.Context, commands string) (string, error) {
+	cmd := exec.CommandContext(ctx, s.bin, "shell", "-master="+s.master, "-filer="+s.filer)
+	cmd.Stdin = strings.NewReader(commands + "\nexit\n")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// MakeBucket creates another bucket.
+func (s *Server) MakeBucket(ctx context.Context, name string) error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	return c.MakeBucket(ctx, name, minio.MakeBucketOptions{})
 }
 
 // Client returns a minio-go client signed in as the test identity.
