@@ -68,6 +68,7 @@ type Server struct {
 	master string // host:port.grpcPort, SeaweedFS's form for weed shell
 	filer  string
 	dir    string
+	grpc   []int // gRPC ports, which name weed's sockets in /tmp
 	cmd    *exec.Cmd
 	done   chan struct{}
 }
@@ -206,6 +207,7 @@ func (s *Server) start(bin string) error {
 	s.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
 	s.Endpoint = net.JoinHostPort("127.0.0.1", port(6))
+	s.grpc = []int{p[1], p[3], p[5], p[7]}
 	s.master = "127.0.0.1:" + port(0) + "." + port(1)
 	s.filer = "127.0.0.1:" + port(4) + "." + port(5)
 
@@ -299,6 +301,13 @@ func (s *Server) kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
+	// weed also serves gRPC on Unix sockets at fixed paths in /tmp, named
+	// by port (not under -dir); it does not remove them when killed.
+	for _, port := range s.grpc {
+		for _, name := range []string{"master", "volume", "filer", "s3"} {
+			_ = os.Remove(fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", name, port))
+		}
+	}
 }
 
 // Pid is weed's process id, 0 when stopped.
@@ -309,16 +318,6 @@ func (s *Server) Pid() int {
 	return s.cmd.Process.Pid
 }
 
-// Stop terminates weed by pid (SIGTERM, then SIGKILL after 10 s).
-func (s *Server) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-		s.cmd = nil
-	case <-time.After(10 * time.Second):
-		s.kill()
-	}
-}
+// Stop ends weed by pid. SIGKILL at once: its data is a temporary folder,
+// and its graceful shutdown (SIGTERM) takes over 10 s.
+func (s *Server) Stop() { s.kill() }
