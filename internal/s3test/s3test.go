@@ -64,9 +64,13 @@ type Server struct {
 	AccessKey string
 	SecretKey string
 
-	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	bin    string
+	master string // host:port.grpcPort, SeaweedFS's form for weed shell
+	filer  string
+	dir    string
+	grpc   []int // gRPC ports, which name weed's sockets in /tmp
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // Start runs SeaweedFS for the rest of the test and creates Bucket. Outside
@@ -79,7 +83,7 @@ func Start(t testing.TB) *Server {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("SeaweedFS is needed: build it with scripts/weed.sh (run by scripts/deps.sh and `make test`; a few minutes once): %v", err)
 	}
-	s := &Server{dir: t.TempDir(), AccessKey: "ferry" + randHex(6), SecretKey: randHex(20)}
+	s := &Server{bin: bin, dir: t.TempDir(), AccessKey: "ferry" + randHex(6), SecretKey: randHex(20)}
 	if err := s.writeConfig(); err != nil {
 		t.Fatal(err)
 	}
@@ -203,6 +207,9 @@ func (s *Server) start(bin string) error {
 	s.done = make(chan struct{})
 	go func(cmd *exec.Cmd, done chan struct{}) { _ = cmd.Wait(); close(done) }(s.cmd, s.done)
 	s.Endpoint = net.JoinHostPort("127.0.0.1", port(6))
+	s.grpc = []int{p[1], p[3], p[5], p[7]}
+	s.master = "127.0.0.1:" + port(0) + "." + port(1)
+	s.filer = "127.0.0.1:" + port(4) + "." + port(5)
 
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
@@ -211,6 +218,25 @@ func (s *Server) start(bin string) error {
 		return err
 	}
 	return nil
+}
+
+// Shell runs commands in `weed shell` against the server (SeaweedFS's admin
+// commands, such as s3.bucket.quota) and returns what it printed.
+func (s *Server) Shell(ctx context.Context, commands string) (string, error) {
+	cmd := exec.CommandContext(ctx, s.bin, "shell", "-master="+s.master, "-filer="+s.filer)
+	cmd.Stdin = strings.NewReader(commands + "\nexit\n")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// MakeBucket creates another bucket.
+func (s *Server) MakeBucket(ctx context.Context, name string) error {
+	c, err := s.Client()
+	if err != nil {
+		return err
+	}
+	return c.MakeBucket(ctx, name, minio.MakeBucketOptions{})
 }
 
 // Client returns a minio-go client signed in as the test identity.
@@ -275,6 +301,13 @@ func (s *Server) kill() {
 	_ = s.cmd.Process.Kill()
 	<-s.done
 	s.cmd = nil
+	// weed also serves gRPC on Unix sockets at fixed paths in /tmp, named
+	// by port (not under -dir); it does not remove them when killed.
+	for _, port := range s.grpc {
+		for _, name := range []string{"master", "volume", "filer", "s3"} {
+			_ = os.Remove(fmt.Sprintf("/tmp/seaweedfs-%s-grpc-%d.sock", name, port))
+		}
+	}
 }
 
 // Pid is weed's process id, 0 when stopped.
@@ -285,16 +318,6 @@ func (s *Server) Pid() int {
 	return s.cmd.Process.Pid
 }
 
-// Stop terminates weed by pid (SIGTERM, then SIGKILL after 10 s).
-func (s *Server) Stop() {
-	if s.cmd == nil {
-		return
-	}
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.done:
-		s.cmd = nil
-	case <-time.After(10 * time.Second):
-		s.kill()
-	}
-}
+// Stop ends weed by pid. SIGKILL at once: its data is a temporary folder,
+// and its graceful shutdown (SIGTERM) takes over 10 s.
+func (s *Server) Stop() { s.kill() }

@@ -2,7 +2,9 @@ package s3test
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -49,5 +51,10 @@ func TestStart(t *testing.T) {
 	s.Stop()
 	if err := syscall.Kill(pid, 0); err == nil {
 		t.Errorf("weed (pid %d) still runs after Stop", pid)
+	}
+	for _, port := range s.grpc {
+		if left, _ := filepath.Glob(fmt.Sprintf("/tmp/seaweedfs-*-%d.sock", port)); len(left) > 0 {
+			t.Errorf("weed left %q behind", left)
+		}
 	}
 }

@@ -163,15 +163,16 @@ func testRewritePart(t *testing.T, b depot.Blobs) {
 			t.Fatalf("WritePart(%d): %v", n, err)
 		}
 	}
-	a, bb, cc, d := content("a", PartSize), content("b", 5000), content("c", 7000), content("d", PartSize)
+	a, bb, cc, d, e := content("a", PartSize), content("b", 5000), content("c", 7000), content("d", PartSize), content("e", 6000)
 	write(0, a)
 	write(1, bb)
 	write(1, cc) // the last part again, longer
 	write(0, d)  // an earlier part again
+	write(1, e)  // and the last a third time, within the same second
 	if err := b.Complete(c, "re", up, 2); err != nil {
 		t.Fatal(err)
 	}
-	want := slices.Concat(d, cc)
+	want := slices.Concat(d, e)
 	if got := read(t, b, "re", 0, int64(len(want))); !bytes.Equal(got, want) {
 		t.Error("after rewriting parts the object is not the last ones written")
 	}

@@ -11,12 +11,14 @@ package s3blob
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/minio/minio-go/v7"
@@ -225,6 +227,11 @@ func (b *Blobs) WritePart(ctx context.Context, id, upload string, n int, r io.Re
 
 // Complete checks that S3 holds parts 1…parts, all but the last of
 // PartSize bytes, and completes the upload with them.
+//
+// A part written twice is listed twice by some servers (SeaweedFS keeps
+// every upload of a part, with a one-second LastModified); they take every
+// ETag of a part number in the completion and use the newest part that
+// matches one. Servers that replace a part (AWS, MinIO) list it once.
 func (b *Blobs) Complete(ctx context.Context, id, upload string, parts int) error {
 	if err := depot.CheckID(id); err != nil {
 		return err
@@ -236,7 +243,7 @@ func (b *Blobs) Complete(ctx context.Context, id, upload string, parts int) erro
 		return fmt.Errorf("s3blob: complete: %w", depot.ErrNotFound)
 	}
 	key := b.key(id, dataName)
-	done := make([]minio.CompletePart, parts)
+	listed := make([][]minio.ObjectPart, parts)
 	marker := 0
 	for {
 		res, err := b.core.ListObjectParts(ctx, b.bucket, key, upload, marker, 1000)
@@ -244,23 +251,33 @@ func (b *Blobs) Complete(ctx context.Context, id, upload string, parts int) erro
 			return wrap("complete", err)
 		}
 		for _, p := range res.ObjectParts {
-			i := p.PartNumber - 1
-			if i < 0 || i >= parts {
-				continue // a part after the last is left out, and dropped
+			if i := p.PartNumber - 1; i >= 0 && i < parts { // parts after the last are dropped
+				listed[i] = append(listed[i], p)
 			}
-			if p.Size <= 0 || p.Size > depot.PartSize || i < parts-1 && p.Size != depot.PartSize {
-				return fmt.Errorf("s3blob: complete: part %d has %d bytes: %w", i, p.Size, depot.ErrPart)
-			}
-			done[i] = minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag}
 		}
 		if !res.IsTruncated || res.NextPartNumberMarker <= marker {
 			break
 		}
 		marker = res.NextPartNumberMarker
 	}
-	for i, p := range done {
-		if p.PartNumber == 0 {
+	var done []minio.CompletePart
+	for i, ps := range listed {
+		if len(ps) == 0 {
 			return fmt.Errorf("s3blob: complete: part %d of %d missing: %w", i, parts, depot.ErrPart)
+		}
+		// The newest (the larger if LastModified ties) is the one checked.
+		newest := slices.MaxFunc(ps, func(a, b minio.ObjectPart) int {
+			return cmp.Or(a.LastModified.Compare(b.LastModified), cmp.Compare(a.Size, b.Size))
+		})
+		if newest.Size <= 0 || newest.Size > depot.PartSize || i < parts-1 && newest.Size != depot.PartSize {
+			return fmt.Errorf("s3blob: complete: part %d has %d bytes: %w", i, newest.Size, depot.ErrPart)
+		}
+		etags := make(map[string]bool)
+		for _, p := range ps {
+			if !etags[p.ETag] {
+				etags[p.ETag] = true
+				done = append(done, minio.CompletePart{PartNumber: p.PartNumber, ETag: p.ETag})
+			}
 		}
 	}
 	_, err := b.core.CompleteMultipartUpload(ctx, b.bucket, key, upload, done,
@@ -378,7 +395,10 @@ func (b *Blobs) idOf(key string) string {
 }
 
 // List calls fn once with every id that has objects or uploads in progress.
-// Only the ids with uploads in progress are held in memory at once.
+// Objects are listed by key, not by "folder": a server that keeps empty
+// folders (SeaweedFS) would list a deleted id's. The keys of one id are
+// next to each other in the listing, so only the ids with uploads in
+// progress are held in memory.
 func (b *Blobs) List(ctx context.Context, fn func(id string) error) error {
 	ctx, cancel := context.WithCancel(ctx) // stops the listings if fn fails
 	defer cancel()
@@ -391,14 +411,16 @@ func (b *Blobs) List(ctx context.Context, fn func(id string) error) error {
 			uploading[id] = true
 		}
 	}
-	for o := range b.core.Client.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: b.prefix}) {
+	last := ""
+	for o := range b.core.Client.ListObjects(ctx, b.bucket, minio.ListObjectsOptions{Prefix: b.prefix, Recursive: true}) {
 		if o.Err != nil {
 			return wrap("list", o.Err)
 		}
 		id := b.idOf(o.Key)
-		if id == "" {
+		if id == "" || id == last {
 			continue
 		}
+		last = id
 		delete(uploading, id)
 		if err := fn(id); err != nil {
 			return err

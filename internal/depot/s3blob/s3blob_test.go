@@ -2,6 +2,7 @@ package s3blob
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ferrydev/ferry/internal/depot"
 	"github.com/ferrydev/ferry/internal/depot/depottest"
@@ -118,5 +120,82 @@ func TestErrorMapping(t *testing.T) {
 	}
 	if err := wrap("op", minio.ErrorResponse{Code: "InternalError", StatusCode: 500}); errors.Is(err, depot.ErrFull) {
 		t.Errorf("InternalError became ErrFull")
+	}
+}
+
+// SeaweedFS turns a bucket over its quota read-only; the next part is
+// ErrFull, and once space is freed and the quota checked again, it goes in.
+func TestBucketQuotaIsFull(t *testing.T) {
+	s := s3test.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	const bucket = "quota"
+	if err := s.MakeBucket(ctx, bucket); err != nil {
+		t.Fatal(err)
+	}
+	shell := func(cmds string) {
+		t.Helper()
+		if out, err := s.Shell(ctx, cmds); err != nil {
+			t.Fatalf("weed shell %q: %v\n%s", cmds, err, out)
+		}
+	}
+	shell("s3.bucket.quota -name=" + bucket + " -op=set -sizeMB=4")
+	b, err := New(Config{Endpoint: s.Endpoint, Bucket: bucket, AccessKeyID: s.AccessKey, SecretAccessKey: s.SecretKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	part := bytes.Repeat([]byte{1}, depot.PartSize)
+	upload := func(id string) {
+		t.Helper()
+		up, err := b.Begin(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.WritePart(ctx, id, up, 0, bytes.NewReader(part), depot.PartSize); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Complete(ctx, id, up, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	upload("big") // 8 MiB in a bucket of 4
+	up, err := b.Begin(ctx, "next")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The volume server reports sizes in its heartbeats; the quota check
+	// sees them a moment later.
+	for {
+		shell("s3.bucket.quota.enforce -apply")
+		err = b.WritePart(ctx, "next", up, 0, bytes.NewReader(part[:100]), 100)
+		if err != nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-time.After(500 * time.Millisecond): // polling the quota check, bounded by ctx
+		case <-ctx.Done():
+		}
+	}
+	if !errors.Is(err, depot.ErrFull) {
+		t.Fatalf("WritePart in a bucket over quota: %v, want ErrFull", err)
+	}
+	t.Logf("over quota: %v", err)
+	shell("s3.bucket.quota -name=" + bucket + " -op=set -sizeMB=64")
+	for {
+		shell("s3.bucket.quota.enforce -apply")
+		err = b.WritePart(ctx, "next", up, 0, bytes.NewReader(part[:100]), 100)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-time.After(500 * time.Millisecond): // polling the quota check, bounded by ctx
+		case <-ctx.Done():
+		}
+	}
+	if err != nil {
+		t.Fatalf("WritePart once the quota has room: %v", err)
+	}
+	if err := b.Complete(ctx, "next", up, 1); err != nil {
+		t.Fatal(err)
 	}
 }
