@@ -181,7 +181,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", refuse(http.StatusBadRequest, codeBadRequest, "bad size or read token"))
 		return
 	}
-	if s.cfg.MaxSize > 0 && plain > s.cfg.MaxSize {
+	if (s.cfg.MaxSize > 0 && plain > s.cfg.MaxSize) || (s.cfg.MaxParts > 0 && partCount(req.Size) > s.cfg.MaxParts) {
 		s.fail(w, r, "", refuse(http.StatusRequestEntityTooLarge, codeTooLarge, "too large"))
 		return
 	}
@@ -391,8 +391,12 @@ func (s *Service) putManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	if err := s.cfg.Blobs.Complete(ctx, t.ID, t.Upload, t.Parts); err != nil {
-		s.fail(w, r, t.ID, err)
-		return
+		// Completed before a crash that came before SetReady: the upload
+		// handle is gone, and the whole object must be there.
+		if !errors.Is(err, ErrNotFound) || s.whole(ctx, t) != nil {
+			s.fail(w, r, t.ID, err)
+			return
+		}
 	}
 	if err := s.cfg.Blobs.PutManifest(ctx, t.ID, b); err != nil {
 		s.fail(w, r, t.ID, err)
@@ -404,6 +408,17 @@ func (s *Service) putManifest(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Observe(Event{Kind: EventUploaded, ID: t.ID, IP: s.cfg.ClientIP(r), Owner: t.Owner, Bytes: t.Size})
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// whole checks that t's data object is complete: its last byte reads.
+func (s *Service) whole(ctx context.Context, t Transfer) error {
+	rc, err := s.cfg.Blobs.Read(ctx, t.ID, t.Size-1, 1)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = io.ReadFull(rc, make([]byte, 1))
+	return err
 }
 
 func (s *Service) delete(w http.ResponseWriter, r *http.Request) {

@@ -38,6 +38,8 @@ type Config struct {
 	LiveToken func(id string) string
 	// MaxSize bounds a transfer's plaintext size (0: none).
 	MaxSize int64
+	// MaxParts bounds the parts of one data object (S3 allows 10,000; 0: none).
+	MaxParts int
 	// DefaultExpire and MaxExpire: a transfer's lifetime when the sender
 	// asks for none, and the most it may ask for.
 	DefaultExpire, MaxExpire time.Duration

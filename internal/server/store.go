@@ -32,7 +32,9 @@ func (s *Server) setupStore(ctx context.Context) error {
 		return fmt.Errorf("--store-dir: %w", err)
 	}
 	var blobs depot.Blobs
+	maxParts := 0
 	if st.S3.Endpoint != "" {
+		maxParts = 10000 // S3's limit of parts per multipart upload
 		b, err := s3blob.New(s3blob.Config{Endpoint: st.S3.Endpoint, Bucket: st.S3.Bucket, Region: st.S3.Region,
 			Prefix: st.S3.Prefix, TLS: !st.S3.Insecure, CredentialsFile: st.S3.CredentialsFile})
 		if err != nil {
@@ -85,6 +87,7 @@ func (s *Server) setupStore(ctx context.Context) error {
 		},
 		LiveToken:     s.storeToken,
 		MaxSize:       maxSize,
+		MaxParts:      maxParts,
 		DefaultExpire: st.DefaultExpire, MaxExpire: st.MaxExpire,
 		MaxDownloads: st.MaxDownloads, Unlimited: st.Unlimited,
 		Quota:        depot.Quota{PerOwner: int64(st.QuotaPerOwner), Total: int64(st.QuotaTotal)},
