@@ -2,7 +2,6 @@ package s3test
 
 import (
 	"context"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -10,17 +9,6 @@ import (
 
 	"github.com/minio/minio-go/v7"
 )
-
-// scripts/weed.sh builds the version this package looks for.
-func TestVersionMatchesScript(t *testing.T) {
-	b, err := os.ReadFile("../../scripts/weed.sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(b), "\nVERSION="+Version+"\n") {
-		t.Errorf("scripts/weed.sh does not build SeaweedFS %s", Version)
-	}
-}
 
 func TestStart(t *testing.T) {
 	start := time.Now()
