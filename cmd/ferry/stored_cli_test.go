@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -142,6 +141,6 @@ func TestStoredServerKilled(t *testing.T) {
 	killMidway(recv)
 	done := recv.next(t, ctx, "done")
 	if sha(t, src) != sha(t, filepath.Join(out, "big.bin")) || done.Bytes != size {
-		t.Fatal(fmt.Sprintf("the file differs after the server was killed twice (done %+v)", done))
+		t.Fatalf("the file differs after the server was killed twice (done %+v)", done)
 	}
 }
