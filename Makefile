@@ -8,7 +8,7 @@ GOTEST  ?= $(GO) test -count=1 -p 2 -timeout 25m
 # Our Go sources (third_party/ and node_modules/ are others').
 GOSRC    = $$(find . -name '*.go' -not -path './third_party/*' -not -path '*/node_modules/*')
 
-.PHONY: all build test deps web web-check web-test gen-check vet unit third-party-test fuzz bench loadtest clean
+.PHONY: all build test deps web web-check web-test gen-check vet unit third-party-test fuzz bench bench-store loadtest clean
 
 all: build
 
@@ -87,6 +87,13 @@ fuzz:
 
 bench: build
 	bin/ferry bench
+
+# Stored transfers: upload and download through a `ferry serve` child, on
+# disk and on SeaweedFS (built once by scripts/weed.sh), next to a plain S3
+# client; the server's RSS with three downloads at once. Not part of `test`.
+bench-store: build
+	scripts/weed.sh >/dev/null
+	bin/ferry bench --store $(BENCHFLAGS)
 
 # Signaling load test, verbose: 5 000 concurrent WebSockets (2 500 pairs)
 # against one `ferry serve` process, with the memory store and with Redis.

@@ -4,7 +4,7 @@
 # `go install module@version` refuses this module (its go.mod has replace
 # directives), so the module is downloaded and built in a writable copy.
 # About 4 minutes on two cores, a ~230 MB binary; reused when present.
-# internal/s3test finds the binary at the same path (keep them in step).
+# internal/weed finds the binary at the same path (keep them in step).
 set -euo pipefail
 
 VERSION=v0.0.0-20261109003541-7506e5f91cd6

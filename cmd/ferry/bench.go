@@ -21,7 +21,8 @@ import (
 )
 
 // runBench measures a real transfer between two ferry processes on
-// loopback: throughput, CPU seconds per GB and peak RSS of each side.
+// loopback: throughput, CPU seconds per GB and peak RSS of each side. With
+// --store, it measures stored transfers instead (benchstore.go).
 func runBench(ctx context.Context, args []string, io stdio) error {
 	size := config.Bytes(1 << 30)
 	var runs int
@@ -35,8 +36,13 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	fs.StringVar(&file, "file", "", "send this file instead of a random one")
 	fs.BoolVar(&keep, "keep", false, "keep the temporary files and the peers' logs (runN.sender.log, runN.receiver.log)")
 	fs.Var(&extra, "peer-flags", "extra flags for both peers, comma-separated (e.g. --log-level=debug)")
+	var sf storeBenchFlags
+	sf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if sf.store && (relay || len(extra) > 0) {
+		return errors.New("--relay and --peer-flags are for live transfers; they do not go with --store")
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -55,6 +61,9 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 		if err := writeRandom(file, int64(size)); err != nil {
 			return err
 		}
+	}
+	if sf.store {
+		return runStoreBench(ctx, sf, self, tmp, file, runs, io)
 	}
 	fi, err := os.Stat(file)
 	if err != nil {
@@ -103,6 +112,23 @@ func runBench(ctx context.Context, args []string, io stdio) error {
 	fmt.Fprintf(io.out, "  sender       %8.2f CPU-s/GB   peak RSS %6.1f MB\n", m.send.cpu.Seconds()/m.gb(), float64(m.send.rss)/1e6)
 	fmt.Fprintf(io.out, "  receiver     %8.2f CPU-s/GB   peak RSS %6.1f MB\n", m.recv.cpu.Seconds()/m.gb(), float64(m.recv.rss)/1e6)
 	return nil
+}
+
+// storeBenchFlags are bench's flags for stored transfers.
+type storeBenchFlags struct {
+	store      bool
+	s3Endpoint string
+	s3Bucket   string
+	s3Insecure bool
+	seaweedfs  bool
+}
+
+func (f *storeBenchFlags) register(fs flagSet) {
+	fs.BoolVar(&f.store, "store", false, "measure stored transfers instead: upload and download through a `ferry serve` child, on disk and on S3")
+	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "with --store: S3 endpoint (host:port) to measure too, credentials from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (default: a SeaweedFS the bench starts, if scripts/weed.sh built it)")
+	fs.StringVar(&f.s3Bucket, "s3-bucket", "", "with --s3-endpoint: the bucket (the bench writes under bench-<random>/ and removes what it wrote)")
+	fs.BoolVar(&f.s3Insecure, "s3-insecure", false, "with --s3-endpoint: plain HTTP")
+	fs.BoolVar(&f.seaweedfs, "seaweedfs", true, "with --store and no --s3-endpoint: start SeaweedFS for the S3 figures if scripts/weed.sh built it")
 }
 
 func writeRandom(path string, n int64) error {
