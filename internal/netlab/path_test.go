@@ -175,3 +175,38 @@ func sendUDP(t *testing.T, ctx context.Context, p *netlab.Path, n int) (received
 	}
 	return r.received, r.late, ab
 }
+
+// ferry moves a file Go → Go over a long and a lossy path intact. The
+// time bound is generous (a loaded two-core machine): this checks that
+// transfers finish on such paths, not how fast (that is the path
+// benchmark's job).
+func TestFerryOverPath(t *testing.T) {
+	for _, c := range []struct {
+		spec netlab.PathSpec
+		size int64
+	}{
+		{netlab.Path30msLoss1, 4 << 20},
+		{netlab.Path100ms, 8 << 20},
+	} {
+		t.Run(c.spec.Name, func(t *testing.T) {
+			l := netlab.New(t)
+			p := l.Path(c.spec, emuBin)
+			srv := p.Serve(ferryBin)
+			file, sum, err := netlab.RandomFile(t.TempDir(), "payload.bin", c.size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			tr := l.StartTransfer(ctx, netlab.TransferSpec{Bin: ferryBin, Server: srv.URL, From: p.A, To: p.B, File: file, Sum: sum})
+			res, err := tr.Finish(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Path != "direct" {
+				t.Errorf("path %q, want direct", res.Path)
+			}
+			t.Logf("%s: %d MiB in %v (%.2f MB/s), %d reconnects", c.spec.Name, c.size>>20, res.Elapsed.Round(time.Millisecond), res.MBps, res.Reconnecting)
+		})
+	}
+}
