@@ -16,7 +16,7 @@ import (
 const (
 	nfnlSubsysQueue = 3
 
-	msgPacket       = nfnlSubsysQueue<<8 | 0 // NFQNL_MSG_PACKET
+	msgPacket       = nfnlSubsysQueue << 8   // NFQNL_MSG_PACKET (0)
 	msgVerdict      = nfnlSubsysQueue<<8 | 1 // NFQNL_MSG_VERDICT
 	msgConfig       = nfnlSubsysQueue<<8 | 2 // NFQNL_MSG_CONFIG
 	msgVerdictBatch = nfnlSubsysQueue<<8 | 3 // NFQNL_MSG_VERDICT_BATCH
