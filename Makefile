@@ -8,7 +8,7 @@ GOTEST  ?= $(GO) test -count=1 -p 2 -timeout 25m
 # Our Go sources (third_party/ and node_modules/ are others').
 GOSRC    = $$(find . -name '*.go' -not -path './third_party/*' -not -path '*/node_modules/*')
 
-.PHONY: all build test deps web web-check web-test gen-check vet unit third-party-test fuzz bench bench-store loadtest clean
+.PHONY: all build test deps web web-check web-test gen-check vet unit third-party-test fuzz bench bench-store bench-paths loadtest clean
 
 all: build
 
@@ -103,3 +103,10 @@ loadtest:
 
 clean:
 	rm -rf bin
+
+# The path benchmark (issue 13): iperf3, croc and ferry side by side on
+# emulated paths (internal/netlab BenchmarkPaths; root, as `make test`).
+# Not part of `test`. Choose with NETLAB_BENCH_PATHS, _MIB, _RUNS, _TOOLS.
+bench-paths: export FERRY_TEST_HEAVY = 1
+bench-paths: deps
+	$(GO) test -count=1 -timeout 90m -run '^$$' -bench '^BenchmarkPaths$$' -benchtime 1x ./internal/netlab

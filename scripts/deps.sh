@@ -18,6 +18,9 @@ need ip iproute2
 need node nodejs
 need npm npm
 need zbarimg zbar-tools
+# The path lab checks its emulator with ping; the path bench's TCP ceiling is iperf3.
+need ping iputils-ping
+need iperf3 iperf3
 
 if [ ${#pkgs[@]} -eq 0 ]; then
 	exit 0

@@ -28,10 +28,20 @@ var ErrPeer = errors.New("netlab: ferry peer failed")
 // Build compiles the ferry command into dir and returns the binary's path.
 // It runs from within the module, so any package directory will do.
 func Build(dir string) (string, error) {
-	bin := filepath.Join(dir, "ferry")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/ferrydev/ferry/cmd/ferry")
+	return goBuild(dir, "ferry", "github.com/ferrydev/ferry/cmd/ferry")
+}
+
+// BuildEmulator compiles the path emulator (package pathemu's command)
+// into dir and returns the binary's path.
+func BuildEmulator(dir string) (string, error) {
+	return goBuild(dir, "pathemu", "github.com/ferrydev/ferry/internal/netlab/pathemu/cmd/pathemu")
+}
+
+func goBuild(dir, name, pkg string) (string, error) {
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ferry: %v: %s", err, out)
+		return "", fmt.Errorf("go build %s: %v: %s", name, err, out)
 	}
 	return bin, nil
 }
@@ -54,13 +64,19 @@ type Server struct {
 // TURN on TURNPort unless args set --turn-listen) with a known TURN secret
 // and waits until it listens. args come last and so override the defaults.
 func (in *Internet) Serve(bin string, args ...string) *Server {
-	t := in.Lab.t
+	in.Lab.t.Helper()
+	return serve(in.Pub, ServerIP, bin, args...)
+}
+
+// serve starts `ferry serve` on ip in namespace ns.
+func serve(ns *NS, ip, bin string, args ...string) *Server {
+	t := ns.lab.t
 	t.Helper()
 	secret := randomHex(16)
 	argv := []string{bin, "serve",
-		"--addr", fmt.Sprintf("%s:%d", ServerIP, HTTPPort),
-		"--turn-listen", fmt.Sprintf("%s:%d", ServerIP, TURNPort),
-		"--turn-relay-ip", ServerIP,
+		"--addr", fmt.Sprintf("%s:%d", ip, HTTPPort),
+		"--turn-listen", fmt.Sprintf("%s:%d", ip, TURNPort),
+		"--turn-relay-ip", ip,
 		"--turn-secret", secret,
 		"--log-level", "debug",
 	}
@@ -70,14 +86,14 @@ func (in *Internet) Serve(bin string, args ...string) *Server {
 		}
 	}
 	argv = append(argv, args...)
-	p := in.Pub.Start("ferry serve", Env(t.TempDir()), argv...)
+	p := ns.Start("ferry serve", Env(t.TempDir()), argv...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The listeners are bound before this line is logged.
 	if _, _, err := p.Stderr.Wait(ctx, 0, func(s string) bool { return strings.Contains(s, `msg="ferry serving"`) }); err != nil {
 		t.Fatalf("netlab: ferry serve did not start: %v\n%s", err, p.Describe())
 	}
-	return &Server{Proc: p, URL: fmt.Sprintf("http://%s:%d", ServerIP, HTTPPort), Secret: secret}
+	return &Server{Proc: p, URL: fmt.Sprintf("http://%s:%d", ip, HTTPPort), Secret: secret}
 }
 
 // Event is one --json line of `ferry send` or `ferry receive`.

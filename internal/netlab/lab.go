@@ -10,8 +10,13 @@
 //
 // The lab needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN for setns) and the ip,
 // iptables and tc commands (Debian: iproute2, iptables); the tests also use
-// coturn (turnserver, turnutils_uclient, turnutils_peer) and chromium. All
-// come from scripts/deps.sh. Without root the tests fail, never skip.
+// coturn (turnserver, turnutils_uclient, turnutils_peer), chromium and
+// ping, and the path benchmark iperf3. All come from scripts/deps.sh.
+//
+// Two kinds of network: Internet (homes behind NAT routers on a public
+// segment) and Path (two hosts through a router that adds the latency,
+// loss, reordering and rate limit of a real path, with the path emulator
+// of package pathemu, as the kernel has no sch_netem). Without root the tests fail, never skip.
 //
 // Environment for the tests: FERRY_NETLAB_BIN runs them against a built
 // ferry binary instead of building one; NETLAB_LOGS=DIR keeps the output of

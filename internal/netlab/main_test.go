@@ -9,9 +9,10 @@ import (
 	"github.com/ferrydev/ferry/internal/testenv"
 )
 
-// ferryBin is the ferry binary built once for the whole run (by TestMain,
-// before any test starts; read-only afterwards).
-var ferryBin string
+// ferryBin is the ferry binary and emuBin the path emulator, built once
+// for the whole run (by TestMain, before any test starts; read-only
+// afterwards).
+var ferryBin, emuBin string
 
 func TestMain(m *testing.M) {
 	if !testenv.HeavyEnabled() {
@@ -26,6 +27,9 @@ func TestMain(m *testing.M) {
 	// bin/ferry from `make build`) instead of building one.
 	if ferryBin = os.Getenv("FERRY_NETLAB_BIN"); ferryBin == "" {
 		ferryBin, err = netlab.Build(dir)
+	}
+	if err == nil {
+		emuBin, err = netlab.BuildEmulator(dir)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

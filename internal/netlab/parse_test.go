@@ -1,6 +1,9 @@
 package netlab
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestParseUclient(t *testing.T) {
 	out := `0: : IPv4. Received relay addr: 198.18.0.1:50983
@@ -51,5 +54,34 @@ func TestCreator(t *testing.T) {
 		if got, _ := creator(name); got != want {
 			t.Errorf("creator(%q) = %d, want %d", name, got, want)
 		}
+	}
+}
+
+func TestParsePing(t *testing.T) {
+	out := `PING 198.18.2.2 (198.18.2.2) 56(84) bytes of data.
+
+--- 198.18.2.2 ping statistics ---
+1000 packets transmitted, 975 received, 2.5% packet loss, time 8023ms
+rtt min/avg/max/mdev = 29.433/30.887/33.835/0.516 ms, pipe 5
+`
+	p, err := ParsePing(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Sent != 1000 || p.Received != 975 || p.Min != 29433*time.Microsecond || p.Avg != 30887*time.Microsecond || p.Max != 33835*time.Microsecond {
+		t.Fatalf("%+v", p)
+	}
+	if l := p.Loss(); l < 0.0249 || l > 0.0251 {
+		t.Fatalf("loss %v", l)
+	}
+	if _, err := ParsePing("ping: connect: Network is unreachable\n"); err == nil {
+		t.Fatal("no summary parsed")
+	}
+}
+
+func TestParseQueueDrops(t *testing.T) {
+	out := "    0  10619     3 1     0     7     2  1454408  1\n    1  10619     0 1     0     0     1    47442  1\n"
+	if n := parseQueueDrops(out); n != 10 {
+		t.Fatalf("%d", n)
 	}
 }

@@ -195,3 +195,23 @@ func (p *Proc) Describe() string {
 	}
 	return fmt.Sprintf("%s in %s, pid %d, %s; stderr:\n%s\nstdout:\n%s", p.Name, p.ns.Role, p.Pid(), state, p.Stderr.Tail(60), p.Stdout.Tail(60))
 }
+
+// Usage is the CPU time (user and system) and the peak resident set size
+// of the process, once it has exited (ok is false before). `ip netns
+// exec` execs the program, so they are the program's own.
+func (p *Proc) Usage() (cpu time.Duration, maxRSS int64, ok bool) {
+	select {
+	case <-p.done:
+	default:
+		return 0, 0, false
+	}
+	st := p.cmd.ProcessState
+	if st == nil {
+		return 0, 0, false
+	}
+	ru, isRU := st.SysUsage().(*syscall.Rusage)
+	if !isRU {
+		return st.UserTime() + st.SystemTime(), 0, true
+	}
+	return st.UserTime() + st.SystemTime(), ru.Maxrss << 10, true // ru_maxrss is in KiB
+}

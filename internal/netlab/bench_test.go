@@ -1,0 +1,351 @@
+package netlab_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/netlab"
+)
+
+// crocModule is croc, the anchor the path benchmark compares ferry with:
+// built from its module at a pinned version (the newest the module proxy
+// here serves) into a cache folder, never in `make test`.
+const crocModule = "github.com/schollz/croc/v10@v10.7.0"
+
+// BenchmarkPaths measures, on each emulated path and in the same run, one
+// iperf3 TCP flow (the ceiling), croc through its relay, and ferry Go → Go
+// direct and through its bundled TURN relay: MB/s of the data phase, CPU
+// seconds per GB and peak RSS of each side, medians of several runs, and
+// ferry's ratio to croc and to iperf3. It is a benchmark, not a test: it
+// asserts nothing and is not part of `make test`. Run it with
+// `make bench-paths`, or:
+//
+//	FERRY_TEST_HEAVY=1 go test ./internal/netlab -run '^$' -bench Paths -benchtime 1x -timeout 60m
+//
+// Environment: NETLAB_BENCH_PATHS (comma-separated names from
+// netlab.StandardPaths, default "lan,30ms,30ms-loss0.2"), NETLAB_BENCH_MIB
+// (file size, default 64), NETLAB_BENCH_RUNS (default 3),
+// NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay").
+func BenchmarkPaths(b *testing.B) {
+	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
+	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
+	mib, err := strconv.Atoi(benchEnv("NETLAB_BENCH_MIB", "64")[0])
+	if err != nil || mib <= 0 {
+		b.Fatalf("NETLAB_BENCH_MIB: %v", err)
+	}
+	runs, err := strconv.Atoi(benchEnv("NETLAB_BENCH_RUNS", "3")[0])
+	if err != nil || runs <= 0 {
+		b.Fatalf("NETLAB_BENCH_RUNS: %v", err)
+	}
+	byName := map[string]netlab.PathSpec{}
+	for _, s := range netlab.StandardPaths() {
+		byName[s.Name] = s
+	}
+	var crocBin string
+	if slices.Contains(tools, "croc") {
+		crocBin = buildCroc(b)
+	}
+	for _, name := range paths {
+		spec, ok := byName[name]
+		if !ok {
+			b.Fatalf("no path %q", name)
+		}
+		b.Run(name, func(b *testing.B) {
+			bp := newBenchPath(b, spec, crocBin, int64(mib)<<20)
+			res := map[string][]measure{}
+			for run := range runs {
+				for _, tool := range tools {
+					m, err := bp.measure(tool)
+					if err != nil {
+						b.Fatalf("%s run %d: %v", tool, run+1, err)
+					}
+					res[tool] = append(res[tool], m)
+				}
+			}
+			fmt.Print(table(spec, mib, runs, tools, res))
+		})
+	}
+}
+
+func benchEnv(key, def string) []string {
+	v := os.Getenv(key)
+	if v == "" {
+		v = def
+	}
+	return strings.Split(v, ",")
+}
+
+// buildCroc builds croc into the user's cache folder once per version.
+func buildCroc(b *testing.B) string {
+	b.Helper()
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, version, _ := strings.Cut(crocModule, "@")
+	dir := filepath.Join(cache, "ferry-bench", "croc-"+version)
+	bin := filepath.Join(dir, "croc")
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	cmd := exec.Command("go", "install", crocModule)
+	cmd.Env = append(os.Environ(), "GOBIN="+dir, "GOFLAGS=-mod=mod")
+	cmd.Dir = os.TempDir() // outside our module: croc's own go.mod decides
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go install %s: %v\n%s", crocModule, err, out)
+	}
+	return bin
+}
+
+// measure is one transfer.
+type measure struct {
+	mbps             float64 // MB (10^6 bytes) per second of the data phase
+	sendCPU, recvCPU time.Duration
+	sendRSS, recvRSS int64
+}
+
+// benchPath is one path with its servers: ferry serve (signaling and TURN)
+// and croc's relay on S.
+type benchPath struct {
+	b    *testing.B
+	lab  *netlab.Lab
+	path *netlab.Path
+	srv  *netlab.Server
+	croc string
+	file string
+	sum  [32]byte
+	size int64
+	seq  int
+}
+
+func newBenchPath(b *testing.B, spec netlab.PathSpec, croc string, size int64) *benchPath {
+	b.Helper()
+	l := netlab.New(b)
+	p := l.Path(spec, emuBin)
+	bp := &benchPath{b: b, lab: l, path: p, croc: croc, size: size}
+	// Quiet: debug logging costs the relay CPU the transfer should get.
+	bp.srv = p.Serve(ferryBin, "--log-level", "info")
+	var err error
+	if bp.file, bp.sum, err = netlab.RandomFile(b.TempDir(), "payload.bin", size); err != nil {
+		b.Fatal(err)
+	}
+	if croc != "" {
+		relay := p.S.Start("croc relay", netlab.Env(b.TempDir()), croc, "relay", "--host", p.SIP)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		// It logs "starting TCP server on ..." for each of its 5 ports.
+		if err := waitOutput(ctx, relay, "9013"); err != nil {
+			b.Fatalf("croc relay: %v\n%s", err, relay.Describe())
+		}
+	}
+	return bp
+}
+
+func (bp *benchPath) measure(tool string) (measure, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	bp.seq++
+	switch tool {
+	case "iperf3":
+		return bp.iperf(ctx)
+	case "croc":
+		return bp.crocRun(ctx)
+	case "ferry":
+		return bp.ferry(ctx, false)
+	case "ferry-relay":
+		return bp.ferry(ctx, true)
+	}
+	return measure{}, fmt.Errorf("unknown tool %q", tool)
+}
+
+// waitOutput waits until p prints a line containing substr, on stdout or
+// stderr (croc writes some of its messages to one, some to the other).
+func waitOutput(ctx context.Context, p *netlab.Proc, substr string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	for _, l := range []*netlab.Lines{p.Stdout, p.Stderr} {
+		go func() {
+			_, _, err := l.Wait(ctx, 0, func(s string) bool { return strings.Contains(s, substr) })
+			errc <- err
+		}()
+	}
+	err := <-errc
+	if err == nil {
+		return nil
+	}
+	return <-errc // the other stream's answer
+}
+
+// usage fills in both sides' CPU time and peak RSS.
+func usage(m *measure, send, recv *netlab.Proc) {
+	m.sendCPU, m.sendRSS, _ = send.Usage()
+	m.recvCPU, m.recvRSS, _ = recv.Usage()
+}
+
+func (bp *benchPath) iperf(ctx context.Context) (measure, error) {
+	p := bp.path
+	port := strconv.Itoa(5200 + bp.seq)
+	srv := p.B.Start("iperf3 server", netlab.Env(bp.b.TempDir()), "iperf3", "-s", "-1", "--forceflush", "-B", p.BIP, "-p", port)
+	if _, _, err := srv.Stdout.Wait(ctx, 0, func(s string) bool { return strings.Contains(s, "Server listening") }); err != nil {
+		return measure{}, fmt.Errorf("iperf3 server: %w\n%s", err, srv.Describe())
+	}
+	cli := p.A.Start("iperf3 client", netlab.Env(bp.b.TempDir()), "iperf3", "-c", p.BIP, "-p", port, "-n", strconv.FormatInt(bp.size, 10), "-J")
+	if err := cli.Wait(ctx); err != nil {
+		return measure{}, fmt.Errorf("iperf3 client: %w\n%s", err, cli.Describe())
+	}
+	if err := srv.Wait(ctx); err != nil {
+		return measure{}, fmt.Errorf("iperf3 server: %w\n%s", err, srv.Describe())
+	}
+	var out struct {
+		End struct {
+			SumReceived struct {
+				Bytes   float64 `json:"bytes"`
+				Seconds float64 `json:"seconds"`
+			} `json:"sum_received"`
+		} `json:"end"`
+	}
+	if err := json.Unmarshal([]byte(strings.Join(cli.Stdout.All(), "\n")), &out); err != nil || out.End.SumReceived.Seconds == 0 {
+		return measure{}, fmt.Errorf("iperf3 output: %v\n%s", err, cli.Describe())
+	}
+	m := measure{mbps: out.End.SumReceived.Bytes / 1e6 / out.End.SumReceived.Seconds}
+	usage(&m, cli, srv)
+	return m, nil
+}
+
+// crocRun sends the file with croc through its relay on S. The data phase
+// runs from the receiver's "Receiving (<-" line (keys agreed, first data
+// on its way) to its exit (after it checked the hash).
+func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
+	p := bp.path
+	code := fmt.Sprintf("ferrybench-%d-%d", os.Getpid(), bp.seq)
+	relay := p.SIP + ":9009"
+	home := bp.b.TempDir()
+	send := p.A.Start("croc send", netlab.Env(home, "CROC_SECRET="+code), bp.croc, "--yes", "--relay", relay, "send", "--no-local", bp.file)
+	// The sender has registered with the relay once it prints the code.
+	if err := waitOutput(ctx, send, "Code is"); err != nil {
+		return measure{}, fmt.Errorf("croc send: %w\n%s", err, send.Describe())
+	}
+	out := bp.b.TempDir()
+	defer os.RemoveAll(out)
+	recv := p.B.Start("croc receive", netlab.Env(home, "CROC_SECRET="+code), bp.croc, "--yes", "--overwrite", "--relay", relay, "--out", out)
+	var start time.Time
+	started := make(chan struct{})
+	go func() {
+		defer close(started)
+		if waitOutput(ctx, recv, "Receiving (<-") == nil {
+			start = time.Now()
+		}
+	}()
+	if err := recv.Wait(ctx); err != nil {
+		return measure{}, fmt.Errorf("croc receive: %w\n%s", err, recv.Describe())
+	}
+	end := time.Now()
+	<-started
+	if err := send.Wait(ctx); err != nil {
+		return measure{}, fmt.Errorf("croc send: %w\n%s", err, send.Describe())
+	}
+	if start.IsZero() {
+		return measure{}, errors.New("croc receive never said it was receiving\n" + recv.Describe())
+	}
+	got, err := netlab.FileSum(filepath.Join(out, filepath.Base(bp.file)))
+	if err != nil || got != bp.sum {
+		return measure{}, fmt.Errorf("croc's received file differs (%v)", err)
+	}
+	m := measure{mbps: float64(bp.size) / 1e6 / end.Sub(start).Seconds()}
+	usage(&m, send, recv)
+	return m, nil
+}
+
+func (bp *benchPath) ferry(ctx context.Context, relay bool) (measure, error) {
+	p := bp.path
+	spec := netlab.TransferSpec{Bin: ferryBin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum}
+	want := "direct"
+	if relay {
+		spec.SendArgs = []string{"--relay-only"}
+		spec.RecvArgs = []string{"--relay-only"}
+		want = "relay"
+	}
+	tr := bp.lab.StartTransfer(ctx, spec)
+	defer os.RemoveAll(tr.Out)
+	res, err := tr.Finish(ctx)
+	if err != nil {
+		return measure{}, err
+	}
+	if res.Path != want {
+		return measure{}, fmt.Errorf("path %q, want %q", res.Path, want)
+	}
+	m := measure{mbps: res.MBps}
+	usage(&m, tr.Sender, tr.Receiver)
+	return m, nil
+}
+
+func median[T int64 | float64 | time.Duration](xs []T) T {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// table prints one path's results.
+func table(spec netlab.PathSpec, mib, runs int, tools []string, res map[string][]measure) string {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "\n## path %s: %v RTT, %.1f%% loss each way, %d Mbit/s (0: no limit), %d MiB, median of %d runs\n",
+		spec.Name, spec.RTT, 100*spec.Loss, spec.RateMbit, mib, runs)
+	fmt.Fprintf(&sb, "| %-11s | %8s | %-21s | %9s | %9s | %8s | %8s | %7s | %7s |\n",
+		"tool", "MB/s", "runs", "send s/GB", "recv s/GB", "send MiB", "recv MiB", "x croc", "x iperf")
+	med := func(tool string) (float64, bool) {
+		ms := res[tool]
+		if len(ms) == 0 {
+			return 0, false
+		}
+		var v []float64
+		for _, m := range ms {
+			v = append(v, m.mbps)
+		}
+		return median(v), true
+	}
+	croc, hasCroc := med("croc")
+	iperf, hasIperf := med("iperf3")
+	gb := float64(int64(mib)<<20) / 1e9
+	for _, tool := range tools {
+		ms := res[tool]
+		if len(ms) == 0 {
+			continue
+		}
+		var mbps []float64
+		var scpu, rcpu []float64
+		var srss, rrss []int64
+		var each []string
+		for _, m := range ms {
+			mbps = append(mbps, m.mbps)
+			each = append(each, fmt.Sprintf("%.1f", m.mbps))
+			scpu = append(scpu, m.sendCPU.Seconds()/gb)
+			rcpu = append(rcpu, m.recvCPU.Seconds()/gb)
+			srss = append(srss, m.sendRSS>>20)
+			rrss = append(rrss, m.recvRSS>>20)
+		}
+		v := median(mbps)
+		ratio := func(ok bool, base float64) string {
+			if !ok || base == 0 {
+				return "-"
+			}
+			return fmt.Sprintf("%.2f", v/base)
+		}
+		fmt.Fprintf(&sb, "| %-11s | %8.1f | %-21s | %9.1f | %9.1f | %8d | %8d | %7s | %7s |\n",
+			tool, v, strings.Join(each, " "), median(scpu), median(rcpu), median(srss), median(rrss), ratio(hasCroc, croc), ratio(hasIperf, iperf))
+	}
+	return sb.String()
+}
