@@ -298,10 +298,10 @@ func (s *Service) reader(r *http.Request) (Transfer, error) {
 // available says whether a receiver may fetch t now.
 func (s *Service) available(t Transfer) error {
 	switch {
-	case !s.now().Before(t.Expires):
-		return refuse(http.StatusGone, codeExpired, "expired")
 	case t.Limit > 0 && t.Used >= t.Limit:
 		return ErrUsedUp
+	case !s.now().Before(t.Expires) || t.State == Gone:
+		return refuse(http.StatusGone, codeExpired, "expired")
 	case t.State != Ready:
 		return refuse(http.StatusConflict, codeNotReady, "still uploading")
 	}

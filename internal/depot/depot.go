@@ -64,6 +64,9 @@ type State string
 const (
 	Uploading State = "uploading"
 	Ready     State = "ready"
+	// Gone: removed (expired, used up, or its upload not finished in time);
+	// the record stays a while so that receivers learn why.
+	Gone State = "gone"
 )
 
 // Transfer is what the server knows about one stored transfer.
@@ -106,7 +109,14 @@ type Meta interface {
 	// CountDownload adds one verified download, unless Limit is reached
 	// (ErrUsedUp); it returns Used after the call.
 	CountDownload(ctx context.Context, id string) (int, error)
-	// Delete removes the record; removing what is not there is not an error.
+	// SetGone marks a transfer removed: its blobs are gone, its Size no
+	// longer counts toward any quota (freed exactly once, atomically), and
+	// Get still returns it, State Gone and every other field kept, until
+	// Delete. From Uploading or Ready; Gone again changes nothing.
+	// AddPart, SetReady and CountDownload on a Gone record are ErrState.
+	SetGone(ctx context.Context, id string) error
+	// Delete removes the record; removing what is not there is not an
+	// error. A Gone record's usage was freed by SetGone: nothing more is.
 	Delete(ctx context.Context, id string) error
 	// List calls fn with every record.
 	List(ctx context.Context, fn func(Transfer) error) error

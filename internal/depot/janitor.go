@@ -4,24 +4,37 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"time"
 )
 
+// tombstone is how long a removed transfer's record stays after its
+// expiry, so that its receivers learn why the link no longer works.
+const tombstone = 24 * time.Hour
+
 // Janitor removes, once, every transfer that expired, was used up or was
-// not uploaded in time, from
-// the blobs first and then from the metadata, and blobs the metadata does
-// not know (left by a crash between the two steps of creating one).
+// not uploaded in time: its blobs go, and its record turns Gone (its bytes
+// free for quotas) until a day after its expiry. It also removes blobs the
+// metadata does not know (left by a crash between the two steps of creating
+// a transfer).
 func (s *Service) Janitor(ctx context.Context) {
 	now := s.now()
-	var gone []Transfer
+	var gone, dead []Transfer
 	var n int
 	var bytes int64
 	err := s.cfg.Meta.List(ctx, func(t Transfer) error {
+		switch {
+		case t.State == Gone:
+			if !now.Before(t.Expires.Add(tombstone)) {
+				dead = append(dead, t)
+			}
+			return nil
+		case !now.Before(t.Expires) || (t.Limit > 0 && t.Used >= t.Limit) ||
+			(t.State == Uploading && !now.Before(t.Created.Add(s.cfg.UploadWithin))):
+			gone = append(gone, t)
+			return nil
+		}
 		n++
 		bytes += t.Size
-		if !now.Before(t.Expires) || (t.Limit > 0 && t.Used >= t.Limit) ||
-			(t.State == Uploading && !now.Before(t.Created.Add(s.cfg.UploadWithin))) {
-			gone = append(gone, t)
-		}
 		return nil
 	})
 	if err != nil && ctx.Err() == nil {
@@ -37,7 +50,7 @@ func (s *Service) Janitor(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		if err := s.drop(ctx, t.ID); err != nil {
+		if err := s.retire(ctx, t.ID); err != nil {
 			s.log.Error("stored transfers: janitor cannot remove", "id", t.ID, "err", err)
 			continue
 		}
@@ -51,8 +64,26 @@ func (s *Service) Janitor(ctx context.Context) {
 		}
 		s.cfg.Observe(Event{Kind: kind, ID: t.ID, Owner: t.Owner, Bytes: t.Size, Used: t.Used, Limit: t.Limit, Reason: reason})
 	}
+	for _, t := range dead {
+		if err := s.drop(ctx, t.ID); err != nil && ctx.Err() == nil {
+			s.log.Error("stored transfers: janitor cannot forget", "id", t.ID, "err", err)
+		}
+	}
 	s.orphans(ctx)
 	s.cfg.Observe(Event{Kind: EventJanitor})
+}
+
+// retire removes a transfer's blobs and marks its record Gone.
+func (s *Service) retire(ctx context.Context, id string) error {
+	if err := s.cfg.Blobs.Delete(ctx, id); err != nil {
+		s.cfg.Observe(Event{Kind: EventBackend, ID: id, Reason: "blobs"})
+		return err
+	}
+	if err := s.cfg.Meta.SetGone(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+		s.cfg.Observe(Event{Kind: EventBackend, ID: id, Reason: "meta"})
+		return err
+	}
+	return nil
 }
 
 // orphans removes blobs without a record that were orphans on the previous

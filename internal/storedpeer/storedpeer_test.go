@@ -180,13 +180,22 @@ func TestStoredRoundTrip(t *testing.T) {
 	}
 	// The third receiver is told the link is used up, and nothing is written.
 	out := t.TempDir()
-	if _, err := receive(t, up.Link, out); !errors.Is(err, storedpeer.ErrUsedUp) && !errors.Is(err, storedpeer.ErrNotFound) {
+	if _, err := receive(t, up.Link, out); !errors.Is(err, storedpeer.ErrUsedUp) {
 		t.Fatalf("third download: %v", err)
 	}
 	empty(t, out)
-	// Used up: the janitor removed it all.
+	// Used up: the janitor removed its data, and the link still says why.
 	e.srv.SweepStored(ctx(t))
 	empty(t, filepath.Join(e.dir, "blobs"))
+	if _, err := receive(t, up.Link, out); !errors.Is(err, storedpeer.ErrUsedUp) {
+		t.Fatalf("after the janitor: %v", err)
+	}
+	// A day after its expiry even the record is gone.
+	e.clock.add(8*24*time.Hour + time.Second)
+	e.srv.SweepStored(ctx(t))
+	if _, err := receive(t, up.Link, out); !errors.Is(err, storedpeer.ErrNotFound) {
+		t.Fatalf("a day after expiry: %v", err)
+	}
 }
 
 func TestStoredExpiry(t *testing.T) {
@@ -201,7 +210,7 @@ func TestStoredExpiry(t *testing.T) {
 	empty(t, out)
 	e.srv.SweepStored(ctx(t))
 	empty(t, filepath.Join(e.dir, "blobs"))
-	if _, err := receive(t, up.Link, out); !errors.Is(err, storedpeer.ErrNotFound) && !errors.Is(err, storedpeer.ErrExpired) {
+	if _, err := receive(t, up.Link, out); !errors.Is(err, storedpeer.ErrExpired) {
 		t.Fatalf("after the janitor: %v", err)
 	}
 }
@@ -458,7 +467,7 @@ func TestStoredTwoInstances(t *testing.T) {
 		}
 		sameTree(t, src, out)
 	}
-	if _, err := receive(t, onB, t.TempDir()); !errors.Is(err, storedpeer.ErrUsedUp) && !errors.Is(err, storedpeer.ErrNotFound) {
+	if _, err := receive(t, onB, t.TempDir()); !errors.Is(err, storedpeer.ErrUsedUp) {
 		t.Fatalf("third download: %v", err)
 	}
 	// Removed from the bucket too.

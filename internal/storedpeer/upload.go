@@ -123,7 +123,7 @@ func (c *Client) Upload(ctx context.Context, o UploadOptions) (*Uploaded, error)
 		case err == nil && status.State == depot.Ready:
 			_ = os.Remove(sp)
 			return st.result(c, man, sealedSize), nil
-		case err == nil && status.Size == sealedSize:
+		case err == nil && status.State == depot.Uploading && status.Size == sealedSize:
 			parts = status.Parts
 		default:
 			st = nil // gone, or not what we would upload now: start again

@@ -110,8 +110,10 @@ func (m *Meta) Check() error {
 			if err != nil {
 				return err
 			}
-			total += t.Size
-			owners[t.Owner] += t.Size
+			if t.State != depot.Gone { // its usage was freed
+				total += t.Size
+				owners[t.Owner] += t.Size
+			}
 			return nil
 		})
 		if err != nil {
@@ -309,18 +311,40 @@ func (m *Meta) CountDownload(ctx context.Context, id string) (int, error) {
 	return used, err
 }
 
+func (m *Meta) SetGone(ctx context.Context, id string) error {
+	return m.remove(ctx, id, false)
+}
+
 func (m *Meta) Delete(ctx context.Context, id string) error {
+	return m.remove(ctx, id, true)
+}
+
+// remove frees a record's usage unless it was freed already (Gone), and
+// then deletes the record or marks it Gone.
+func (m *Meta) remove(ctx context.Context, id string, del bool) error {
 	return m.update(ctx, func(tx *bolt.Tx) error {
 		b, u := tx.Bucket(bucketTransfers), tx.Bucket(bucketUsage)
 		v := b.Get([]byte(id))
 		if v == nil {
-			return nil
+			if del {
+				return nil
+			}
+			return depot.ErrNotFound
 		}
 		t, err := decode([]byte(id), v)
 		if err != nil {
 			return err
 		}
-		if err := b.Delete([]byte(id)); err != nil {
+		wasGone := t.State == depot.Gone
+		if del {
+			err = b.Delete([]byte(id))
+		} else if !wasGone {
+			t.State = depot.Gone
+			if v, err = json.Marshal(t); err == nil {
+				err = b.Put([]byte(id), v)
+			}
+		}
+		if err != nil || wasGone {
 			return err
 		}
 		if err := addInt(u, ownerKey(t.Owner), -t.Size); err != nil {

@@ -33,6 +33,8 @@ func TestMeta(t *testing.T, newMeta func(t *testing.T) depot.Meta) {
 	t.Run("ConcurrentCreate", func(t *testing.T) { testConcurrentCreate(t, newMeta) })
 	t.Run("ConcurrentDelete", func(t *testing.T) { testConcurrentDelete(t, newMeta(t)) })
 	t.Run("ConcurrentAddPart", func(t *testing.T) { testConcurrentAddPart(t, newMeta(t)) })
+	t.Run("SetGone", func(t *testing.T) { testSetGone(t, newMeta(t)) })
+	t.Run("ConcurrentGone", func(t *testing.T) { testConcurrentGone(t, newMeta(t)) })
 }
 
 // Ctx bounds one test's calls in time.
@@ -584,4 +586,70 @@ func testConcurrentAddPart(t *testing.T, m depot.Meta) {
 	if got := MustGet(t, m, "x").Parts; got != 10 {
 		t.Fatalf("Parts = %d, want 10", got)
 	}
+}
+
+func testSetGone(t *testing.T, m depot.Meta) {
+	ctx := Ctx(t)
+	q := depot.Quota{PerOwner: 200}
+	up, ready := NewTransfer("up", "alice", 100), NewTransfer("ready", "alice", 100)
+	MustCreate(t, m, up)
+	MustCreate(t, m, ready)
+	metaErr(t, "SetReady(ready)", m.SetReady(ctx, "ready"), nil)
+	metaErr(t, "CountDownload(ready)", func() error { _, err := m.CountDownload(ctx, "ready"); return err }(), nil)
+	metaErr(t, "Create(full)", m.Create(ctx, NewTransfer("x", "alice", 1), q), depot.ErrQuota)
+	metaErr(t, "SetGone(missing)", m.SetGone(ctx, "missing"), depot.ErrNotFound)
+	for _, id := range []string{"up", "ready"} {
+		metaErr(t, "SetGone("+id+")", m.SetGone(ctx, id), nil)
+		metaErr(t, "SetGone("+id+") again", m.SetGone(ctx, id), nil)
+	}
+	// Kept, with every field but the state.
+	g := MustGet(t, m, "ready")
+	want := Normalize(ready)
+	want.State, want.Used = depot.Gone, 1
+	if g := Normalize(g); fmt.Sprint(g) != fmt.Sprint(want) {
+		t.Fatalf("Get after SetGone = %+v, want %+v", g, want)
+	}
+	metaErr(t, "AddPart(gone)", m.AddPart(ctx, "up", 0), depot.ErrState)
+	metaErr(t, "SetReady(gone)", m.SetReady(ctx, "up"), depot.ErrState)
+	metaErr(t, "CountDownload(gone)", func() error { _, err := m.CountDownload(ctx, "ready"); return err }(), depot.ErrState)
+	// Their bytes are free: alice may store 200 again, and not 201.
+	metaErr(t, "Create(y)", m.Create(ctx, NewTransfer("y", "alice", 200), q), nil)
+	metaErr(t, "Create(z)", m.Create(ctx, NewTransfer("z", "alice", 1), q), depot.ErrQuota)
+	// Deleting a gone record frees nothing more.
+	metaErr(t, "Delete(up)", m.Delete(ctx, "up"), nil)
+	metaErr(t, "Delete(ready)", m.Delete(ctx, "ready"), nil)
+	metaErr(t, "Create(z) after deleting gone ones", m.Create(ctx, NewTransfer("z", "alice", 1), q), depot.ErrQuota)
+	if _, err := m.Get(ctx, "up"); !errors.Is(err, depot.ErrNotFound) {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+}
+
+func testConcurrentGone(t *testing.T, m depot.Meta) {
+	ctx := Ctx(t)
+	q := depot.Quota{Total: 300}
+	for _, id := range []string{"a", "b", "c"} {
+		MustCreate(t, m, NewTransfer(id, "alice", 100))
+	}
+	var mu sync.Mutex
+	var errs []error
+	run(30, func(i int) {
+		var err error
+		if i%2 == 0 {
+			err = m.SetGone(ctx, "a")
+		} else {
+			err = m.Delete(ctx, "a")
+		}
+		// SetGone may come after a Delete: then there is nothing to mark.
+		if err != nil && !(i%2 == 0 && errors.Is(err, depot.ErrNotFound)) {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+		}
+	})
+	if len(errs) > 0 {
+		t.Fatalf("concurrent SetGone and Delete: %v", errs)
+	}
+	// Freed exactly once: 100 of the 300 are free, no more.
+	metaErr(t, "Create(d)", m.Create(ctx, NewTransfer("d", "bob", 100), q), nil)
+	metaErr(t, "Create(e)", m.Create(ctx, NewTransfer("e", "bob", 1), q), depot.ErrQuota)
 }

@@ -16,8 +16,8 @@
 // Usage counters change only together with the ledger, in the same script:
 // Create adds the entry and the bytes, and the entry is removed, and its
 // bytes subtracted, by whichever script first finds it with no record left
-// (Delete, or the reaping of expired records) — once, however many
-// instances try. The janitor deletes records soon after Expires; the Redis
+// (Delete, or the reaping of expired records) or marks its record gone
+// (SetGone) — once, however many instances try. The janitor deletes records soon after Expires; the Redis
 // expiry is a safety net for what it misses (an instance down for days).
 // Redis drops such a record on its own, but not its ledger entry: Create
 // (a bounded batch, and the id it creates) and List (all) reap entries past
@@ -67,7 +67,7 @@ type Meta struct {
 	prefix string
 	grace  time.Duration
 
-	create, addPart, setReady, count, del, reap *redis.Script
+	create, addPart, setReady, count, gone, del, reap *redis.Script
 }
 
 var _ depot.Meta = (*Meta)(nil)
@@ -98,6 +98,7 @@ func NewWith(ctx context.Context, o Options) (*Meta, error) {
 		addPart:  redis.NewScript(luaAddPart),
 		setReady: redis.NewScript(luaSetReady),
 		count:    redis.NewScript(luaCount),
+		gone:     redis.NewScript(luaLedger + luaGone),
 		del:      redis.NewScript(luaLedger + luaDelete),
 		reap:     redis.NewScript(luaLedger + luaReap),
 	}
@@ -246,6 +247,17 @@ if v[1] ~= 'ready' then return {5, used} end
 if limit > 0 and used >= limit then return {6, used} end
 return {1, redis.call('HINCRBY', KEYS[1], 'used', 1)}`
 
+// ARGV: record prefix, id. The ledger entry goes (its bytes freed) when
+// the record turns gone; a later Delete or Redis expiry finds none.
+const luaGone = `
+local s = redis.call('HGET', KEYS[1], 'state')
+if not s then return 0 end
+if s ~= 'gone' then
+  redis.call('HSET', KEYS[1], 'state', 'gone')
+  drop(ARGV[2])
+end
+return 1`
+
 // ARGV: record prefix, id.
 const luaDelete = `
 redis.call('DEL', KEYS[1])
@@ -329,6 +341,15 @@ func (m *Meta) CountDownload(ctx context.Context, id string) (int, error) {
 		return 0, fmt.Errorf("redismeta: count script returned %v", v)
 	}
 	return int(v[1]), codeErr(v[0])
+}
+
+func (m *Meta) SetGone(ctx context.Context, id string) error {
+	keys := append([]string{m.recordKey(id)}, m.ledgerKeys()...)
+	code, err := m.gone.Run(ctx, m.rdb, keys, m.prefix+"t:", id).Int64()
+	if err != nil {
+		return rerr("set gone", err)
+	}
+	return codeErr(code)
 }
 
 func (m *Meta) Delete(ctx context.Context, id string) error {
