@@ -169,3 +169,7 @@ func (s *Server) SweepStored(ctx context.Context) {
 		s.depot.Janitor(ctx)
 	}
 }
+
+// StoreToken returns the token the sender of live link id is given to store
+// its transfer (tests that play such a sender).
+func (s *Server) StoreToken(id string) string { return s.storeToken(id) }

@@ -26,6 +26,7 @@ import (
 	"github.com/ferrydev/ferry/internal/redistest"
 	"github.com/ferrydev/ferry/internal/s3test"
 	"github.com/ferrydev/ferry/internal/server"
+	"github.com/ferrydev/ferry/internal/stored"
 	"github.com/ferrydev/ferry/internal/servertest"
 	"github.com/ferrydev/ferry/internal/storedpeer"
 	"github.com/ferrydev/ferry/internal/testenv"
@@ -501,4 +502,102 @@ func TestStoredDiskFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, src, out)
+}
+
+// An old manifest of the same link, put back over a newer upload, is
+// refused: it opens, but names another upload's keys.
+func TestStoredOldManifestReplayed(t *testing.T) {
+	e := start(t, nil)
+	var tk ticket.Ticket
+	tk.ID = ticket.NewID()
+	copy(tk.Secret[:], bytes.Repeat([]byte{9}, 16))
+	live := &storedpeer.Live{Ticket: tk, Token: e.srv.StoreToken(tk.ID)}
+	c := &storedpeer.Client{Base: e.base}
+	one := 1
+	_, first := tree(t, map[string]int{"f": 200 << 10})
+	up1, err := c.Upload(ctx(t), storedpeer.UploadOptions{Files: first, Downloads: &one, Live: live})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := os.ReadFile(manifestFile(t, e, up1.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx(t), up1.ID, up1.WriteToken); err != nil {
+		t.Fatal(err)
+	}
+	_, second := tree(t, map[string]int{"f": 200 << 10, "g": 5})
+	up2, err := c.Upload(ctx(t), storedpeer.UploadOptions{Files: second, Downloads: &one, Live: live})
+	if err != nil || up2.Link != up1.Link {
+		t.Fatalf("second upload under the same link: %v (%s, %s)", err, up1.Link, up2.Link)
+	}
+	if err := os.WriteFile(manifestFile(t, e, up2.ID), old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	if _, err := receive(t, up2.Link, out); !errors.Is(err, storedpeer.ErrTampered) {
+		t.Fatalf("old manifest replayed: %v", err)
+	}
+	for name := range sums(t, out) {
+		if !strings.Contains(name, ".ferry-") {
+			t.Fatalf("%s was written", name)
+		}
+	}
+}
+
+// An upload that stops for good (its sender killed) is removed by the
+// janitor once --store-upload-within has passed: nothing is left behind.
+func TestStoredAbandonedUploadRemoved(t *testing.T) {
+	e := start(t, nil)
+	_, files := tree(t, map[string]int{"big": 3 * depot.PartSize})
+	c1, cancel := context.WithCancel(ctx(t))
+	tr := &countingTransport{failAt: 2, cancel: cancel}
+	one := 1
+	_, err := (&storedpeer.Client{Base: e.base, HTTP: &http.Client{Transport: tr}}).Upload(c1, storedpeer.UploadOptions{Files: files, Downloads: &one})
+	if err == nil {
+		t.Fatal("the interrupted upload succeeded")
+	}
+	if len(sums(t, filepath.Join(e.dir, "blobs"))) == 0 {
+		t.Fatal("nothing was stored before the interruption")
+	}
+	e.srv.SweepStored(ctx(t))
+	if len(sums(t, filepath.Join(e.dir, "blobs"))) == 0 {
+		t.Fatal("the janitor removed an upload still within its time")
+	}
+	e.clock.add(24*time.Hour + time.Second)
+	e.srv.SweepStored(ctx(t))
+	empty(t, filepath.Join(e.dir, "blobs"))
+}
+
+// Quotas and who may store, through the API.
+func TestStoredQuotaAndAccess(t *testing.T) {
+	e := start(t, func(c *config.Serve) {
+		c.Store.QuotaTotal = config.Bytes(stored.SealedSize(3 << 20))
+		c.SenderTokens = config.List{"robot-token-1234567890"}
+	})
+	_, two := tree(t, map[string]int{"a": 2 << 20})
+	one := 1
+	anon := &storedpeer.Client{Base: e.base}
+	if _, err := anon.Upload(ctx(t), storedpeer.UploadOptions{Files: two, Downloads: &one}); !errors.Is(err, storedpeer.ErrSignIn) {
+		t.Fatalf("without a sender token: %v", err)
+	}
+	bot := &storedpeer.Client{Base: e.base, Token: "robot-token-1234567890"}
+	up, err := bot.Upload(ctx(t), storedpeer.UploadOptions{Files: two, Downloads: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bot.Upload(ctx(t), storedpeer.UploadOptions{Files: two, Downloads: &one}); !errors.Is(err, storedpeer.ErrQuota) {
+		t.Fatalf("over the total quota: %v", err)
+	}
+	if err := bot.Delete(ctx(t), up.ID, up.WriteToken); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bot.Upload(ctx(t), storedpeer.UploadOptions{Files: two, Downloads: &one}); err != nil {
+		t.Fatalf("after deleting: %v", err)
+	}
+
+	far := start(t, func(c *config.Serve) { c.Store.AllowFrom = config.List{"10.0.0.0/8"} })
+	if _, err := (&storedpeer.Client{Base: far.base}).Upload(ctx(t), storedpeer.UploadOptions{Files: two, Downloads: &one}); !errors.Is(err, storedpeer.ErrForbidden) {
+		t.Fatalf("from a network not allowed: %v", err)
+	}
 }
