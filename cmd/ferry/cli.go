@@ -34,6 +34,7 @@ func commands() []command {
 		{"serve", "[flags]", "run the web page, signaling and the bundled TURN relay", runServe},
 		{"send", "[flags] PATH...", "send files and folders; prints a link and QR code", runSend},
 		{"receive", "[flags] [LINK]", "receive from a link (argument, $FERRY_LINK or stdin)", runReceive},
+		{"delete", "[LINK]", "delete files you stored with send --store (the link as argument, $FERRY_LINK or stdin)", runDelete},
 		{"bench", "[flags]", "measure a transfer between two processes on loopback", runBench},
 		{"turn", "[flags]", "run a standalone TURN relay for ferry servers sharing its secret", runTurn},
 		{"version", "", "print the version", func(_ context.Context, _ []string, io stdio) error {

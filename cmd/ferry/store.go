@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -142,7 +143,83 @@ func sendOrStore(ctx context.Context, cfg *peer.Config, send func(context.Contex
 		return err
 	}
 	fmt.Fprintf(io.err, "Stored %s, %s.\n", plural(up.Files, "file"), units.Bytes(up.Bytes))
+	if err := rememberSent(server, up); err != nil {
+		fmt.Fprintf(io.err, "note: could not keep the token to delete it later (%v)\n", err)
+	}
 	printStoredLink(io, js, pf.json, true, up)
+	return nil
+}
+
+// sentRecord is what `ferry delete` needs of a stored transfer this user
+// sent: no secret, only the id and the write token (0600).
+type sentRecord struct {
+	Server     string `json:"server"`
+	ID         string `json:"id"`
+	WriteToken string `json:"writeToken"`
+	Expires    int64  `json:"expires"`
+}
+
+func sentDir() string {
+	if d := uploadStateDir(); d != "" {
+		return filepath.Join(filepath.Dir(d), "sent")
+	}
+	return ""
+}
+
+// rememberSent keeps the write token of a stored transfer, so that its
+// sender can delete it later.
+func rememberSent(server *url.URL, up *storedpeer.Uploaded) error {
+	dir := sentDir()
+	if dir == "" {
+		return nil
+	}
+	b, err := json.Marshal(sentRecord{Server: server.String(), ID: up.ID, WriteToken: up.WriteToken, Expires: up.Expires.Unix()})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, up.ID+".json"), b, 0o600)
+}
+
+// runDelete deletes a stored transfer its user sent from this account.
+func runDelete(ctx context.Context, args []string, io stdio) error {
+	fs := newFlagSet("delete", "[LINK]   (or the link in $FERRY_LINK or on stdin)", io)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return errUsage
+	}
+	link, err := readLink(fs.Arg(0), io)
+	if err != nil {
+		return err
+	}
+	base, tk, err := ticket.ParseLink(link)
+	if err != nil {
+		return explainLinkError(err)
+	}
+	p := filepath.Join(sentDir(), tk.ID+".json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return fmt.Errorf("this user did not store that link with ferry send --store on this machine (no %s), so it cannot delete it", p)
+	}
+	var rec sentRecord
+	if err := json.Unmarshal(b, &rec); err != nil || rec.ID != tk.ID {
+		return fmt.Errorf("%s is damaged", p)
+	}
+	err = (&storedpeer.Client{Base: base}).Delete(ctx, rec.ID, rec.WriteToken)
+	if err != nil && !errors.Is(err, storedpeer.ErrNotFound) {
+		return err
+	}
+	_ = os.Remove(p)
+	if errors.Is(err, storedpeer.ErrNotFound) {
+		fmt.Fprintln(io.err, "It was already gone from the server (expired, downloaded as often as allowed, or deleted).")
+		return nil
+	}
+	fmt.Fprintln(io.err, "Deleted: the server no longer holds those files, and the link no longer works.")
 	return nil
 }
 
@@ -182,6 +259,9 @@ func sendStored(ctx context.Context, server *url.URL, pf peerFlags, sf storeFlag
 		return err
 	}
 	d := time.Since(start)
+	if err := rememberSent(server, up); err != nil {
+		fmt.Fprintf(io.err, "note: could not keep the token to delete it later (%v)\n", err)
+	}
 	if up.Resumed > 0 {
 		fmt.Fprintf(io.err, "Continued an interrupted upload (%s were already stored).\n", units.Bytes(up.Resumed))
 	}
@@ -210,7 +290,7 @@ func printStoredLink(io stdio, js *jsonOut, jsonMode, again bool, up *storedpeer
 		fmt.Fprintln(io.err)
 		_ = termui.QR(io.err, up.Link)
 	}
-	fmt.Fprintf(io.err, "\nor receive it with:  FERRY_LINK='%s' ferry receive\n", up.Link)
+	fmt.Fprintf(io.err, "\nor receive it with:  FERRY_LINK='%s' ferry receive\nDelete it earlier with: FERRY_LINK='%s' ferry delete\n", up.Link, up.Link)
 }
 
 // probeStored asks whether the link is a stored transfer; false with a nil

@@ -45,6 +45,12 @@ func TestStoredCLI(t *testing.T) {
 	if err == nil || !strings.Contains(string(msg), "already downloaded as many times as the sender allowed") {
 		t.Fatalf("third download: %v\n%s", err, msg)
 	}
+	// Its sender can still delete what is left of it.
+	del := exec.CommandContext(ctx, ferryBin, "delete")
+	del.Env = append(os.Environ(), append(env, "FERRY_LINK="+link)...)
+	if msg, err := del.CombinedOutput(); err != nil || !strings.Contains(string(msg), "Deleted") {
+		t.Fatalf("delete: %v\n%s", err, msg)
+	}
 }
 
 // serveProc is `ferry serve` as a process of its own, so a test can kill it.
