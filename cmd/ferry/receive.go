@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -34,17 +36,9 @@ func runReceive(ctx context.Context, args []string, io stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return errUsage
-	}
-	link, err := readLink(fs.Arg(0), io)
+	base, tk, err := linkArg(fs, io)
 	if err != nil {
 		return err
-	}
-	base, tk, err := ticket.ParseLink(link)
-	if err != nil {
-		return explainLinkError(err)
 	}
 	cfg, err := pf.config(io, base)
 	if err != nil {
@@ -174,6 +168,24 @@ func checkOffer(m *proto.Manifest, out string, maxSize int64, resuming, ask bool
 		return refusal("declined; nothing was received")
 	}
 	return nil
+}
+
+// linkArg takes the one link a command was given (argument, $FERRY_LINK
+// or stdin) and parses it.
+func linkArg(fs *flag.FlagSet, io stdio) (*url.URL, ticket.Ticket, error) {
+	if fs.NArg() > 1 {
+		fs.Usage()
+		return nil, ticket.Ticket{}, errUsage
+	}
+	link, err := readLink(fs.Arg(0), io)
+	if err != nil {
+		return nil, ticket.Ticket{}, err
+	}
+	base, tk, err := ticket.ParseLink(link)
+	if err != nil {
+		return nil, ticket.Ticket{}, explainLinkError(err)
+	}
+	return base, tk, nil
 }
 
 // readLink takes the link from the argument, else $FERRY_LINK, else the

@@ -189,17 +189,9 @@ func runDelete(ctx context.Context, args []string, io stdio) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if fs.NArg() > 1 {
-		fs.Usage()
-		return errUsage
-	}
-	link, err := readLink(fs.Arg(0), io)
+	base, tk, err := linkArg(fs, io)
 	if err != nil {
 		return err
-	}
-	base, tk, err := ticket.ParseLink(link)
-	if err != nil {
-		return explainLinkError(err)
 	}
 	p := filepath.Join(sentDir(), tk.ID+".json")
 	b, err := os.ReadFile(p)
