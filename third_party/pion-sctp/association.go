@@ -2815,7 +2815,7 @@ func (a *Association) processSelectiveAck(selectiveAckChunk *chunkSelectiveAck) 
 
 			// RFC 8985 (RACK) sec 5.2: RACK.segment is the most recently sent
 			// segment that has been delivered, including retransmissions.
-			if chunkPayload.since.After(newestDeliveredSendTime) {
+			if chunkPayload.since.After(newestDeliveredSendTime) && a.rackAckIsForLatestSend(chunkPayload, now) { // ferry patch
 				newestDeliveredSendTime = chunkPayload.since
 				newestDeliveredOrigTSN = chunkPayload.tsn
 				deliveredFound = true
@@ -2876,7 +2876,7 @@ func (a *Association) processSelectiveAck(selectiveAckChunk *chunkSelectiveAck) 
 					}
 				}
 
-				if chunkPayload.since.After(newestDeliveredSendTime) {
+				if chunkPayload.since.After(newestDeliveredSendTime) && a.rackAckIsForLatestSend(chunkPayload, now) { // ferry patch
 					newestDeliveredSendTime = chunkPayload.since
 					newestDeliveredOrigTSN = chunkPayload.tsn
 					deliveredFound = true
@@ -3004,7 +3004,7 @@ func (a *Association) processFastRetransmission( //nolint:gocognit
 						//     destination address(es) to which the missing DATA chunks were
 						//     last sent, according to the formula described in Section 7.2.3.
 						a.inFastRecovery = true
-						a.fastRecoverExitPoint = htna
+						a.fastRecoverExitPoint = a.myNextTSN - 1 // ferry patch: the highest outstanding TSN (RFC 9260 §7.2.4), not htna
 						a.ssthresh = max32(a.CWND()/2, 4*a.MTU())
 						a.setCWND(a.ssthresh)
 						a.partialBytesAcked = 0
@@ -4723,9 +4723,8 @@ func (a *Association) onRackAfterSACK( // nolint:gocognit,cyclop,gocyclo
 				continue
 			}
 
-			if chunk.retransmit || chunk.nSent > 1 {
-				// Either already scheduled for retransmit or not an original send:
-				// skip but keep in list in case it's still outstanding.
+			if chunk.retransmit { // ferry patch: retransmissions too (RFC 8985 §6.2), else a lost one waits for T3-rtx
+				// Already scheduled for retransmit: skip but keep in list in case it's still outstanding.
 				chunk = next
 
 				continue
@@ -4844,7 +4843,7 @@ func (a *Association) onRackTimeoutLocked() { //nolint:cyclop
 
 			continue
 		}
-		if chunk.retransmit || chunk.nSent > 1 {
+		if chunk.retransmit { // ferry patch: retransmissions too (RFC 8985 §6.2)
 			chunk = next
 
 			continue
