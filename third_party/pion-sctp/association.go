@@ -392,6 +392,8 @@ type Association struct {
 
 	tlrGoodOps   uint32    // count of TLR ops completed w/o additional loss
 	tlrStartTime time.Time // time of first recovery RTT
+
+	ptoProbe bool // ferry patch: a PTO fired with new data waiting: send one chunk whatever cwnd says
 }
 
 type snapConfig struct {
@@ -3911,7 +3913,17 @@ func (a *Association) popPendingDataChunksToSend( //nolint:cyclop,gocognit
 				}
 			}
 		}
+
+		// ferry patch: a loss probe is one new chunk sent whatever cwnd says (RFC 8985 §7.3); held back by a
+		// full cwnd, a probe after a lost SACK for the whole window never went out and T3-rtx (1 s) recovered.
+		if c := a.pendingQueue.peek(); len(chunks) == 0 && a.ptoProbe && c != nil && len(c.userData) > 0 &&
+			uint32(len(c.userData)) <= a.RWND() && int(commonHeaderSize)+c.chunkSizeInPacket() <= int(a.MTU()) { //nolint:gosec // ferry patch
+			a.setRWND(a.RWND() - uint32(len(c.userData))) //nolint:gosec // ferry patch
+			a.movePendingDataChunkToInflightQueue(c)
+			chunks = append(chunks, c)
+		}
 	}
+	a.ptoProbe = false // ferry patch
 
 	if a.blockWrite && len(chunks) > 0 && a.pendingQueue.size() == 0 {
 		a.log.Tracef("[%s] all pending data have been sent, notify writable", a.name)
@@ -4900,6 +4912,7 @@ func (a *Association) onPTOTimerLocked() {
 
 	// If we have unsent data, PTO should just wake the writer.
 	if a.pendingQueue.size() > 0 {
+		a.ptoProbe = true // ferry patch: the probe must go out even with cwnd full (RFC 8985 §7.3)
 		a.awakeWriteLoop()
 
 		return

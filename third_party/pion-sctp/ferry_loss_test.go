@@ -223,17 +223,18 @@ const traceEvery = 100 * time.Millisecond
 
 // lossCase is one transfer over a lossy link.
 type lossCase struct {
-	delay   time.Duration // one way
-	loss    float64       // each way
-	burst   int           // packets per loss event
-	rate    float64       // bottleneck, bytes/s (0: none)
-	seed    int64
-	total   int // bytes
-	msgSize int
-	mtu     uint32
-	rbuf    uint32
-	timeout time.Duration
-	drop    func([]byte) bool // client to server only
+	delay    time.Duration // one way
+	loss     float64       // each way
+	burst    int           // packets per loss event
+	rate     float64       // bottleneck, bytes/s (0: none)
+	seed     int64
+	total    int // bytes
+	msgSize  int
+	mtu      uint32
+	rbuf     uint32
+	timeout  time.Duration
+	drop     func([]byte) bool // client to server
+	dropBack func([]byte) bool // server to client
 }
 
 // lossTransfer sends c.total bytes in c.msgSize messages from a client to
@@ -245,6 +246,9 @@ func lossTransfer(t *testing.T, c lossCase) lossRun {
 	c0.tx.mu.Lock()
 	c0.tx.drop = c.drop
 	c0.tx.mu.Unlock()
+	c1.tx.mu.Lock()
+	c1.tx.drop = c.dropBack
+	c1.tx.mu.Unlock()
 	lf := &countingLoggerFactory{}
 	type res struct {
 		a   *Association
@@ -472,6 +476,44 @@ func dropDataTSNs(times map[uint32]int) func([]byte) bool {
 		}
 
 		return false
+	}
+}
+
+// dropSACKs drops the packets carrying the from-th to the to-th SACK
+// (counting from 1). It runs under the path's lock.
+func dropSACKs(from, to int) func([]byte) bool {
+	n := 0
+
+	return func(b []byte) bool {
+		var p packet
+		if err := p.unmarshal(false, b); err != nil {
+			return false
+		}
+		for _, c := range p.chunks {
+			if _, ok := c.(*chunkSelectiveAck); ok {
+				n++
+
+				return n >= from && n <= to
+			}
+		}
+
+		return false
+	}
+}
+
+// When every SACK for a window is lost and new data waits, the loss probe
+// (PTO) sends a new chunk whatever cwnd says (RFC 8985 §7.3); unpatched,
+// pion's probe only woke the writer, which cwnd held back, and the T3-rtx
+// timer (1 s, cwnd back to one packet) ended the stall.
+func TestFerryPTOProbeWithFullCwnd(t *testing.T) {
+	r := lossTransfer(t, lossCase{
+		delay: 15 * time.Millisecond, total: 1 << 20, msgSize: 64 << 10, seed: 1,
+		dropBack: dropSACKs(3, 3), timeout: 30 * time.Second,
+	})
+	t.Logf("%.1f MB/s in %v; t3 %d, fast recoveries %d",
+		r.mbps(), r.elapsed.Round(time.Millisecond), r.t3, r.fastRecoveries)
+	if r.t3 != 0 {
+		t.Fatalf("%d T3-rtx timeouts: the loss probe did not go out", r.t3)
 	}
 }
 
