@@ -393,7 +393,8 @@ type Association struct {
 	tlrGoodOps   uint32    // count of TLR ops completed w/o additional loss
 	tlrStartTime time.Time // time of first recovery RTT
 
-	ptoProbe bool // ferry patch: a PTO fired with new data waiting: send one chunk whatever cwnd says
+	ptoProbe      bool          // ferry patch: a PTO fired with new data waiting: send one chunk whatever cwnd says
+	lossTolerance lossTolerance // ferry patch: WithLossTolerance
 }
 
 type snapConfig struct {
@@ -423,6 +424,8 @@ type Config struct {
 	FastRtxWnd uint32
 	// Step of congestion window increase at Congestion Avoidance
 	CwndCAStep uint32
+	// ferry patch: WithLossTolerance
+	lossTolerance float64
 
 	// RACK config options
 	rack rackSettings
@@ -816,6 +819,7 @@ func createAssociationFromConfigWithTsn(cfg *Config, tsn uint32) *Association {
 		minCwnd:                   cfg.MinCwnd,
 		fastRtxWnd:                cfg.FastRtxWnd,
 		cwndCAStep:                cfg.CwndCAStep,
+		lossTolerance:             lossTolerance{maxShare: cfg.lossTolerance}, // ferry patch
 
 		myMaxNumOutboundStreams: math.MaxUint16,
 		myMaxNumInboundStreams:  math.MaxUint16,
@@ -1558,6 +1562,7 @@ func (a *Association) gatherOutboundFastRetransmissionPackets( //nolint:gocognit
 
 		// Update for retransmission
 		chunkPayload.nSent++
+		a.lossTolerance.onRetransmit(len(chunkPayload.userData)) // ferry patch
 		chunkPayload.since = now
 		a.rackRemove(chunkPayload)
 		a.rackInsert(chunkPayload)
@@ -3001,7 +3006,9 @@ func (a *Association) processFastRetransmission( //nolint:gocognit
 						a.tlrApplyAdditionalLossLocked(time.Now())
 					}
 
-					if !a.inFastRecovery {
+					if !a.inFastRecovery && a.lossLooksRandom() { // ferry patch: WithLossTolerance
+						a.willRetransmitFast = true
+					} else if !a.inFastRecovery {
 						// 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
 						//     destination address(es) to which the missing DATA chunks were
 						//     last sent, according to the formula described in Section 7.2.3.
@@ -3070,6 +3077,7 @@ func (a *Association) processAcknowledgement(
 	for _, nBytesAcked := range bytesAckedPerStream {
 		totalBytesAcked += nBytesAcked
 	}
+	a.lossTolerance.onAck(totalBytesAcked, selectiveAckChunk.cumulativeTSNAck, a.myNextTSN) // ferry patch
 
 	cumTSNAckPointAdvanced := false
 	if sna32LT(a.cumulativeTSNAckPoint, selectiveAckChunk.cumulativeTSNAck) {
@@ -4116,6 +4124,7 @@ func (a *Association) getDataPacketsToRetransmit(budgetScaled *int64, consumed *
 
 		// Update for retransmission
 		chunkPayload.nSent++
+		a.lossTolerance.onRetransmit(len(chunkPayload.userData)) // ferry patch
 		chunkPayload.since = currRtxTimestamp
 		a.rackRemove(chunkPayload)
 		a.rackInsert(chunkPayload)

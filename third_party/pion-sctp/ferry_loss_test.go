@@ -235,6 +235,8 @@ type lossCase struct {
 	timeout  time.Duration
 	drop     func([]byte) bool // client to server
 	dropBack func([]byte) bool // server to client
+	// tolerance is the sender's WithLossTolerance.
+	tolerance float64
 }
 
 // lossTransfer sends c.total bytes in c.msgSize messages from a client to
@@ -261,9 +263,9 @@ func lossTransfer(t *testing.T, c lossCase) lossRun {
 		})
 		srvCh <- res{a, err}
 	}()
-	client, err := Client(Config{
+	client, err := ClientWithOptions(Config{
 		NetConn: c0, LoggerFactory: lf, MaxReceiveBufferSize: c.rbuf, MTU: c.mtu, BlockWrite: true,
-	})
+	}, WithLossTolerance(c.tolerance))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -392,6 +394,7 @@ func envFloat(name string, def float64) float64 {
 //	  FERRY_RUNS=3               runs per loss rate (median printed)
 //	  FERRY_DELAY_MS=15          one-way delay
 //	  FERRY_BURST=1              packets each loss event drops
+//	  FERRY_TOLERANCE=0          the sender's WithLossTolerance
 //	  FERRY_RATE_MBS=0           bottleneck in MB/s (0: none)
 //	  FERRY_MTU=1191 FERRY_RBUF_MIB=8 FERRY_MSG_KIB=64
 func TestFerryLossBench(t *testing.T) {
@@ -417,12 +420,13 @@ func TestFerryLossBench(t *testing.T) {
 	rbuf := uint32(envInt("FERRY_RBUF_MIB", 8) << 20) //nolint:gosec
 	msg := envInt("FERRY_MSG_KIB", 64) << 10
 	burst := envInt("FERRY_BURST", 1)
+	tolerance := envFloat("FERRY_TOLERANCE", 0)
 	for _, loss := range losses {
 		var rates []float64
 		for i := range runs {
 			r := lossTransfer(t, lossCase{
 				delay: delay, loss: loss, burst: burst, rate: rate, seed: int64(i + 1),
-				total: total, msgSize: msg, mtu: mtu, rbuf: rbuf, timeout: 10 * time.Minute,
+				total: total, msgSize: msg, mtu: mtu, rbuf: rbuf, timeout: 10 * time.Minute, tolerance: tolerance,
 			})
 			rates = append(rates, r.mbps())
 			t.Logf("loss %.3f%% run %d: %.1f MB/s in %v; t3 %d, fast recoveries %d, fast rtx %d, dropped %d/%d, ssthresh %d",
@@ -542,39 +546,8 @@ func TestFerryRACKLostRetransmission(t *testing.T) {
 // triggering SACK acknowledged, so a second loss in the same window,
 // reported after the first one's retransmission arrived, halved cwnd again.
 func TestFerryFastRecoveryOncePerWindow(t *testing.T) {
-	c0, _, stop := newLossyLink(0, 0, 1, 0, 1)
-	defer stop()
-	a, err := createAssociationFromConfig(&Config{NetConn: c0, LoggerFactory: &countingLoggerFactory{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// No read or write loop runs: stop the timers and the timer loop by hand.
-	defer close(a.closeWriteLoopCh)
-	defer a.closeAllTimers()
-	a.lock.Lock()
-	defer a.lock.Unlock()
-	a.setState(established)
-	a.setRWND(1 << 20)
-	const n = 100 // TSNs base..base+99 outstanding; base+10 and base+90 lost
-	base := a.myNextTSN
-	cwnd := n * a.MTU()
-	a.setCWND(cwnd)
-	a.ssthresh = 1 << 30
-	for range n {
-		c := &chunkPayloadData{userData: make([]byte, 1000), beginningFragment: true, endingFragment: true}
-		c.tsn, c.since, c.nSent = a.generateNextTSN(), time.Now(), 1
-		a.inflightQueue.pushNoCheck(c)
-	}
-	sack := func(cum uint32, gapEnd uint16) {
-		t.Helper()
-		err := a.handleSack(&chunkSelectiveAck{
-			cumulativeTSNAck: base + cum, advertisedReceiverWindowCredit: 1 << 20,
-			gapAckBlocks: []gapAckBlock{{start: 2, end: gapEnd}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	a, sack := handFedAssociation(t, 0, 30*time.Millisecond, 30*time.Millisecond)
+	cwnd := a.CWND()
 	// base+11.. arrive: the third SACK reporting base+10 missing starts fast recovery.
 	for end := uint16(2); end <= 4; end++ {
 		sack(9, end)
@@ -588,5 +561,85 @@ func TestFerryFastRecoveryOncePerWindow(t *testing.T) {
 	}
 	if a.CWND() != cwnd/2 {
 		t.Fatalf("cwnd %d after a second loss in the same window, want %d (one reduction)", a.CWND(), cwnd/2)
+	}
+}
+
+// handFedAssociation is an association, with no loops running and its lock
+// held until the test ends, that has sent 100 DATA chunks of 1000 bytes
+// (TSNs base..base+99) with cwnd just as large, rtt ago, after a minimum
+// RTT of minRTT; sack(cum, gapEnd) hands it a SACK for base+cum and the
+// gap base+cum+2..base+cum+gapEnd. tolerance is its WithLossTolerance.
+func handFedAssociation(t *testing.T, tolerance float64, minRTT, rtt time.Duration,
+) (*Association, func(cum uint32, gapEnd uint16)) {
+	t.Helper()
+	c0, _, stop := newLossyLink(0, 0, 1, 0, 1)
+	t.Cleanup(stop)
+	a, err := createAssociationFromConfig(&Config{
+		NetConn: c0, LoggerFactory: &countingLoggerFactory{}, lossTolerance: tolerance,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.lock.Lock()
+	// No read or write loop runs: stop the timers and the timer loop by hand.
+	t.Cleanup(func() {
+		a.lock.Unlock()
+		a.closeAllTimers()
+		close(a.closeWriteLoopCh)
+	})
+	a.setState(established)
+	a.setRWND(1 << 20)
+	now := time.Now()
+	a.rack.rackMinRTTWnd.Push(now, minRTT)
+	a.rackMinRTT = minRTT
+	const n = 100
+	base := a.myNextTSN
+	a.setCWND(n * a.MTU())
+	a.ssthresh = 1 << 30
+	for range n {
+		c := &chunkPayloadData{userData: make([]byte, 1000), beginningFragment: true, endingFragment: true}
+		c.tsn, c.since, c.nSent = a.generateNextTSN(), now.Add(-rtt), 1
+		a.inflightQueue.pushNoCheck(c)
+	}
+
+	return a, func(cum uint32, gapEnd uint16) {
+		t.Helper()
+		err := a.handleSack(&chunkSelectiveAck{
+			cumulativeTSNAck: base + cum, advertisedReceiverWindowCredit: 1 << 20,
+			gapAckBlocks: []gapAckBlock{{start: 2, end: gapEnd}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// WithLossTolerance: a loss with no queue building (smoothed RTT at the
+// minimum) and a small loss share is repaired without halving cwnd; with
+// the RTT up (a queue), or without the option, cwnd halves as RFC 9260 says.
+func TestFerryLossTolerance(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		tolerance float64
+		rtt       time.Duration
+		halved    bool
+	}{
+		{"random loss", 0.02, 30 * time.Millisecond, false},
+		{"queue building", 0.02, 60 * time.Millisecond, true},
+		{"option off", 0, 30 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, sack := handFedAssociation(t, tc.tolerance, 30*time.Millisecond, tc.rtt)
+			cwnd := a.CWND()
+			for end := uint16(2); end <= 4; end++ {
+				sack(9, end)
+			}
+			if halved := a.CWND() < cwnd; halved != tc.halved || a.inFastRecovery != tc.halved {
+				t.Fatalf("cwnd %d -> %d, fast recovery %v; want halved %v", cwnd, a.CWND(), a.inFastRecovery, tc.halved)
+			}
+			if c, _ := a.inflightQueue.get(a.cumulativeTSNAckPoint + 1); c.missIndicator < 3 || !a.willRetransmitFast {
+				t.Fatalf("the lost chunk is not due for fast retransmission (miss %d)", c.missIndicator)
+			}
+		})
 	}
 }
