@@ -616,20 +616,28 @@ func handFedAssociation(t *testing.T, tolerance float64, minRTT, rtt time.Durati
 
 // WithLossTolerance: a loss with no queue building (smoothed RTT at the
 // minimum) and a small loss share is repaired without halving cwnd; with
-// the RTT up (a queue), or without the option, cwnd halves as RFC 9260 says.
+// the RTT up (a queue), a larger share, or without the option, cwnd halves
+// as RFC 9260 says.
 func TestFerryLossTolerance(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		tolerance float64
 		rtt       time.Duration
+		resent    int // bytes retransmitted in the round before, of 256 KiB delivered
 		halved    bool
 	}{
-		{"random loss", 0.02, 30 * time.Millisecond, false},
-		{"queue building", 0.02, 60 * time.Millisecond, true},
-		{"option off", 0, 30 * time.Millisecond, true},
+		// RTTs of seconds: a loaded machine pausing the test must not
+		// look like a queue.
+		{"random loss", 0.02, 10 * time.Second, 1 << 10, false},
+		{"queue building", 0.02, 20 * time.Second, 1 << 10, true},
+		{"loss share above", 0.02, 10 * time.Second, 16 << 10, true},
+		{"option off", 0, 10 * time.Second, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			a, sack := handFedAssociation(t, tc.tolerance, 30*time.Millisecond, tc.rtt)
+			a, sack := handFedAssociation(t, tc.tolerance, 10*time.Second, tc.rtt)
+			a.lossTolerance.started = true
+			a.lossTolerance.roundEnd = a.myNextTSN - 1
+			a.lossTolerance.prevDelivered, a.lossTolerance.prevRetransmitted = 256<<10, tc.resent
 			cwnd := a.CWND()
 			for end := uint16(2); end <= 4; end++ {
 				sack(9, end)

@@ -8,7 +8,8 @@ import "time"
 // WithLossTolerance lets the association treat losses that look random as
 // no sign of congestion: when the smoothed RTT has not grown above the
 // minimum RTT (no queue is building) and at most maxShare of the bytes
-// sent in the last two rounds were retransmitted, a loss is repaired
+// sent in the last two rounds (at least 128 KiB) were retransmitted, a
+// loss is repaired
 // without halving cwnd. Otherwise, and after every T3-rtx timeout, the
 // congestion response is RFC 9260's. 0 (the default) turns it off.
 //
@@ -27,7 +28,14 @@ func WithLossTolerance(maxShare float64) AssociationOption {
 	})
 }
 
-// lossTolerance counts, per round trip, bytes delivered and retransmitted.
+// lossToleranceMinSample is the fewest bytes a loss share is measured
+// over: one loss in a small window is a large share, and reading it as
+// congestion early in slow start left the window small for good (it then
+// grows by one packet per RTT). Below it only the RTT guard applies.
+const lossToleranceMinSample = 128 << 10
+
+// lossTolerance counts, per round trip (at least lossToleranceMinSample),
+// bytes delivered and retransmitted.
 // The association's lock guards it.
 type lossTolerance struct {
 	maxShare float64
@@ -45,9 +53,12 @@ func (l *lossTolerance) onAck(bytesAcked int, cumTSN, nextTSN uint32) {
 	l.delivered += bytesAcked
 	if !l.started || sna32GTE(cumTSN, l.roundEnd) {
 		l.started = true
-		l.prevDelivered, l.prevRetransmitted = l.delivered, l.retransmitted
-		l.delivered, l.retransmitted = 0, 0
 		l.roundEnd = nextTSN - 1
+		// A round too short to measure a share goes on into the next.
+		if l.delivered+l.retransmitted >= lossToleranceMinSample {
+			l.prevDelivered, l.prevRetransmitted = l.delivered, l.retransmitted
+			l.delivered, l.retransmitted = 0, 0
+		}
 	}
 }
 
@@ -58,9 +69,9 @@ func (l *lossTolerance) onRetransmit(n int) {
 }
 
 // queueSlack is how far the smoothed RTT may rise above the minimum RTT
-// before losses count as congestion: a quarter of the minimum, at least
+// before losses count as congestion: half the minimum, at least
 // lossToleranceMinSlack (timer and scheduling noise).
-const lossToleranceMinSlack = 5 * time.Millisecond
+const lossToleranceMinSlack = 10 * time.Millisecond
 
 // lossLooksRandom reports whether a newly detected loss should be repaired
 // without a congestion response (WithLossTolerance). The caller holds the
@@ -71,11 +82,15 @@ func (a *Association) lossLooksRandom() bool {
 		return false
 	}
 	srtt := time.Duration(a.SRTT() * float64(time.Millisecond))
-	if srtt <= 0 || srtt > a.rackMinRTT+max(a.rackMinRTT/4, lossToleranceMinSlack) {
+	if srtt <= 0 || srtt > a.rackMinRTT+max(a.rackMinRTT/2, lossToleranceMinSlack) {
 		return false
 	}
 	delivered := l.delivered + l.prevDelivered
 	retransmitted := l.retransmitted + l.prevRetransmitted
 
-	return delivered > 0 && float64(retransmitted) <= l.maxShare*float64(delivered+retransmitted)
+	if delivered+retransmitted < lossToleranceMinSample {
+		return true
+	}
+
+	return float64(retransmitted) <= l.maxShare*float64(delivered+retransmitted)
 }
