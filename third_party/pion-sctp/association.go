@@ -392,6 +392,9 @@ type Association struct {
 
 	tlrGoodOps   uint32    // count of TLR ops completed w/o additional loss
 	tlrStartTime time.Time // time of first recovery RTT
+
+	ptoProbe      bool          // ferry patch: a PTO fired with new data waiting: send one chunk whatever cwnd says
+	lossTolerance lossTolerance // ferry patch: WithLossTolerance
 }
 
 type snapConfig struct {
@@ -421,6 +424,8 @@ type Config struct {
 	FastRtxWnd uint32
 	// Step of congestion window increase at Congestion Avoidance
 	CwndCAStep uint32
+	// ferry patch: WithLossTolerance
+	lossTolerance float64
 
 	// RACK config options
 	rack rackSettings
@@ -814,6 +819,7 @@ func createAssociationFromConfigWithTsn(cfg *Config, tsn uint32) *Association {
 		minCwnd:                   cfg.MinCwnd,
 		fastRtxWnd:                cfg.FastRtxWnd,
 		cwndCAStep:                cfg.CwndCAStep,
+		lossTolerance:             lossTolerance{maxShare: cfg.lossTolerance}, // ferry patch
 
 		myMaxNumOutboundStreams: math.MaxUint16,
 		myMaxNumInboundStreams:  math.MaxUint16,
@@ -1556,6 +1562,7 @@ func (a *Association) gatherOutboundFastRetransmissionPackets( //nolint:gocognit
 
 		// Update for retransmission
 		chunkPayload.nSent++
+		a.lossTolerance.onRetransmit(len(chunkPayload.userData)) // ferry patch
 		chunkPayload.since = now
 		a.rackRemove(chunkPayload)
 		a.rackInsert(chunkPayload)
@@ -2815,7 +2822,7 @@ func (a *Association) processSelectiveAck(selectiveAckChunk *chunkSelectiveAck) 
 
 			// RFC 8985 (RACK) sec 5.2: RACK.segment is the most recently sent
 			// segment that has been delivered, including retransmissions.
-			if chunkPayload.since.After(newestDeliveredSendTime) {
+			if chunkPayload.since.After(newestDeliveredSendTime) && a.rackAckIsForLatestSend(chunkPayload, now) { // ferry patch
 				newestDeliveredSendTime = chunkPayload.since
 				newestDeliveredOrigTSN = chunkPayload.tsn
 				deliveredFound = true
@@ -2876,7 +2883,7 @@ func (a *Association) processSelectiveAck(selectiveAckChunk *chunkSelectiveAck) 
 					}
 				}
 
-				if chunkPayload.since.After(newestDeliveredSendTime) {
+				if chunkPayload.since.After(newestDeliveredSendTime) && a.rackAckIsForLatestSend(chunkPayload, now) { // ferry patch
 					newestDeliveredSendTime = chunkPayload.since
 					newestDeliveredOrigTSN = chunkPayload.tsn
 					deliveredFound = true
@@ -2999,12 +3006,14 @@ func (a *Association) processFastRetransmission( //nolint:gocognit
 						a.tlrApplyAdditionalLossLocked(time.Now())
 					}
 
-					if !a.inFastRecovery {
+					if !a.inFastRecovery && a.lossLooksRandom() { // ferry patch: WithLossTolerance
+						a.willRetransmitFast = true
+					} else if !a.inFastRecovery {
 						// 2)  If not in Fast Recovery, adjust the ssthresh and cwnd of the
 						//     destination address(es) to which the missing DATA chunks were
 						//     last sent, according to the formula described in Section 7.2.3.
 						a.inFastRecovery = true
-						a.fastRecoverExitPoint = htna
+						a.fastRecoverExitPoint = a.myNextTSN - 1 // ferry patch: the highest outstanding TSN (RFC 9260 §7.2.4), not htna
 						a.ssthresh = max32(a.CWND()/2, 4*a.MTU())
 						a.setCWND(a.ssthresh)
 						a.partialBytesAcked = 0
@@ -3068,6 +3077,7 @@ func (a *Association) processAcknowledgement(
 	for _, nBytesAcked := range bytesAckedPerStream {
 		totalBytesAcked += nBytesAcked
 	}
+	a.lossTolerance.onAck(totalBytesAcked, selectiveAckChunk.cumulativeTSNAck, a.myNextTSN) // ferry patch
 
 	cumTSNAckPointAdvanced := false
 	if sna32LT(a.cumulativeTSNAckPoint, selectiveAckChunk.cumulativeTSNAck) {
@@ -3911,7 +3921,17 @@ func (a *Association) popPendingDataChunksToSend( //nolint:cyclop,gocognit
 				}
 			}
 		}
+
+		// ferry patch: a loss probe is one new chunk sent whatever cwnd says (RFC 8985 §7.3); held back by a
+		// full cwnd, a probe after a lost SACK for the whole window never went out and T3-rtx (1 s) recovered.
+		if c := a.pendingQueue.peek(); len(chunks) == 0 && a.ptoProbe && c != nil && len(c.userData) > 0 &&
+			uint32(len(c.userData)) <= a.RWND() && int(commonHeaderSize)+c.chunkSizeInPacket() <= int(a.MTU()) { //nolint:gosec // ferry patch
+			a.setRWND(a.RWND() - uint32(len(c.userData))) //nolint:gosec // ferry patch
+			a.movePendingDataChunkToInflightQueue(c)
+			chunks = append(chunks, c)
+		}
 	}
+	a.ptoProbe = false // ferry patch
 
 	if a.blockWrite && len(chunks) > 0 && a.pendingQueue.size() == 0 {
 		a.log.Tracef("[%s] all pending data have been sent, notify writable", a.name)
@@ -4104,6 +4124,7 @@ func (a *Association) getDataPacketsToRetransmit(budgetScaled *int64, consumed *
 
 		// Update for retransmission
 		chunkPayload.nSent++
+		a.lossTolerance.onRetransmit(len(chunkPayload.userData)) // ferry patch
 		chunkPayload.since = currRtxTimestamp
 		a.rackRemove(chunkPayload)
 		a.rackInsert(chunkPayload)
@@ -4723,9 +4744,8 @@ func (a *Association) onRackAfterSACK( // nolint:gocognit,cyclop,gocyclo
 				continue
 			}
 
-			if chunk.retransmit || chunk.nSent > 1 {
-				// Either already scheduled for retransmit or not an original send:
-				// skip but keep in list in case it's still outstanding.
+			if chunk.retransmit { // ferry patch: retransmissions too (RFC 8985 §6.2), else a lost one waits for T3-rtx
+				// Already scheduled for retransmit: skip but keep in list in case it's still outstanding.
 				chunk = next
 
 				continue
@@ -4844,7 +4864,7 @@ func (a *Association) onRackTimeoutLocked() { //nolint:cyclop
 
 			continue
 		}
-		if chunk.retransmit || chunk.nSent > 1 {
+		if chunk.retransmit { // ferry patch: retransmissions too (RFC 8985 §6.2)
 			chunk = next
 
 			continue
@@ -4901,6 +4921,7 @@ func (a *Association) onPTOTimerLocked() {
 
 	// If we have unsent data, PTO should just wake the writer.
 	if a.pendingQueue.size() > 0 {
+		a.ptoProbe = true // ferry patch: the probe must go out even with cwnd full (RFC 8985 §7.3)
 		a.awakeWriteLoop()
 
 		return
