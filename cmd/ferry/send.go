@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ type peerFlags struct {
 	token      string
 	plainUDP   bool
 	small      bool
+	lossTol    float64
 }
 
 // register adds the shared flags; sender-only ones only for send (the
@@ -47,12 +49,27 @@ func (p *peerFlags) register(fs flagSet, sender bool) {
 	fs.BoolVar(&p.json, "json", false, "print machine-readable events as JSON lines on stdout")
 	fs.BoolVar(&p.plainUDP, "plain-udp", false, "send one UDP packet per system call instead of batching them (GSO/GRO on Linux); for troubleshooting")
 	fs.BoolVar(&p.small, "small-packets", false, "keep 1191-byte SCTP packets even to a Go peer on the same link; for troubleshooting")
+	fs.Var((*shareFlag)(&p.lossTol), "loss-tolerance", "experimental: repair random packet loss up to this share (e.g. 0.02) without slowing down while the path shows no queue (0: standard SCTP congestion control)")
+}
+
+// shareFlag is a share between 0 and 0.2.
+type shareFlag float64
+
+func (s *shareFlag) String() string { return strconv.FormatFloat(float64(*s), 'g', -1, 64) }
+
+func (s *shareFlag) Set(v string) error {
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil || f < 0 || f > 0.2 {
+		return errors.New("want a share between 0 and 0.2, like 0.02")
+	}
+	*s = shareFlag(f)
+	return nil
 }
 
 func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
 	cfg := &peer.Config{
 		Server:  server,
-		Options: peer.Options{RelayOnly: p.relayOnly, PlainUDP: p.plainUDP, SmallPackets: p.small},
+		Options: peer.Options{RelayOnly: p.relayOnly, PlainUDP: p.plainUDP, SmallPackets: p.small, LossTolerance: p.lossTol},
 		Logger:  newLogger(io.err, p.logLevel, "text"),
 	}
 	if p.token != "" {

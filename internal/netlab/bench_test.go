@@ -35,7 +35,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // Environment: NETLAB_BENCH_PATHS (comma-separated names from
 // netlab.StandardPaths, default "lan,30ms,30ms-loss0.2"), NETLAB_BENCH_MIB
 // (file size, default 64), NETLAB_BENCH_RUNS (default 3),
-// NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay").
+// NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay"; also
+// "ferry-lt": ferry with --loss-tolerance 0.02).
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
@@ -164,6 +165,8 @@ func (bp *benchPath) measure(tool string) (measure, error) {
 		return bp.ferry(ctx, false)
 	case "ferry-relay":
 		return bp.ferry(ctx, true)
+	case "ferry-lt":
+		return bp.ferry(ctx, false, "--loss-tolerance", "0.02")
 	}
 	return measure{}, fmt.Errorf("unknown tool %q", tool)
 }
@@ -267,13 +270,14 @@ func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
 	return m, nil
 }
 
-func (bp *benchPath) ferry(ctx context.Context, relay bool) (measure, error) {
+func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (measure, error) {
 	p := bp.path
-	spec := netlab.TransferSpec{Bin: ferryBin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum}
+	spec := netlab.TransferSpec{Bin: ferryBin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum,
+		SendArgs: flags, RecvArgs: flags}
 	want := "direct"
 	if relay {
-		spec.SendArgs = []string{"--relay-only"}
-		spec.RecvArgs = []string{"--relay-only"}
+		spec.SendArgs = append(spec.SendArgs, "--relay-only")
+		spec.RecvArgs = append(spec.RecvArgs, "--relay-only")
 		want = "relay"
 	}
 	tr := bp.lab.StartTransfer(ctx, spec)

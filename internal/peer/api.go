@@ -40,6 +40,10 @@ type Options struct {
 	IncludeLoopback bool
 	// ICETimeouts override pion's (0: 3 s disconnected, 15 s failed, 1 s keepalive).
 	Disconnected, Failed, KeepAlive time.Duration
+	// LossTolerance, if above 0, lets SCTP repair random losses of up to
+	// this share of the bytes without halving its congestion window while
+	// no queue builds (our pion/sctp's WithLossTolerance; 0: RFC 9260).
+	LossTolerance float64
 	// SmallPackets keeps pion's 1191-byte SCTP packets even to a Go peer on
 	// the same link (for comparison).
 	SmallPackets bool
@@ -71,6 +75,7 @@ func newAPI(o Options, log *slog.Logger, peerLimit func() uint32) *webrtc.API {
 	se.SetSCTPMaxReceiveBufferSize(buf)
 	se.SetSCTPMaxMessageSize(o.maxMessage())
 	se.EnableSCTPZeroChecksum(!o.NoZeroChecksum)
+	se.SetSCTPLossTolerance(o.LossTolerance)
 	// Recover quickly from a lost path: retransmit at least every 2 s.
 	se.SetSCTPRTOMax(2 * time.Second)
 	// Read large SCTP packets; send them to a Go peer on the same link.

@@ -239,6 +239,10 @@ func (r *SCTPTransport) optionalSCTPClientOptions() []sctp.ClientOption {
 		opts = append(opts, sctp.WithCwndCAStep(r.api.settingEngine.sctp.cwndCAStep))
 	}
 
+	if t := r.api.settingEngine.sctp.lossTolerance; t > 0 { // ferry patch: loss tolerance
+		opts = append(opts, sctp.WithLossTolerance(t))
+	}
+
 	return opts
 }
 

@@ -94,6 +94,7 @@ type SettingEngine struct {
 		cwndCAStep           uint32
 		enableSnap           bool
 		outboundMTU          func(*ICECandidatePair) uint32 // ferry patch
+		lossTolerance        float64                        // ferry patch
 	}
 	sdpMediaLevelFingerprints                 bool
 	answeringDTLSRole                         DTLSRole
@@ -631,6 +632,14 @@ func (e *SettingEngine) EnableSctpSnap(isEnabled bool) {
 // ferry's pion/ice, pion/dtls and pion/sctp a whole UDP datagram).
 func (e *SettingEngine) SetSCTPOutboundMTU(f func(*ICECandidatePair) uint32) {
 	e.sctp.outboundMTU = f
+}
+
+// SetSCTPLossTolerance (a ferry patch, not upstream) turns on our
+// pion/sctp's WithLossTolerance: losses while no queue builds and at most
+// maxShare of the bytes are retransmitted are repaired without halving the
+// congestion window. 0 (the default) keeps RFC 9260 congestion control.
+func (e *SettingEngine) SetSCTPLossTolerance(maxShare float64) {
+	e.sctp.lossTolerance = maxShare
 }
 
 // SetSCTPMaxMessageSize sets the largest message we are willing to accept.
