@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/ferrydev/ferry/internal/clientip"
 	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/ratelimit"
 	"github.com/ferrydev/ferry/internal/ticket"
@@ -129,10 +130,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ClientIP == nil {
-		cfg.ClientIP = func(r *http.Request) netip.Addr {
-			ap, _ := netip.ParseAddrPort(r.RemoteAddr)
-			return ap.Addr().Unmap()
-		}
+		cfg.ClientIP = clientip.RemoteAddr
 	}
 	if cfg.ICE == nil {
 		cfg.ICE = func(*http.Request, string, string, time.Duration) []proto.ICEServer { return nil }

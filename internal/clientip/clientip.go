@@ -86,6 +86,10 @@ func parseHop(s string) netip.Addr {
 	return netip.Addr{}
 }
 
+// RemoteAddr is the address of the request's immediate peer, believing no
+// proxy: the default of services not given a Resolver.
+func RemoteAddr(req *http.Request) netip.Addr { return parseHostPort(req.RemoteAddr) }
+
 func parseHostPort(s string) netip.Addr {
 	host, _, err := net.SplitHostPort(s)
 	if err != nil {

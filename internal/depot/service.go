@@ -12,6 +12,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/clientip"
 )
 
 // Policy errors MayStore returns; the API answers each with its own code.
@@ -112,10 +114,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.ClientIP == nil {
-		cfg.ClientIP = func(r *http.Request) netip.Addr {
-			ap, _ := netip.ParseAddrPort(r.RemoteAddr)
-			return ap.Addr().Unmap()
-		}
+		cfg.ClientIP = clientip.RemoteAddr
 	}
 	if cfg.MayStore == nil {
 		cfg.MayStore = func(*http.Request, netip.Addr) (string, error) { return "", nil }
@@ -182,12 +181,12 @@ func tokenMatches(tok string, hash []byte) bool {
 	return tok != "" && subtle.ConstantTimeCompare(hashToken(tok), hash) == 1
 }
 
-// partCount returns how many parts a data object of size bytes has.
-func partCount(size int64) int {
+// PartCount returns how many parts a data object of size bytes has.
+func PartCount(size int64) int {
 	return int(max(1, (size+PartSize-1)/PartSize))
 }
 
-// partLen returns the size of part n of a data object of size bytes.
-func partLen(size int64, n int) int64 {
+// PartLen returns the size of part n of a data object of size bytes.
+func PartLen(size int64, n int) int64 {
 	return min(PartSize, size-int64(n)*PartSize)
 }
