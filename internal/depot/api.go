@@ -2,6 +2,7 @@ package depot
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -181,7 +182,7 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, "", refuse(http.StatusBadRequest, codeBadRequest, "bad size or read token"))
 		return
 	}
-	if (s.cfg.MaxSize > 0 && plain > s.cfg.MaxSize) || (s.cfg.MaxParts > 0 && partCount(req.Size) > s.cfg.MaxParts) {
+	if (s.cfg.MaxSize > 0 && plain > s.cfg.MaxSize) || (s.cfg.MaxParts > 0 && PartCount(req.Size) > s.cfg.MaxParts) {
 		s.fail(w, r, "", refuse(http.StatusRequestEntityTooLarge, codeTooLarge, "too large"))
 		return
 	}
@@ -209,7 +210,10 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		}
 		id = req.ID
 		if _, err := s.cfg.Meta.Get(r.Context(), id); !errors.Is(err, ErrNotFound) {
-			s.fail(w, r, id, cmpErr(err, ErrExists))
+			if err == nil {
+				err = ErrExists
+			}
+			s.fail(w, r, id, err)
 			return
 		}
 	}
@@ -236,25 +240,28 @@ func (s *Service) create(w http.ResponseWriter, r *http.Request) {
 		Expires: t.Expires.Unix(), Downloads: downloads})
 }
 
-// cmpErr returns err, or def when err is nil.
-func cmpErr(err, def error) error {
-	if err == nil {
-		return def
-	}
-	return err
-}
-
 func tokenEqual(a, b string) bool {
-	return a != "" && b != "" && len(a) == len(b) && tokenMatches(a, hashToken(b))
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 // drop removes a transfer's blobs, then its record.
 func (s *Service) drop(ctx context.Context, id string) error {
+	return s.remove(ctx, id, s.cfg.Meta.Delete)
+}
+
+// retire removes a transfer's blobs and marks its record Gone.
+func (s *Service) retire(ctx context.Context, id string) error {
+	return s.remove(ctx, id, s.cfg.Meta.SetGone)
+}
+
+// remove deletes a transfer's blobs, then applies record (Delete or
+// SetGone) to its record; a record already gone is no error.
+func (s *Service) remove(ctx context.Context, id string, record func(context.Context, string) error) error {
 	if err := s.cfg.Blobs.Delete(ctx, id); err != nil {
 		s.cfg.Observe(Event{Kind: EventBackend, ID: id, Reason: "blobs"})
 		return err
 	}
-	if err := s.cfg.Meta.Delete(ctx, id); err != nil {
+	if err := record(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
 		s.cfg.Observe(Event{Kind: EventBackend, ID: id, Reason: "meta"})
 		return err
 	}
@@ -335,13 +342,13 @@ func (s *Service) putPart(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := strconv.Atoi(r.PathValue("n"))
 	switch {
-	case err != nil || n < 0 || n >= partCount(t.Size):
+	case err != nil || n < 0 || n >= PartCount(t.Size):
 		err = refuse(http.StatusBadRequest, codeBadRequest, "no such part")
 	case t.State != Uploading || !s.now().Before(t.Expires):
 		err = ErrState
 	case n != t.Parts:
 		err = fmt.Errorf("%w: part %d, next is %d", ErrPart, n, t.Parts)
-	case r.ContentLength != partLen(t.Size, n):
+	case r.ContentLength != PartLen(t.Size, n):
 		err = refuse(http.StatusBadRequest, codeBadRequest, "wrong part size")
 	}
 	if err != nil {
@@ -377,7 +384,7 @@ const maxSealedManifest = stored.MaxManifest + 4 + stored.SaltLen + 12 + stored.
 
 func (s *Service) putManifest(w http.ResponseWriter, r *http.Request) {
 	t, err := s.writer(r)
-	if err == nil && (t.State != Uploading || t.Parts != partCount(t.Size)) {
+	if err == nil && (t.State != Uploading || t.Parts != PartCount(t.Size)) {
 		err = ErrState
 	}
 	if err != nil {

@@ -73,19 +73,6 @@ func (s *Service) Janitor(ctx context.Context) {
 	s.cfg.Observe(Event{Kind: EventJanitor})
 }
 
-// retire removes a transfer's blobs and marks its record Gone.
-func (s *Service) retire(ctx context.Context, id string) error {
-	if err := s.cfg.Blobs.Delete(ctx, id); err != nil {
-		s.cfg.Observe(Event{Kind: EventBackend, ID: id, Reason: "blobs"})
-		return err
-	}
-	if err := s.cfg.Meta.SetGone(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
-		s.cfg.Observe(Event{Kind: EventBackend, ID: id, Reason: "meta"})
-		return err
-	}
-	return nil
-}
-
 // orphans removes blobs without a record that were orphans on the previous
 // run too: a transfer being created has blobs a moment before its record.
 func (s *Service) orphans(ctx context.Context) {

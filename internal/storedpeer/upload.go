@@ -292,14 +292,12 @@ func (u *uploader) stream(keys *stored.Keys, files []transfer.SourceFile, man pr
 	if err := sealer.Close(); err != nil {
 		return nil, err
 	}
-	if u.next != partCount(u.size) {
-		return nil, fmt.Errorf("%w: %d of %d parts stored", ErrConflict, u.next, partCount(u.size))
+	if u.next != depot.PartCount(u.size) {
+		return nil, fmt.Errorf("%w: %d of %d parts stored", ErrConflict, u.next, depot.PartCount(u.size))
 	}
 	u.report()
 	return roots, nil
 }
-
-func partCount(size int64) int { return int(max(1, (size+depot.PartSize-1)/depot.PartSize)) }
 
 func changed(f transfer.SourceFile, fi os.FileInfo) bool {
 	return fi.Size() != f.Size || !fi.ModTime().Equal(f.Mtime)
@@ -343,10 +341,10 @@ func (u *uploader) file(f transfer.SourceFile, buf []byte, sealer *stored.Sealer
 func (u *uploader) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
-		if u.next >= partCount(u.size) {
+		if u.next >= depot.PartCount(u.size) {
 			return n, fmt.Errorf("%w: more data than declared", ErrConflict)
 		}
-		want := int(min(depot.PartSize, u.size-int64(u.next)*depot.PartSize))
+		want := int(depot.PartLen(u.size, u.next))
 		if u.buf == nil {
 			u.buf = make([]byte, 0, depot.PartSize)
 		}
