@@ -107,47 +107,58 @@ func sendOrStore(ctx context.Context, cfg *peer.Config, send func(context.Contex
 		res, err := send(live)
 		done <- result{res, err}
 	}()
+	// Live to the end: the send finished, or a receiver came.
+	sent := func(r result) error { return finish(io, js, "Sent", r.res, r.err, time.Since(start)) }
 	var lv *storedpeer.Live
 	select {
 	case lv = <-storable:
 	case r := <-done:
-		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+		return sent(r)
 	}
 	timer := time.NewTimer(sf.after)
 	defer timer.Stop()
 	select {
 	case r := <-done:
-		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+		return sent(r)
 	case <-paired:
-		r := <-done
-		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+		return sent(<-done)
 	case <-timer.C:
 	}
 	select {
 	case <-paired: // just in time: stay live
-		r := <-done
-		return finish(io, js, "Sent", r.res, r.err, time.Since(start))
+		return sent(<-done)
 	default:
 	}
 	stop()
 	<-done
 	fmt.Fprintf(io.err, "\nNobody opened the link within %s: storing the files on the server instead (end-to-end encrypted); the same link will work.\n", sf.after)
-	c := &storedpeer.Client{Base: server, Token: pf.token}
-	o := sf.options()
-	o.Files, o.StateDir, o.Live = files, uploadStateDir(), lv
-	bar := termui.NewProgress(io.err, "uploading")
-	o.Progress = js.progress(bar.Update)
-	up, err := c.Upload(ctx, o)
+	up, err := storeFiles(ctx, server, pf, sf, files, lv, js, io)
 	if err != nil {
-		js.emit("error", map[string]any{"message": describe(err)})
 		return err
 	}
 	fmt.Fprintf(io.err, "Stored %s, %s.\n", plural(up.Files, "file"), units.Bytes(up.Bytes))
+	printStoredLink(io, js, pf.json, true, up)
+	return nil
+}
+
+// storeFiles uploads files (under a live link's id if live is set) with a
+// progress bar, reports a failure as an event, and keeps the token that
+// lets its sender delete it.
+func storeFiles(ctx context.Context, server *url.URL, pf peerFlags, sf storeFlags, files []transfer.SourceFile,
+	live *storedpeer.Live, js *jsonOut, io stdio) (*storedpeer.Uploaded, error) {
+	o := sf.options()
+	o.Files, o.StateDir, o.Live = files, uploadStateDir(), live
+	bar := termui.NewProgress(io.err, "uploading")
+	o.Progress = js.progress(bar.Update)
+	up, err := (&storedpeer.Client{Base: server, Token: pf.token}).Upload(ctx, o)
+	if err != nil {
+		js.emit("error", map[string]any{"message": describe(err)})
+		return nil, err
+	}
 	if err := rememberSent(server, up); err != nil {
 		fmt.Fprintf(io.err, "note: could not keep the token to delete it later (%v)\n", err)
 	}
-	printStoredLink(io, js, pf.json, true, up)
-	return nil
+	return up, nil
 }
 
 // sentRecord is what `ferry delete` needs of a stored transfer this user
@@ -230,30 +241,20 @@ func uploadStateDir() string {
 // sendStored uploads files and prints the link.
 func sendStored(ctx context.Context, server *url.URL, pf peerFlags, sf storeFlags, files []transfer.SourceFile, io stdio) error {
 	js := newJSONOut(io.out, pf.json)
-	c := &storedpeer.Client{Base: server, Token: pf.token}
-	o := sf.options()
-	o.Files = files
-	o.StateDir = uploadStateDir()
-	bar := termui.NewProgress(io.err, "uploading")
-	o.Progress = js.progress(bar.Update)
 	var total int64
 	for _, f := range files {
 		total += f.Size
 	}
 	fmt.Fprintf(io.err, "Storing %s in %s on %s, end-to-end encrypted…\n", units.Bytes(total), plural(len(files), "file"), server.Host)
 	start := time.Now()
-	up, err := c.Upload(ctx, o)
+	up, err := storeFiles(ctx, server, pf, sf, files, nil, js, io)
+	if errors.Is(err, storedpeer.ErrInterrupted) || errors.Is(err, context.Canceled) {
+		return fmt.Errorf("%w; run the same command again to continue where it stopped", err)
+	}
 	if err != nil {
-		js.emit("error", map[string]any{"message": describe(err)})
-		if errors.Is(err, storedpeer.ErrInterrupted) || errors.Is(err, context.Canceled) {
-			return fmt.Errorf("%w; run the same command again to continue where it stopped", err)
-		}
 		return err
 	}
 	d := time.Since(start)
-	if err := rememberSent(server, up); err != nil {
-		fmt.Fprintf(io.err, "note: could not keep the token to delete it later (%v)\n", err)
-	}
 	if up.Resumed > 0 {
 		fmt.Fprintf(io.err, "Continued an interrupted upload (%s were already stored).\n", units.Bytes(up.Resumed))
 	}
