@@ -135,6 +135,9 @@ type Signal struct {
 	SDPMLineIndex *uint16 `json:"sdpMLineIndex,omitempty"`
 	// sdp, cand, restart: connection generation
 	Gen int `json:"gen,omitempty"`
+	// sdp: the stripe connection k of generation Gen (PROTOCOL.md §3.4);
+	// 0 is the main connection.
+	Stripe int `json:"stripe,omitempty"`
 	// bye
 	Reason string `json:"reason,omitempty"`
 }

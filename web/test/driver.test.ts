@@ -149,6 +149,15 @@ class FakeGeneration implements Generation {
   async sample(): Promise<PathSample | null> {
     return this.failed ? null : { path: "direct", direct: 1, relay: 0 };
   }
+  stripes: RTCDataChannel[] = [];
+  striped = 0;
+  stripeSignals: Signal[] = [];
+  stripe(n: number): void {
+    this.striped = n;
+  }
+  stripeSignal(s: Signal): void {
+    this.stripeSignals.push(s);
+  }
   // connect opens the data channel.
   connect(): void {
     const dc = new FakeChannel() as unknown as RTCDataChannel;
@@ -565,4 +574,35 @@ test("waiting for the peer probes signaling every 15 s", async () => {
   assert.equal(r.sig.probes - probes, 1);
   r.d.cancel();
   await r.end();
+});
+
+test("stripe descriptions go to the current generation only, and never start a generation", async () => {
+  const r = rig(new Answerer());
+  // The sender's info says what it can do.
+  r.sig.peer({ t: "info", agent: "x", features: ["resume", "stripes"] });
+  assert.ok(r.d.peerHas("stripes"));
+  assert.ok(!r.d.peerHas("zero-checksum"));
+  await r.offer(1, "o1");
+  const g1 = r.last();
+  await r.open();
+  r.sig.peer({ t: "sdp", type: "offer", sdp: "s1", gen: 1, stripe: 1 });
+  r.sig.peer({ t: "sdp", type: "offer", sdp: "s-old", gen: 0, stripe: 2 });
+  r.sig.peer({ t: "sdp", type: "offer", sdp: "s-new", gen: 2, stripe: 1 });
+  await r.step();
+  assert.deepEqual(g1.stripeSignals.map((s) => s.sdp), ["s1"]);
+  assert.equal(r.gens.length, 1, "a stripe's offer is not a new generation");
+  assert.equal(g1.answered, "o1");
+  await completes(r, 1);
+});
+
+test("sender: stripe answers go to their generation", async () => {
+  const r = await started(new Offerer());
+  const g1 = r.last();
+  await r.open();
+  r.sig.peer({ t: "sdp", type: "answer", sdp: "a-s3", gen: 1, stripe: 3 });
+  r.sig.peer({ t: "sdp", type: "answer", sdp: "a-main", gen: 1 });
+  await r.step();
+  assert.deepEqual(g1.stripeSignals.map((s) => s.sdp), ["a-s3"]);
+  assert.deepEqual(g1.answers, ["a-main"]);
+  await completes(r, 1);
 });

@@ -125,6 +125,14 @@ func constants() []byte {
 		kv{"ackBatches", proto.AckBatches, false},
 		kv{"receiverIdleMs", int(proto.ReceiverIdle.Milliseconds()), false},
 	)
+	w.consts("Striped connection generations (PROTOCOL.md §3.4; proto.StripeCount).",
+		kv{"featureStripes", proto.FeatureStripes, false},
+		kv{"maxStripes", proto.MaxStripes, false},
+		kv{"stripeMinRttMs", int(proto.StripeMinRTT.Milliseconds()), false},
+		kv{"stripeFullRttMs", int(proto.StripeFullRTT.Milliseconds()), false},
+		kv{"stripeMinBytes", proto.StripeMinBytes, false},
+		kv{"stripeDescribeWaitMs", int(proto.StripeDescribeWait.Milliseconds()), false},
+	)
 	w.object("Why a path is refused (proto.PathProblem; testdata/vectors/paths.json).", "pathReason",
 		kv{"empty", proto.PathEmpty, false},
 		kv{"tooLong", proto.PathTooLong, false},

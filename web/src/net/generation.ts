@@ -1,6 +1,10 @@
 // A connection generation (PROTOCOL.md §3.4) is one RTCPeerConnection and
-// its data channel "ferry". The sender offers, the receiver answers;
-// candidates trickle sealed, tagged with the generation.
+// its data channel "ferry", and, when striped, stripe connections beside
+// it, each with one data channel that carries only CHUNK frames from the
+// sender to the receiver. The sender offers, the receiver answers;
+// candidates trickle sealed, tagged with the generation (a stripe's travel
+// in its description).
+import { frameChunk, maxStripes, stripeDescribeWaitMs } from "../protocol/constants_gen";
 import { ConnLost } from "../protocol/errors";
 import type { IceServer, Signal } from "../protocol/signal";
 import { samplePath, type PathSample, type StatsLike } from "./path";
@@ -24,6 +28,14 @@ export interface Generation {
   consume(f: (b: ArrayBuffer) => void): void;
   fail(why: string): void;
   sample(): Promise<PathSample | null>;
+  // stripe offers stripe connections 1..n-1 beside the main one (sender;
+  // PROTOCOL.md §3.4).
+  stripe(n: number): void;
+  // stripeSignal takes the peer's description of a stripe connection.
+  stripeSignal(s: Signal): void;
+  // stripes are the open stripe data channels, in the order they opened:
+  // the sender may send CHUNK frames on them as well as on dc.
+  readonly stripes: readonly RTCDataChannel[];
 }
 
 // GenerationHooks are told what the generation notices about the peer.
@@ -47,6 +59,10 @@ const srflxWait = 1000;
 // many times a second).
 const silence = 2000;
 export const channelLabel = "ferry";
+export const stripeLabel = "ferry-stripe";
+// stripeConnect bounds how long a stripe may take to open; one that does
+// not is dropped (the generation goes on without it).
+const stripeConnect = 15000;
 
 export class PeerGeneration implements Generation {
   readonly pc: RTCPeerConnection;
@@ -73,8 +89,8 @@ export class PeerGeneration implements Generation {
 
   constructor(
     readonly gen: number,
-    iceServers: IceServer[],
-    relayOnly: boolean,
+    private readonly iceServers: IceServer[],
+    private readonly relayOnly: boolean,
     private signal: (s: Signal) => void,
     private hooks: GenerationHooks,
   ) {
@@ -128,16 +144,17 @@ export class PeerGeneration implements Generation {
     for (const b of early) f(b);
   }
 
+  private deliver(b: ArrayBuffer): void {
+    this.heard = performance.now();
+    this.silent = false;
+    if (this.consumer) this.consumer(b);
+    else this.early.push(b);
+  }
+
   private watch(dc: RTCDataChannel): void {
     dc.binaryType = "arraybuffer";
     this.dc = dc;
-    dc.onmessage = (e) => {
-      this.heard = performance.now();
-      this.silent = false;
-      const b = e.data as ArrayBuffer;
-      if (this.consumer) this.consumer(b);
-      else this.early.push(b);
-    };
+    dc.onmessage = (e) => this.deliver(e.data as ArrayBuffer);
     dc.onopen = () => this.opened(dc);
     dc.onclose = () => this.fail("data channel closed");
     if (dc.readyState === "open") this.opened(dc);
@@ -250,6 +267,9 @@ export class PeerGeneration implements Generation {
     clearTimeout(this.disconnectTimer);
     clearInterval(this.silenceTimer);
     this.resolveDead(new ConnLost(why));
+    for (const st of this.stripeConns.values()) st.close();
+    this.stripeConns.clear();
+    this.stripes = [];
     try {
       this.dc?.close();
       this.pc.close();
@@ -267,6 +287,71 @@ export class PeerGeneration implements Generation {
     return this.pc.iceConnectionState === "disconnected";
   }
 
+  // Stripe connections by k (PROTOCOL.md §3.4), and the open channels.
+  private stripeConns = new Map<number, Stripe>();
+  stripes: RTCDataChannel[] = [];
+
+  stripe(n: number): void {
+    for (let k = 1; k < Math.min(n, maxStripes); k++) {
+      if (this.isDead || this.stripeConns.has(k)) continue;
+      const st = new Stripe(k, this);
+      this.stripeConns.set(k, st);
+      st.watch(st.pc.createDataChannel(stripeLabel, { ordered: false }));
+      void st.offer().catch((e: unknown) => this.dropStripe(st, `offer failed: ${String(e)}`));
+    }
+  }
+
+  stripeSignal(s: Signal): void {
+    const k = s.stripe ?? 0;
+    if (this.isDead || s.t !== "sdp" || k < 1 || k >= maxStripes) return;
+    const st = this.stripeConns.get(k);
+    if (s.type === "answer") {
+      st?.pc.setRemoteDescription({ type: "answer", sdp: s.sdp ?? "" }).catch(() => this.dropStripe(st, "bad answer"));
+      return;
+    }
+    if (st) return; // an offer for a stripe we have: a repeat
+    const nst = new Stripe(k, this);
+    this.stripeConns.set(k, nst);
+    nst.pc.ondatachannel = (e) => {
+      if (e.channel.label === stripeLabel) nst.watch(e.channel);
+    };
+    void nst.answer(s.sdp ?? "").catch((e: unknown) => this.dropStripe(nst, `answer failed: ${String(e)}`));
+  }
+
+  // Stripe's view of its generation.
+  get stripeConfig(): { iceServers: IceServer[]; relayOnly: boolean } {
+    return { iceServers: this.iceServers, relayOnly: this.relayOnly };
+  }
+  sendStripe(s: Signal): void {
+    if (!this.isDead) this.signal({ ...s, gen: this.gen });
+  }
+  stripeMessage(st: Stripe, b: ArrayBuffer): void {
+    // A stripe carries CHUNK frames only.
+    if (new Uint8Array(b)[0] !== frameChunk) {
+      this.fail(`stripe ${st.k}: a frame other than CHUNK`);
+      return;
+    }
+    this.deliver(b);
+  }
+  stripeOpened(st: Stripe, dc: RTCDataChannel): void {
+    if (this.isDead) return;
+    console.debug(`ferry: gen ${this.gen}: stripe ${st.k} open`);
+    this.stripes.push(dc);
+  }
+  // dropStripe: a stripe that never opened is dropped; one that was open
+  // may have had chunks in flight, so the generation ends and the next
+  // resumes from what was committed (simpler than resending them here).
+  dropStripe(st: Stripe, why: string): void {
+    if (this.isDead || this.stripeConns.get(st.k) !== st) return;
+    if (st.opened) {
+      this.fail(`stripe ${st.k} lost (${why})`);
+      return;
+    }
+    console.debug(`ferry: gen ${this.gen}: stripe ${st.k} dropped (${why})`);
+    this.stripeConns.delete(st.k);
+    st.close();
+  }
+
   // sample reads the selected candidate pair's path and the bytes per
   // path from the connection's stats (null once it is closed).
   async sample(): Promise<PathSample | null> {
@@ -274,6 +359,84 @@ export class PeerGeneration implements Generation {
       return samplePath((await this.pc.getStats()) as unknown as StatsLike);
     } catch {
       return null;
+    }
+  }
+}
+
+// Stripe is one stripe connection of a generation (PROTOCOL.md §3.4). It
+// does not trickle: its description goes once gathering is complete or
+// after stripeDescribeWaitMs, with the candidates gathered so far, which
+// costs the signaling server two messages per stripe.
+class Stripe {
+  readonly pc: RTCPeerConnection;
+  dc: RTCDataChannel | null = null;
+  opened = false;
+  private timer: number;
+
+  constructor(
+    readonly k: number,
+    private g: PeerGeneration,
+  ) {
+    const { iceServers, relayOnly } = g.stripeConfig;
+    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
+    this.pc.onconnectionstatechange = () => {
+      const s = this.pc.connectionState;
+      if (s === "failed" || s === "closed") g.dropStripe(this, `peer connection ${s}`);
+    };
+    this.timer = window.setTimeout(() => {
+      if (!this.opened) g.dropStripe(this, "not open in time");
+    }, stripeConnect);
+  }
+
+  watch(dc: RTCDataChannel): void {
+    dc.binaryType = "arraybuffer";
+    this.dc = dc;
+    dc.onmessage = (e) => this.g.stripeMessage(this, e.data as ArrayBuffer);
+    dc.onopen = () => this.open(dc);
+    dc.onclose = () => this.g.dropStripe(this, "data channel closed");
+    if (dc.readyState === "open") this.open(dc);
+  }
+
+  private open(dc: RTCDataChannel): void {
+    if (this.opened) return;
+    this.opened = true;
+    clearTimeout(this.timer);
+    this.g.stripeOpened(this, dc);
+  }
+
+  async offer(): Promise<void> {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this.describe("offer");
+  }
+
+  async answer(sdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: "offer", sdp });
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    await this.describe("answer");
+  }
+
+  private async describe(type: "offer" | "answer"): Promise<void> {
+    if (this.pc.iceGatheringState !== "complete") {
+      let timer = 0;
+      await new Promise<void>((r) => {
+        timer = window.setTimeout(r, stripeDescribeWaitMs);
+        this.pc.onicegatheringstatechange = () => {
+          if (this.pc.iceGatheringState === "complete") r();
+        };
+      });
+      clearTimeout(timer);
+    }
+    const sdp = this.pc.localDescription?.sdp ?? "";
+    this.g.sendStripe({ t: "sdp", type, sdp, stripe: this.k });
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    try {
+      this.dc?.close();
+      this.pc.close();
+    } catch {
+      /* closing twice is fine */
     }
   }
 }

@@ -21,6 +21,9 @@ export interface PathSample {
   // each kind.
   direct: number;
   relay: number;
+  // rttMs is the selected pair's current round trip time in milliseconds,
+  // when the stats have it.
+  rttMs?: number;
 }
 
 // StatsLike is the part of an RTCStatsReport samplePath reads (a Map of
@@ -52,7 +55,10 @@ export function samplePath(stats: StatsLike): PathSample {
     }
   });
   const pair = (pairId ? stats.get(pairId) : undefined) ?? nominated;
-  if (pair) out.path = relayed(pair) ? "relay" : "direct";
+  if (pair) {
+    out.path = relayed(pair) ? "relay" : "direct";
+    if (typeof pair.currentRoundTripTime === "number") out.rttMs = pair.currentRoundTripTime * 1000;
+  }
   return out;
 }
 

@@ -30,6 +30,14 @@ export const minWindow = 8;
 export const ackBatches = 8;
 export const receiverIdleMs = 120000;
 
+// Striped connection generations (PROTOCOL.md §3.4; proto.StripeCount).
+export const featureStripes = "stripes";
+export const maxStripes = 8;
+export const stripeMinRttMs = 5;
+export const stripeFullRttMs = 15;
+export const stripeMinBytes = 8388608;
+export const stripeDescribeWaitMs = 2000;
+
 // Why a path is refused (proto.PathProblem; testdata/vectors/paths.json).
 export const pathReason = {
   empty: "empty",

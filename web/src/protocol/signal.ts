@@ -1,11 +1,11 @@
 // Signaling messages between a client and the server (PROTOCOL.md §2) and
 // the sealed peer-to-peer signals (§3.3).
 
-import { close, forbidden, maxReportNames } from "./constants_gen";
+import { close, featureStripes, forbidden, maxReportNames } from "./constants_gen";
 
 export { close, forbidden, signalPath, subprotocol } from "./constants_gen";
 export const agent = "ferry-web/0.1.0";
-export const features = ["resume"];
+export const features = ["resume", featureStripes];
 
 export interface IceServer {
   urls: string[] | string;
@@ -34,6 +34,9 @@ export interface Signal {
   sdpMid?: string | null;
   sdpMLineIndex?: number | null;
   gen?: number;
+  // sdp: stripe connection k of generation gen (PROTOCOL.md §3.4); absent
+  // or 0 for the main one.
+  stripe?: number;
   reason?: string;
 }
 

@@ -210,8 +210,27 @@ export class Driver {
     }
   }
 
+  // peerFeatures are the features of the peer's info (PROTOCOL.md §3.3).
+  private peerFeatures: readonly string[] = [];
+
+  // peerHas: the peer announced feature f.
+  peerHas(f: string): boolean {
+    return this.peerFeatures.includes(f);
+  }
+
   private onSignal(m: Signal): void {
-    if (m.t !== "cand") console.debug(`ferry: signal ${m.t} ${m.type ?? m.reason ?? ""} gen ${m.gen ?? "-"}`);
+    if (m.t !== "cand") console.debug(`ferry: signal ${m.t} ${m.type ?? m.reason ?? ""} gen ${m.gen ?? "-"}${m.stripe ? ` stripe ${m.stripe}` : ""}`);
+    if (m.t === "info") {
+      this.peerFeatures = Array.isArray(m.features) ? m.features.filter((f) => typeof f === "string") : [];
+      return;
+    }
+    // A stripe's description goes to its generation, if it is the current
+    // one (PROTOCOL.md §3.4).
+    if (m.t === "sdp" && m.stripe) {
+      const g = this.current;
+      if (g && m.gen === g.gen) g.stripeSignal(m);
+      return;
+    }
     if (m.t === "bye") {
       this.byeSeen();
       if (m.reason === "canceled") this.stop(canceledByPeer());

@@ -6,6 +6,7 @@ import type { Generation } from "../net/generation";
 import { PathMeter } from "../net/path";
 import { Session, waitPaired } from "../net/session";
 import { SignalingConn } from "../net/signaling";
+import { featureStripes } from "../protocol/constants_gen";
 import { FerryError } from "../protocol/errors";
 import { agent, features, reportNames } from "../protocol/signal";
 import { linkFor, newSecret } from "../protocol/ticket";
@@ -44,6 +45,7 @@ export class SendFlow implements Flow {
     this.sender = new Sender(sources, this.worker);
     this.meter = new PathMeter((p) => this.ev.path(p));
     this.driver = onSession(this.session, relayOnly, new Offerer(), this, this.meter);
+    this.sender.canStripe = () => this.driver.peerHas(featureStripes);
   }
 
   get totalSize(): number {

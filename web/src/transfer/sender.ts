@@ -10,6 +10,7 @@ import {
 } from "../protocol/frames";
 import { Inbox } from "../net/inbox";
 import type { Generation } from "../net/generation";
+import { stripeCount } from "../net/stripes";
 import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "../protocol/errors";
 import type { Progress } from "./progress";
 import { Waker } from "./waker";
@@ -54,6 +55,8 @@ interface Run {
 // after hashing, the first time they are sent.
 interface TestHooks {
   corrupt?: { file: number; index: number }[];
+  // stripes, when set, replaces the path's stripe count (0: never stripe).
+  stripes?: number;
 }
 
 export class Sender {
@@ -69,6 +72,10 @@ export class Sender {
   private computedRoots: string[];
   // stats is a snapshot for debugging (ferryDebug in the console).
   stats: Record<string, number | boolean> = {};
+  // canStripe: the receiver announced striping (PROTOCOL.md §3.4).
+  canStripe: () => boolean = () => false;
+  // stripesUsed is the most connections one generation sent chunks over.
+  stripesUsed = 0;
 
   constructor(
     sources: Source[],
@@ -116,12 +123,33 @@ export class Sender {
     });
     dc.bufferedAmountLowThreshold = lowWater;
     dc.onbufferedamountlow = wake.notify;
-    const send = (b: Uint8Array | ArrayBuffer) => {
+    const sendOn = (ch: RTCDataChannel, b: Uint8Array | ArrayBuffer) => {
       if (lost) throw lost;
       try {
-        dc.send(b as ArrayBuffer);
+        ch.send(b as ArrayBuffer);
       } catch {
         throw new ConnLost("send failed");
+      }
+    };
+    const send = (b: Uint8Array | ArrayBuffer) => sendOn(dc, b);
+    // The channels CHUNK frames may go on: the main one and the open
+    // stripes (PROTOCOL.md §3.4).
+    const chans: RTCDataChannel[] = [dc];
+    const used = new Set<RTCDataChannel>();
+    const channels = (): RTCDataChannel[] => {
+      for (let i = chans.length - 1; i < g.stripes.length; i++) {
+        const ch = g.stripes[i]!;
+        ch.bufferedAmountLowThreshold = lowWater;
+        ch.onbufferedamountlow = wake.notify;
+        chans.push(ch);
+      }
+      return chans;
+    };
+    const sendChunk = (ch: RTCDataChannel, b: ArrayBuffer) => {
+      sendOn(ch, b);
+      if (!used.has(ch)) {
+        used.add(ch);
+        this.stripesUsed = Math.max(this.stripesUsed, used.size);
       }
     };
     const fail = (code: string, err: FerryError): FerryError => {
@@ -229,6 +257,16 @@ export class Sender {
     };
     report(true);
     const hooks = (globalThis as { ferryTest?: TestHooks }).ferryTest;
+    // Stripe once the main connection works, if enough is left to send
+    // and the path is long (PROTOCOL.md §3.4).
+    if (this.canStripe() && hooks?.stripes !== 0) {
+      const left = this.man.totalSize - resumed - this.files.reduce((a, f) => a + (f.verified ? f.src.file.size : 0), 0);
+      void g.sample().then((p) => {
+        const n = hooks?.stripes ?? stripeCount(p?.rttMs ?? 0, left);
+        console.debug(`ferry: gen ${g.gen}: rtt ${p?.rttMs ?? "?"} ms, ${left} bytes left: ${n} connection(s)`);
+        if (n > 1 && !lost) g.stripe(n);
+      });
+    }
 
     for (;;) {
       if (lost) throw lost;
@@ -291,18 +329,20 @@ export class Sender {
         }
       }
       const roomy = dc.bufferedAmount < highWater;
-      this.stats = { credit, ready: ready.length, inFlight, buffered: dc.bufferedAmount, allSent, resend: resend.length, runIdx, runs: runs.length };
-      if (resend.length > 0 && roomy) {
+      const cs = channels();
+      const ci = pickChannel(cs, highWater);
+      this.stats = { credit, ready: ready.length, inFlight, buffered: dc.bufferedAmount, allSent, resend: resend.length, runIdx, runs: runs.length, channels: cs.length, used: used.size };
+      if (resend.length > 0 && ci >= 0) {
         const n = resend.shift()!;
         const [it] = await this.read({ file: n.file, start: n.index, count: 1, hashOnly: false, eof: false });
         if (it?.kind !== "chunk") throw fail("file_changed", fileChanged());
         if (!sameHash(this.files[n.file]!.hashes, n.index, it.hash)) throw fail("file_changed", fileChanged());
         new Uint8Array(it.frame)[1] = flagResend;
-        send(it.frame);
+        sendChunk(cs[ci]!, it.frame);
         this.sentBytes += it.frame.byteLength - 42;
         continue;
       }
-      if (!allSent && roomy && ready.length > 0 && (credit > 0 || ready[0]!.kind !== "chunk")) {
+      if (!allSent && ready.length > 0 && (ready[0]!.kind === "chunk" ? credit > 0 && ci >= 0 : roomy)) {
         const it = ready.shift()!;
         switch (it.kind) {
           case "chunk": {
@@ -318,7 +358,7 @@ export class Sender {
               const fr = new Uint8Array(it.frame);
               fr[fr.length - 1]! ^= 0xff;
             }
-            send(it.frame);
+            sendChunk(cs[ci]!, it.frame);
             this.sentBytes += it.frame.byteLength - 42;
             sentQ.push({ file: it.file, len: it.frame.byteLength - 42 });
             credit--;
@@ -398,6 +438,18 @@ export class Sender {
     }
     return out;
   }
+}
+
+// pickChannel is the index of the channel the next chunk goes on: the one
+// with the least buffered, among those under high (-1: none is). The
+// slower connections of a lossy path buffer more and so get fewer chunks.
+export function pickChannel(chans: readonly { bufferedAmount: number }[], high: number): number {
+  let best = -1;
+  for (let i = 0; i < chans.length; i++) {
+    const b = chans[i]!.bufferedAmount;
+    if (b < high && (best < 0 || b < chans[best]!.bufferedAmount)) best = i;
+  }
+  return best;
 }
 
 function sameHash(all: Uint8Array, index: number, h: Uint8Array): boolean {

@@ -1,0 +1,145 @@
+package netlab_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/ferrydev/ferry/internal/browsertest"
+	"github.com/ferrydev/ferry/internal/netlab"
+)
+
+// pathBrowsers is a transfer between two Chromium pages on the ends of a
+// lab path: the send page on A, the receiving page on B.
+type pathBrowsers struct {
+	sb, rb context.Context
+	name   string
+	want   string // sha256 hex
+	size   int64
+}
+
+// startPathBrowsers opens the send page on A with a fresh random file,
+// opens its link on B and accepts; senderJS runs first on the send page
+// (test hooks).
+func startPathBrowsers(t *testing.T, ctx context.Context, p *netlab.Path, srv *netlab.Server, size int64, senderJS string) (*pathBrowsers, time.Time) {
+	t.Helper()
+	src, sum, err := netlab.RandomFile(t.TempDir(), "payload.bin", size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb := &pathBrowsers{name: "payload.bin", want: fmt.Sprintf("%x", sum), size: size}
+	pb.sb = p.A.Browser(ctx, srv.URL)
+	pb.rb = p.B.Browser(ctx, srv.URL)
+	browsertest.LogConsole(t, pb.sb, "sender")
+	browsertest.LogConsole(t, pb.rb, "receiver")
+	onNewDocument(t, pb.sb, recordStates+senderJS)
+	onNewDocument(t, pb.rb, recordStates+stubSavePickerOPFS)
+	if err := chromedp.Do(pb.sb, chromedp.Navigate(srv.URL+"/")); err != nil {
+		t.Fatalf("open send page: %v", err)
+	}
+	if err := chromedp.Do(pb.sb, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{src})); err != nil {
+		t.Fatalf("pick file: %v", err)
+	}
+	link, err := chromedp.Run(pb.sb, chromedp.Poll[string](`document.getElementById("link").value || null`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(pagePoll)))
+	if err != nil {
+		t.Fatalf("no link on the send page: %v\n%s", err, diag(pb.sb))
+	}
+	if err := chromedp.Do(pb.rb, chromedp.Navigate(link)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := waitState(pb.rb, "ready", "error"); err != nil || st != "ready" {
+		t.Fatalf("receiver state %q (%v)\nreceiver: %s", st, err, diag(pb.rb))
+	}
+	if err := chromedp.Do(pb.rb, chromedp.Click(chromedp.ID("receive"))); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := waitState(pb.rb, "review", "error"); err != nil || st != "review" {
+		t.Fatalf("receiver state %q (%v)\nreceiver: %s\nsender: %s", st, err, diag(pb.rb), diag(pb.sb))
+	}
+	if err := chromedp.Do(pb.rb, chromedp.Click(chromedp.ID("accept"))); err != nil {
+		t.Fatal(err)
+	}
+	return pb, time.Now()
+}
+
+// finish waits for both pages, checks the received file's SHA-256 and
+// returns how many connections the sender striped over.
+func (pb *pathBrowsers) finish(t *testing.T) (stripes int) {
+	t.Helper()
+	if st, err := waitState(pb.rb, "done", "error", "canceled"); err != nil || st != "done" {
+		t.Fatalf("receiver ended in %q (%v)\nreceiver: %s\nsender: %s", st, err, diag(pb.rb), diag(pb.sb))
+	}
+	if st, err := waitState(pb.sb, "done", "error", "canceled"); err != nil || st != "done" {
+		t.Fatalf("sender ended in %q (%v)\nsender: %s", st, err, diag(pb.sb))
+	}
+	got, err := pageEval[string](pb.rb, fmt.Sprintf(`(async () => {
+  const root = await navigator.storage.getDirectory();
+  const f = await (await root.getFileHandle(%q)).getFile();
+  const d = new Uint8Array(await crypto.subtle.digest("SHA-256", await f.arrayBuffer()));
+  return Array.from(d, (x) => x.toString(16).padStart(2, "0")).join("");
+})()`, pb.name))
+	if err != nil {
+		t.Fatalf("hash the received file: %v", err)
+	}
+	if got != pb.want {
+		t.Fatalf("received sha256 %s, sent %s", got, pb.want)
+	}
+	n, err := pageEval[int](pb.sb, `window.ferryDebug.flow.sender.stripesUsed`)
+	if err != nil {
+		t.Fatalf("stripes used: %v", err)
+	}
+	return n
+}
+
+// TestBrowsersStripeOverLossyPath: two Chromiums 30 ms apart with 0.2 %
+// loss each way stripe the transfer over several peer connections
+// (PROTOCOL.md §3.4), and the file arrives intact. The time bound is for a
+// loaded machine; speed is the bench's business.
+func TestBrowsersStripeOverLossyPath(t *testing.T) {
+	l := netlab.New(t)
+	p := l.Path(netlab.Path30msLoss2, emuBin)
+	srv := p.Serve(ferryBin)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	pb, start := startPathBrowsers(t, ctx, p, srv, 24<<20, "")
+	n := pb.finish(t)
+	el := time.Since(start)
+	t.Logf("24 MiB in %v (%.1f MB/s) over %d connections", el.Round(time.Millisecond), float64(pb.size)/1e6/el.Seconds(), n)
+	if n < 2 {
+		t.Fatalf("the sender used %d connection(s), want stripes", n)
+	}
+}
+
+// TestBrowsersStripeSpeed measures Chromium → Chromium with and without
+// stripes on the 30 ms paths. It is a measurement, not a check: it runs
+// only with FERRY_STRIPE_MEASURE=<MiB>.
+func TestBrowsersStripeSpeed(t *testing.T) {
+	mib, _ := strconv.Atoi(os.Getenv("FERRY_STRIPE_MEASURE"))
+	if mib <= 0 {
+		t.Skip("set FERRY_STRIPE_MEASURE=<MiB> to measure")
+	}
+	for _, spec := range []netlab.PathSpec{netlab.Path30ms, netlab.Path30msLoss2, netlab.PathLAN} {
+		for _, stripes := range []string{"0", "auto"} {
+			t.Run(spec.Name+"/stripes="+stripes, func(t *testing.T) {
+				l := netlab.New(t)
+				p := l.Path(spec, emuBin)
+				srv := p.Serve(ferryBin)
+				ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+				defer cancel()
+				js := ""
+				if stripes == "0" {
+					js = "window.ferryTest = { stripes: 0 };"
+				}
+				pb, start := startPathBrowsers(t, ctx, p, srv, int64(mib)<<20, js)
+				n := pb.finish(t)
+				el := time.Since(start)
+				t.Logf("%s stripes=%s: %d MiB in %v: %.2f MB/s over %d connection(s)", spec.Name, stripes, mib, el.Round(time.Millisecond), float64(pb.size)/1e6/el.Seconds(), n)
+			})
+		}
+	}
+}
