@@ -326,9 +326,9 @@ export class PeerGeneration implements Generation {
     if (!this.isDead) this.signal({ ...s, gen: this.gen });
   }
   stripeMessage(st: Stripe, b: ArrayBuffer): void {
-    // A stripe carries CHUNK frames only.
-    if (new Uint8Array(b)[0] !== frameChunk) {
-      this.fail(`stripe ${st.k}: a frame other than CHUNK`);
+    // A stripe carries CHUNK frames only, from the sender (who offered it).
+    if (st.offered || new Uint8Array(b)[0] !== frameChunk) {
+      this.fail(`stripe ${st.k}: a frame other than the sender's CHUNK`);
       return;
     }
     this.deliver(b);
@@ -404,7 +404,10 @@ class Stripe {
     this.g.stripeOpened(this, dc);
   }
 
+  offered = false;
+
   async offer(): Promise<void> {
+    this.offered = true;
     await this.pc.setLocalDescription(await this.pc.createOffer());
     await this.describe("offer");
   }
