@@ -71,6 +71,9 @@ type generation interface {
 	SetAnswer(answer string) error
 	// AddCandidate adds a trickled remote candidate.
 	AddCandidate(m proto.Signal)
+	// Stripe takes the peer's description of one of the generation's
+	// stripe connections (PROTOCOL §3.4).
+	Stripe(m proto.Signal)
 	// Open is closed when the data channel is open; Dead when the
 	// generation ended, for the reason Err gives.
 	Open() <-chan struct{}
@@ -568,6 +571,12 @@ func (d *driver) route(ev sigEvent) {
 		d.gotInfo = true
 	case proto.SigSDP:
 		switch {
+		case m.Stripe != 0:
+			// A stripe of the current generation (PROTOCOL §3.4), never a
+			// generation of its own.
+			if d.cur != nil && m.Gen == d.curN {
+				d.cur.Stripe(m)
+			}
 		case m.Type == "offer" && !d.role.offers() && m.Gen > d.curN && (d.offer == nil || m.Gen > d.offer.Gen):
 			d.offer = &m
 		case m.Type == "answer" && d.role.offers() && d.cur != nil && m.Gen == d.curN:
@@ -626,7 +635,7 @@ func (d *driver) peerPacketLimit() uint32 {
 // announce tells the peer who we are: the first signal on every signaling
 // connection.
 func (d *driver) announce() {
-	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets, proto.FeatureJumboPackets}
+	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets, proto.FeatureJumboPackets, proto.FeatureStripes}
 	d.signal(proto.Signal{T: proto.SigInfo, Agent: Agent, Features: features})
 }
 

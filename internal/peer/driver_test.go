@@ -477,6 +477,30 @@ func TestDriverReceiverOutOfOrderSignals(t *testing.T) {
 	h.succeeded()
 }
 
+// A stripe's offer goes to the current generation (PROTOCOL §3.4), never
+// starts a generation, and one for another generation is ignored.
+func TestDriverReceiverStripeOffers(t *testing.T) {
+	h := startReceiver(t, 0)
+	g1 := h.connectReceiver(1)
+	stripe := func(gen, k int, sdp string) proto.Signal {
+		return proto.Signal{T: proto.SigSDP, Type: "offer", SDP: sdp, Gen: gen, Stripe: k}
+	}
+	h.sig.deliver(stripe(2, 1, "next"))
+	h.sig.deliver(stripe(0, 1, "none"))
+	h.sig.deliver(stripe(1, 3, "s3"))
+	until(t, &g1.changed, &g1.mu, "the stripe offer", func() bool { return len(g1.stripes) > 0 })
+	h.noGen()
+	g1.mu.Lock()
+	got := slices.Clone(g1.stripes)
+	g1.mu.Unlock()
+	if len(got) != 1 || got[0].SDP != "s3" || got[0].Stripe != 3 {
+		t.Errorf("generation 1 got stripes %+v", got)
+	}
+	finish(t, g1)
+	h.sig.deliver(proto.Signal{T: proto.SigBye, Reason: byeDone})
+	h.succeeded()
+}
+
 // Late answers and candidates of a lost generation do not reach the next;
 // a restart for an older generation is ignored, one for the current
 // generation replaces it (sender).

@@ -303,6 +303,7 @@ type fakeGen struct {
 	mu                 sync.Mutex
 	remoteSDP          string
 	cands              []proto.Signal
+	stripes            []proto.Signal
 	closed             bool
 	changed            changes
 }
@@ -333,6 +334,13 @@ func (g *fakeGen) SetAnswer(answer string) error {
 func (g *fakeGen) AddCandidate(m proto.Signal) {
 	g.mu.Lock()
 	g.cands = append(g.cands, m)
+	g.mu.Unlock()
+	g.changed.notify()
+}
+
+func (g *fakeGen) Stripe(m proto.Signal) {
+	g.mu.Lock()
+	g.stripes = append(g.stripes, m)
 	g.mu.Unlock()
 	g.changed.notify()
 }

@@ -38,6 +38,18 @@ type pionGeneration struct {
 	log  *slog.Logger
 	big  bool // the peer takes large messages (a Go peer)
 	opts Options
+	// api and ice make stripe connections; onSignal sends their
+	// descriptions. answerer: this side answers (the receiver).
+	api      *webrtc.API
+	ice      []proto.ICEServer
+	onSignal func(proto.Signal)
+	answerer bool
+	stripes  map[int]*stripeConn // under mu
+	// msgs carries the messages of every channel of a striped generation
+	// (striped) to Recv; lastFree gives the last one's buffer back.
+	msgs     chan rmsg
+	recvMu   sync.Mutex
+	lastFree chan struct{}
 
 	mu          sync.Mutex
 	remoteSet   bool
@@ -68,7 +80,8 @@ func newPionGeneration(api *webrtc.API, gen int, o Options, ice []proto.ICEServe
 	if err != nil {
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
-	l := &pionGeneration{gen: gen, pc: pc, log: log, big: big, opts: o,
+	l := &pionGeneration{gen: gen, pc: pc, log: log, big: big, opts: o, api: api, ice: ice, onSignal: onCandidate,
+		stripes: map[int]*stripeConn{}, msgs: make(chan rmsg),
 		open: make(chan struct{}), dead: make(chan struct{}), closed: make(chan struct{})}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		empty := ""
@@ -128,6 +141,9 @@ func (l *pionGeneration) Offer() (string, error) {
 
 // Answer applies an offer and returns the answer (receiver side).
 func (l *pionGeneration) Answer(sdp string) (string, error) {
+	l.mu.Lock()
+	l.answerer = true
+	l.mu.Unlock()
 	l.pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		if dc.Label() == channelLabel {
 			l.watch(dc)
@@ -203,6 +219,10 @@ func (l *pionGeneration) watch(dc *webrtc.DataChannel) {
 		if !l.failed && l.log.Enabled(context.Background(), slog.LevelDebug) {
 			l.wg.Go(l.logStats)
 		}
+		// A striped generation reads every channel in the background.
+		if !l.failed && l.striped() {
+			l.wg.Go(func() { l.feed(raw, 0) })
+		}
 		l.mu.Unlock()
 		l.openOnce.Do(func() { close(l.open) })
 	})
@@ -229,6 +249,7 @@ func (l *pionGeneration) fail(err error) {
 		// Unblock readers and writers of the detached channel. Not here:
 		// fail runs in pion's callbacks too, which Close would wait for.
 		go func() {
+			l.closeStripes()
 			if err := l.pc.Close(); err != nil {
 				l.log.Debug("closing the peer connection", "gen", l.gen, "err", err)
 			}
@@ -296,6 +317,9 @@ func (c *dcConn) Send(b []byte) error {
 }
 
 func (c *dcConn) Recv() ([]byte, error) {
+	if c.g.striped() {
+		return c.g.recvMerged()
+	}
 	n, err := c.rw.Read(c.buf)
 	if err != nil {
 		c.g.fail(err)

@@ -1,0 +1,216 @@
+package peer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferrydev/ferry/internal/proto"
+	"github.com/pion/datachannel"
+	"github.com/pion/webrtc/v4"
+)
+
+// stripeLabel is a stripe connection's data channel (PROTOCOL §3.4).
+const stripeLabel = "ferry-stripe"
+
+// stripeConnect bounds how long a stripe may take to open; one that does
+// not is dropped and the generation goes on without it.
+const stripeConnect = 15 * time.Second
+
+var errStripe = errors.New("peer: stripe lost")
+
+// rmsg is one message for the reader of a generation with stripes: b is
+// valid until the next Recv, which gives it back to its reader on free.
+type rmsg struct {
+	b    []byte
+	free chan struct{}
+}
+
+// stripeConn is stripe connection k of a generation: a PeerConnection
+// with one data channel that carries only the sender's CHUNK frames.
+type stripeConn struct {
+	k      int
+	pc     *webrtc.PeerConnection
+	opened bool // under the generation's mu
+}
+
+// striped reports whether this side takes stripes: a receiver whose peer
+// is a browser (two Go peers do not stripe, PROTOCOL §3.4).
+func (l *pionGeneration) striped() bool { return l.answerer && !l.big }
+
+// Stripe handles the peer's description of stripe connection m.Stripe:
+// the receiver answers an offer (in the background: the answer waits for
+// gathering).
+func (l *pionGeneration) Stripe(m proto.Signal) {
+	if !l.striped() || m.T != proto.SigSDP || m.Type != "offer" || m.Stripe < 1 || m.Stripe >= proto.MaxStripes {
+		return
+	}
+	l.mu.Lock()
+	if l.failed || l.stripes[m.Stripe] != nil {
+		l.mu.Unlock()
+		return
+	}
+	cfg := webrtc.Configuration{ICEServers: toPion(l.ice)}
+	if l.opts.RelayOnly {
+		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	pc, err := l.api.NewPeerConnection(cfg)
+	if err != nil {
+		l.mu.Unlock()
+		l.log.Debug("stripe not made", "gen", l.gen, "stripe", m.Stripe, "err", err)
+		return
+	}
+	s := &stripeConn{k: m.Stripe, pc: pc}
+	l.stripes[m.Stripe] = s
+	l.wg.Go(func() { l.answerStripe(s, m.SDP) })
+	l.mu.Unlock()
+}
+
+func (l *pionGeneration) answerStripe(s *stripeConn, offer string) {
+	pc := s.pc
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			l.dropStripe(s, fmt.Errorf("peer connection %s", st))
+		}
+	})
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
+		if dc.Label() != stripeLabel {
+			return
+		}
+		dc.OnOpen(func() {
+			raw, err := dc.Detach()
+			if err != nil {
+				l.dropStripe(s, err)
+				return
+			}
+			l.mu.Lock()
+			if l.failed {
+				l.mu.Unlock()
+				return
+			}
+			s.opened = true
+			l.wg.Go(func() { l.feed(raw, s.k) })
+			l.mu.Unlock()
+			l.log.Debug("stripe open", "gen", l.gen, "stripe", s.k)
+		})
+		dc.OnClose(func() { l.dropStripe(s, errConnClosed) })
+	})
+	gathered := webrtc.GatheringCompletePromise(pc)
+	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		l.dropStripe(s, err)
+		return
+	}
+	ans, err := pc.CreateAnswer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(ans)
+	}
+	if err != nil {
+		l.dropStripe(s, err)
+		return
+	}
+	// Stripes do not trickle: the answer carries the candidates gathered
+	// by then.
+	wait := time.NewTimer(proto.StripeDescribeWait)
+	defer wait.Stop()
+	select {
+	case <-gathered:
+	case <-wait.C:
+	case <-l.dead:
+		return
+	}
+	l.onSignal(proto.Signal{T: proto.SigSDP, Type: "answer", SDP: pc.LocalDescription().SDP, Gen: l.gen, Stripe: s.k})
+	open := time.NewTimer(stripeConnect)
+	defer open.Stop()
+	select {
+	case <-open.C:
+		l.mu.Lock()
+		opened := s.opened
+		l.mu.Unlock()
+		if !opened {
+			l.dropStripe(s, errors.New("not open in time"))
+		}
+	case <-l.dead:
+	}
+}
+
+// dropStripe: a stripe that never opened is dropped; one that was open may
+// have had chunks in flight, so the generation ends and the next resumes
+// from what was committed.
+func (l *pionGeneration) dropStripe(s *stripeConn, why error) {
+	l.mu.Lock()
+	if l.failed || l.stripes[s.k] != s {
+		l.mu.Unlock()
+		return
+	}
+	if s.opened {
+		l.mu.Unlock()
+		l.fail(fmt.Errorf("%w: stripe %d: %v", errStripe, s.k, why))
+		return
+	}
+	delete(l.stripes, s.k)
+	l.mu.Unlock()
+	l.log.Debug("stripe dropped", "gen", l.gen, "stripe", s.k, "err", why)
+	go func() { _ = s.pc.Close() }()
+}
+
+// closeStripes closes every stripe connection (the generation is dead).
+func (l *pionGeneration) closeStripes() {
+	l.mu.Lock()
+	ss := l.stripes
+	l.stripes = map[int]*stripeConn{}
+	l.mu.Unlock()
+	for _, s := range ss {
+		if err := s.pc.Close(); err != nil {
+			l.log.Debug("closing a stripe", "gen", l.gen, "stripe", s.k, "err", err)
+		}
+	}
+}
+
+// feed reads one channel of a striped generation (k = 0: the main one)
+// and hands each message to Recv, waiting until Recv is done with it.
+func (l *pionGeneration) feed(rw datachannel.ReadWriteCloser, k int) {
+	buf := make([]byte, l.opts.maxMessage())
+	free := make(chan struct{}, 1)
+	for {
+		n, err := rw.Read(buf)
+		if err != nil {
+			if k > 0 {
+				err = fmt.Errorf("%w: stripe %d: %v", errStripe, k, err)
+			}
+			l.fail(err)
+			return
+		}
+		if k > 0 && (n == 0 || buf[0] != proto.FrameChunk) {
+			l.fail(fmt.Errorf("%w: stripe %d carried a frame other than CHUNK", errStripe, k))
+			return
+		}
+		select {
+		case l.msgs <- rmsg{b: buf[:n], free: free}:
+		case <-l.dead:
+			return
+		}
+		select {
+		case <-free:
+		case <-l.dead:
+			return
+		}
+	}
+}
+
+// recvMerged is Recv for a striped generation: the next message from any
+// of its channels.
+func (l *pionGeneration) recvMerged() ([]byte, error) {
+	l.recvMu.Lock()
+	defer l.recvMu.Unlock()
+	if l.lastFree != nil {
+		l.lastFree <- struct{}{}
+		l.lastFree = nil
+	}
+	select {
+	case m := <-l.msgs:
+		l.lastFree = m.free
+		return m.b, nil
+	case <-l.dead:
+		return nil, l.deadErr
+	}
+}
