@@ -78,6 +78,17 @@ func (pb *pathBrowsers) finish(t *testing.T) (stripes int) {
 	if st, err := waitState(pb.sb, "done", "error", "canceled"); err != nil || st != "done" {
 		t.Fatalf("sender ended in %q (%v)\nsender: %s", st, err, diag(pb.sb))
 	}
+	pb.checkFile(t)
+	n, err := pageEval[int](pb.sb, `window.ferryDebug.flow.sender.stripesUsed`)
+	if err != nil {
+		t.Fatalf("stripes used: %v", err)
+	}
+	return n
+}
+
+// checkFile checks the received file's SHA-256.
+func (pb *pathBrowsers) checkFile(t *testing.T) {
+	t.Helper()
 	got, err := pageEval[string](pb.rb, fmt.Sprintf(`(async () => {
   const root = await navigator.storage.getDirectory();
   const f = await (await root.getFileHandle(%q)).getFile();
@@ -90,11 +101,6 @@ func (pb *pathBrowsers) finish(t *testing.T) (stripes int) {
 	if got != pb.want {
 		t.Fatalf("received sha256 %s, sent %s", got, pb.want)
 	}
-	n, err := pageEval[int](pb.sb, `window.ferryDebug.flow.sender.stripesUsed`)
-	if err != nil {
-		t.Fatalf("stripes used: %v", err)
-	}
-	return n
 }
 
 // TestBrowsersStripeOverLossyPath: two Chromiums 30 ms apart with 0.2 %
@@ -208,5 +214,64 @@ func TestBrowserToGoStripesOverLossyPath(t *testing.T) {
 		el.Round(time.Millisecond), float64(size)/1e6/el.Seconds(), n, opened)
 	if n < 2 || opened < 1 {
 		t.Fatalf("the sender used %d connection(s), the receiver opened %d stripes; want stripes", n, opened)
+	}
+}
+
+// TestGoToBrowserStripesOverLossyPath: a Go sender stripes to a Chromium
+// receiver over the 30 ms path with 0.2 % loss, and the file arrives
+// intact.
+func TestGoToBrowserStripesOverLossyPath(t *testing.T) {
+	l := netlab.New(t)
+	p := l.Path(netlab.Path30msLoss2, emuBin)
+	srv := p.Serve(ferryBin)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	const size = 24 << 20
+	src, sum, err := netlab.RandomFile(t.TempDir(), "payload.bin", size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := p.A.Start("ferry send", netlab.Env(t.TempDir()), ferryBin, "send", "--json", "--log-level", "debug", "--server", srv.URL, src)
+	link, _, err := netlab.WaitEvent(ctx, sp, 0, "link", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb := p.B.Browser(ctx, srv.URL)
+	browsertest.LogConsole(t, rb, "receiver")
+	onNewDocument(t, rb, recordStates+stubSavePickerOPFS)
+	if err := chromedp.Do(rb, chromedp.Navigate(link.Link)); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := waitState(rb, "ready", "error"); err != nil || st != "ready" {
+		t.Fatalf("receiver state %q (%v)\nreceiver: %s", st, err, diag(rb))
+	}
+	if err := chromedp.Do(rb, chromedp.Click(chromedp.ID("receive"))); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := waitState(rb, "review", "error"); err != nil || st != "review" {
+		t.Fatalf("receiver state %q (%v)\nreceiver: %s\n%s", st, err, diag(rb), sp.Describe())
+	}
+	start := time.Now()
+	if err := chromedp.Do(rb, chromedp.Click(chromedp.ID("accept"))); err != nil {
+		t.Fatal(err)
+	}
+	pb := &pathBrowsers{sb: nil, rb: rb, name: "payload.bin", want: fmt.Sprintf("%x", sum), size: size}
+	if st, err := waitState(rb, "done", "error", "canceled"); err != nil || st != "done" {
+		t.Fatalf("receiver ended in %q (%v)\nreceiver: %s\n%s", st, err, diag(rb), sp.Describe())
+	}
+	el := time.Since(start)
+	pb.checkFile(t)
+	if err := sp.Wait(ctx); err != nil {
+		t.Fatalf("sender exited with %v\n%s", err, sp.Describe())
+	}
+	opened := 0
+	for _, line := range sp.Stderr.All() {
+		if strings.Contains(line, "stripe open") {
+			opened++
+		}
+	}
+	t.Logf("24 MiB in %v (%.1f MB/s); the sender opened %d stripes", el.Round(time.Millisecond), float64(size)/1e6/el.Seconds(), opened)
+	if opened < 1 {
+		t.Fatalf("the sender opened no stripe\n%s", sp.Describe())
 	}
 }

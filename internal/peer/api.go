@@ -50,6 +50,10 @@ type Options struct {
 	// PlainUDP sends and receives one UDP packet per system call instead
 	// of batching (GSO/GRO on Linux).
 	PlainUDP bool
+	// stripes, if above 0, stripes every generation over that many
+	// connections whatever the peer and the path (tests: two Go peers,
+	// which otherwise never stripe).
+	stripes int
 }
 
 func (o Options) maxMessage() uint32 {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/proto"
@@ -85,6 +86,9 @@ type generation interface {
 	// the SCTP packets this side sends.
 	Path() string
 	PacketSize() uint32
+	// Stripes is how many of its connections carried chunks (1: only the
+	// main one; PROTOCOL §3.4).
+	Stripes() int
 	// Close ends the generation (Err: err, unless it had died already)
 	// and returns when its goroutines have ended.
 	Close(err error)
@@ -179,6 +183,8 @@ type driver struct {
 		sync.Mutex
 		list []string
 	}
+	// left is what the sender has left to send (nil: the receiver).
+	left *atomic.Int64
 
 	sigUp     bool
 	sigLost   error
@@ -274,7 +280,9 @@ func (d *driver) loop(ctx context.Context) error {
 		if f := d.events.Connected; f != nil {
 			f(d.res.Path, d.curN)
 		}
-		done, err := d.role.ended(ctx, d, g, d.runGeneration(ctx, g))
+		rerr := d.runGeneration(ctx, g)
+		d.res.Stripes = max(d.res.Stripes, g.Stripes())
+		done, err := d.role.ended(ctx, d, g, rerr)
 		if done {
 			return err
 		}
@@ -609,6 +617,27 @@ func (d *driver) gotBye(reason string) {
 	d.byeSeen, d.byeReason = true, reason
 	if d.cancelRun != nil {
 		d.byeDuringRun()
+	}
+}
+
+// stripesFor is how many connections a generation of the sender stripes
+// over, on a path with round trip time rtt (PROTOCOL §3.4): browsers
+// only, and only a peer that announced stripes.
+func (d *driver) stripesFor(o Options, goPeer bool) func(rtt time.Duration) int {
+	return func(rtt time.Duration) int {
+		if d.left == nil {
+			return 1
+		}
+		if o.stripes > 0 {
+			return o.stripes
+		}
+		d.features.Lock()
+		ok := slices.Contains(d.features.list, proto.FeatureStripes)
+		d.features.Unlock()
+		if goPeer || !ok {
+			return 1
+		}
+		return proto.StripeCount(rtt, d.left.Load())
 	}
 }
 

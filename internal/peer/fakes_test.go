@@ -345,6 +345,7 @@ func (g *fakeGen) Stripe(m proto.Signal) {
 	g.changed.notify()
 }
 
+func (g *fakeGen) Stripes() int          { return 1 }
 func (g *fakeGen) Open() <-chan struct{} { return g.open }
 func (g *fakeGen) Dead() <-chan struct{} { return g.dead }
 func (g *fakeGen) Err() error            { return g.err }

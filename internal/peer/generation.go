@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/proto"
@@ -45,6 +46,20 @@ type pionGeneration struct {
 	onSignal func(proto.Signal)
 	answerer bool
 	stripes  map[int]*stripeConn // under mu
+	// stripesFor says how many connections to stripe over (sender; nil:
+	// none); stripeOnce decides it at the first chunk, striping says a
+	// stripe is open, and chunkQ then takes every CHUNK frame to the
+	// writers of all channels.
+	stripesFor func(rtt time.Duration) int
+	stripeOnce sync.Once
+	striping   atomic.Bool
+	drainMain  sync.Once
+	chunkQ     chan []byte
+	// used has bit k set once stripe k carried a chunk.
+	used atomic.Uint32
+	// allOpen is closed once every stripe offered is open (forced stripes).
+	allOpen chan struct{}
+	opening int // stripes offered and not open yet, under mu
 	// msgs carries the messages of every channel of a striped generation
 	// (striped) to Recv; lastFree gives the last one's buffer back.
 	msgs     chan rmsg
@@ -81,7 +96,7 @@ func newPionGeneration(api *webrtc.API, gen int, o Options, ice []proto.ICEServe
 		return nil, fmt.Errorf("new peer connection: %w", err)
 	}
 	l := &pionGeneration{gen: gen, pc: pc, log: log, big: big, opts: o, api: api, ice: ice, onSignal: onCandidate,
-		stripes: map[int]*stripeConn{}, msgs: make(chan rmsg),
+		stripes: map[int]*stripeConn{}, msgs: make(chan rmsg), chunkQ: make(chan []byte), allOpen: make(chan struct{}),
 		open: make(chan struct{}), dead: make(chan struct{}), closed: make(chan struct{})}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		empty := ""
@@ -309,6 +324,20 @@ type dcConn struct {
 }
 
 func (c *dcConn) Send(b []byte) error {
+	if len(b) > 0 && b[0] == proto.FrameChunk && c.g.stripesFor != nil {
+		// The first chunk: the receiver accepted, the connection works.
+		c.g.stripeOnce.Do(func() {
+			c.g.spawn(c.g.offerStripes)
+			if c.g.opts.stripes > 0 {
+				// Forced (tests): the chunks wait for every stripe, so that
+				// each carries some however fast the transfer.
+				c.g.awaitStripes()
+			}
+		})
+		if c.g.striping.Load() {
+			return c.g.queueChunk(b)
+		}
+	}
 	_, err := c.rw.Write(b)
 	if err != nil {
 		c.g.fail(err)

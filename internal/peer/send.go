@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/handshake"
@@ -28,6 +29,9 @@ type Result struct {
 	// PacketSize is the size of the SCTP packets this side sent on the
 	// last connection: 1191, or more to a Go peer on the same network.
 	PacketSize uint32
+	// Stripes is the most connections one generation moved chunks over
+	// (PROTOCOL §3.4; 1 without stripes).
+	Stripes int
 }
 
 // SendOptions configure Send.
@@ -59,9 +63,20 @@ func Send(ctx context.Context, cfg *Config, files []transfer.SourceFile, o SendO
 	}
 	s := &session{server: cfg.Server, dial: cfg.Dial, role: handshake.Sender, id: keys.SessionID, secret: keys.SessionSecret, conn: sig}
 	defer s.Close()
-	sender := &transfer.Sender{Files: files, MaxChunk: cfg.MaxChunk, Agent: Agent, Progress: o.Progress, Mangle: o.Mangle}
+	// left is what the receiver has not committed yet: a generation
+	// stripes only while enough is left (PROTOCOL §3.4).
+	left := &atomic.Int64{}
+	left.Store(total)
+	progress := func(p transfer.Progress) {
+		left.Store(p.Total - p.Done)
+		if o.Progress != nil {
+			o.Progress(p)
+		}
+	}
+	sender := &transfer.Sender{Files: files, MaxChunk: cfg.MaxChunk, Agent: Agent, Progress: progress, Mangle: o.Mangle}
 	defer sender.Close()
 	d := newPeerDriver(cfg, s, &sendRole{sender: sender, engine: o.Engine, total: total, files: len(files)}, o.ReconnectFor)
+	d.left = left
 	d.ice, d.auditNames = created.ICEServers, created.AuditNames
 	for _, f := range files {
 		d.names = append(d.names, f.Path)

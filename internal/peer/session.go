@@ -71,7 +71,11 @@ func newPeerDriver(cfg *Config, sig signaler, r role, reconnectFor time.Duration
 		if len(cfg.ICEServers) > 0 {
 			ice = cfg.ICEServers
 		}
-		return newPionGeneration(api, n, cfg.Options, ice, goPeer, d.log, signal)
+		g, err := newPionGeneration(api, n, cfg.Options, ice, goPeer, d.log, signal)
+		if g != nil {
+			g.stripesFor = d.stripesFor(cfg.Options, goPeer)
+		}
+		return g, err
 	}
 	return d
 }

@@ -3,6 +3,7 @@ package peer
 import (
 	"errors"
 	"fmt"
+	"math/bits"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/proto"
@@ -36,12 +37,32 @@ type stripeConn struct {
 
 // striped reports whether this side takes stripes: a receiver whose peer
 // is a browser (two Go peers do not stripe, PROTOCOL §3.4).
-func (l *pionGeneration) striped() bool { return l.answerer && !l.big }
+func (l *pionGeneration) striped() bool { return l.answerer && (!l.big || l.opts.stripes > 0) }
+
+// spawn runs f in a goroutine of the generation, unless it is dead.
+func (l *pionGeneration) spawn(f func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.failed {
+		l.wg.Go(f)
+	}
+}
 
 // Stripe handles the peer's description of stripe connection m.Stripe:
 // the receiver answers an offer (in the background: the answer waits for
 // gathering).
 func (l *pionGeneration) Stripe(m proto.Signal) {
+	if m.T == proto.SigSDP && m.Type == "answer" && !l.answerer {
+		l.mu.Lock()
+		s := l.stripes[m.Stripe]
+		l.mu.Unlock()
+		if s != nil {
+			if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP}); err != nil {
+				l.dropStripe(s, fmt.Errorf("bad answer: %w", err))
+			}
+		}
+		return
+	}
 	if !l.striped() || m.T != proto.SigSDP || m.Type != "offer" || m.Stripe < 1 || m.Stripe >= proto.MaxStripes {
 		return
 	}
@@ -110,6 +131,102 @@ func (l *pionGeneration) answerStripe(s *stripeConn, offer string) {
 	}
 	// Stripes do not trickle: the answer carries the candidates gathered
 	// by then.
+	l.describeStripe(s, gathered, "answer")
+}
+
+// offerStripes offers the stripes of a sender's generation, as many as
+// stripesFor says for the path's round trip time (PROTOCOL §3.4).
+func (l *pionGeneration) offerStripes() {
+	var rtt time.Duration
+	if sctp := l.pc.SCTP(); sctp != nil {
+		rtt = time.Duration(sctp.Stats().SmoothedRoundTripTime * float64(time.Second))
+	}
+	n := min(l.stripesFor(rtt), proto.MaxStripes)
+	l.log.Debug("stripes", "gen", l.gen, "rtt", rtt, "connections", n)
+	l.mu.Lock()
+	l.opening = n - 1
+	if l.opening <= 0 {
+		close(l.allOpen)
+	}
+	l.mu.Unlock()
+	for k := 1; k < n; k++ {
+		cfg := webrtc.Configuration{ICEServers: toPion(l.ice)}
+		if l.opts.RelayOnly {
+			cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+		}
+		pc, err := l.api.NewPeerConnection(cfg)
+		if err != nil {
+			l.log.Debug("stripe not made", "gen", l.gen, "stripe", k, "err", err)
+			return
+		}
+		s := &stripeConn{k: k, pc: pc}
+		l.mu.Lock()
+		if l.failed {
+			l.mu.Unlock()
+			_ = pc.Close()
+			return
+		}
+		l.stripes[k] = s
+		l.wg.Go(func() { l.offerStripe(s) })
+		l.mu.Unlock()
+	}
+}
+
+func (l *pionGeneration) offerStripe(s *stripeConn) {
+	pc := s.pc
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			l.dropStripe(s, fmt.Errorf("peer connection %s", st))
+		}
+	})
+	ordered := false
+	dc, err := pc.CreateDataChannel(stripeLabel, &webrtc.DataChannelInit{Ordered: &ordered})
+	if err != nil {
+		l.dropStripe(s, err)
+		return
+	}
+	dc.OnOpen(func() {
+		raw, err := dc.Detach()
+		if err != nil {
+			l.dropStripe(s, err)
+			return
+		}
+		l.mu.Lock()
+		if l.failed {
+			l.mu.Unlock()
+			return
+		}
+		s.opened = true
+		if l.opening--; l.opening == 0 {
+			close(l.allOpen)
+		}
+		l.wg.Go(func() { l.drain(raw, s.k) })
+		// The main channel's own writer takes chunks from the queue too.
+		l.drainMain.Do(func() {
+			main := l.raw
+			l.wg.Go(func() { l.drain(main, 0) })
+		})
+		l.mu.Unlock()
+		l.striping.Store(true)
+		l.log.Debug("stripe open", "gen", l.gen, "stripe", s.k)
+	})
+	dc.OnClose(func() { l.dropStripe(s, errConnClosed) })
+	gathered := webrtc.GatheringCompletePromise(pc)
+	offer, err := pc.CreateOffer(nil)
+	if err == nil {
+		err = pc.SetLocalDescription(offer)
+	}
+	if err != nil {
+		l.dropStripe(s, err)
+		return
+	}
+	l.describeStripe(s, gathered, "offer")
+}
+
+// describeStripe sends a stripe's description once gathering is complete
+// or after proto.StripeDescribeWait (stripes do not trickle), then drops
+// the stripe if it does not open in time.
+func (l *pionGeneration) describeStripe(s *stripeConn, gathered <-chan struct{}, typ string) {
 	wait := time.NewTimer(proto.StripeDescribeWait)
 	defer wait.Stop()
 	select {
@@ -118,7 +235,7 @@ func (l *pionGeneration) answerStripe(s *stripeConn, offer string) {
 	case <-l.dead:
 		return
 	}
-	l.onSignal(proto.Signal{T: proto.SigSDP, Type: "answer", SDP: pc.LocalDescription().SDP, Gen: l.gen, Stripe: s.k})
+	l.onSignal(proto.Signal{T: proto.SigSDP, Type: typ, SDP: s.pc.LocalDescription().SDP, Gen: l.gen, Stripe: s.k})
 	open := time.NewTimer(stripeConnect)
 	defer open.Stop()
 	select {
@@ -130,6 +247,51 @@ func (l *pionGeneration) answerStripe(s *stripeConn, offer string) {
 			l.dropStripe(s, errors.New("not open in time"))
 		}
 	case <-l.dead:
+	}
+}
+
+// awaitStripes waits until every stripe offered is open, the generation
+// died, or the stripes had their time.
+func (l *pionGeneration) awaitStripes() {
+	t := time.NewTimer(proto.StripeDescribeWait + stripeConnect)
+	defer t.Stop()
+	select {
+	case <-l.allOpen:
+	case <-l.dead:
+	case <-t.C:
+	}
+}
+
+// queueChunk hands a CHUNK frame to whichever channel's writer is free
+// first; the frame is copied, since the caller reuses it.
+func (l *pionGeneration) queueChunk(b []byte) error {
+	cp := append([]byte(nil), b...)
+	select {
+	case l.chunkQ <- cp:
+		return nil
+	case <-l.dead:
+		return l.deadErr
+	}
+}
+
+// drain writes queued chunks to one channel (k = 0: the main one) until
+// the generation dies; a write blocks while that connection's send
+// buffer is full, so the faster connections take more.
+func (l *pionGeneration) drain(rw datachannel.ReadWriteCloser, k int) {
+	for {
+		select {
+		case b := <-l.chunkQ:
+			if _, err := rw.Write(b); err != nil {
+				if k > 0 {
+					err = fmt.Errorf("%w: stripe %d: %v", errStripe, k, err)
+				}
+				l.fail(err)
+				return
+			}
+			l.used.Or(1 << k)
+		case <-l.dead:
+			return
+		}
 	}
 }
 
@@ -148,10 +310,14 @@ func (l *pionGeneration) dropStripe(s *stripeConn, why error) {
 		return
 	}
 	delete(l.stripes, s.k)
+	// Not here: dropStripe runs in pion's callbacks, which Close waits for.
+	l.wg.Go(func() { _ = s.pc.Close() })
 	l.mu.Unlock()
 	l.log.Debug("stripe dropped", "gen", l.gen, "stripe", s.k, "err", why)
-	go func() { _ = s.pc.Close() }()
 }
+
+// Stripes is how many of the generation's connections carried chunks.
+func (l *pionGeneration) Stripes() int { return bits.OnesCount32(l.used.Load() | 1) }
 
 // closeStripes closes every stripe connection (the generation is dead).
 func (l *pionGeneration) closeStripes() {
@@ -184,6 +350,7 @@ func (l *pionGeneration) feed(rw datachannel.ReadWriteCloser, k int) {
 			l.fail(fmt.Errorf("%w: stripe %d carried a frame other than CHUNK", errStripe, k))
 			return
 		}
+		l.used.Or(1 << k)
 		select {
 		case l.msgs <- rmsg{b: buf[:n], free: free}:
 		case <-l.dead:

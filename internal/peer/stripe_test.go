@@ -1,0 +1,33 @@
+package peer_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/transfer"
+)
+
+// TestGoToGoStriped stripes a transfer over four connections (forced: Go
+// peers stripe only to and from browsers) and the file arrives intact,
+// with chunks over more than one connection on both sides.
+func TestGoToGoStriped(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "a.bin", 4<<20+5)}
+	out := t.TempDir()
+	// Forced stripes make the chunks wait for them; small chunks give
+	// every connection some.
+	o := peer.WithStripes(peer.Options{MaxChunk: 4 << 10}, 4)
+	res := transferGoGo(t, srv, files, out, o, peer.SendOptions{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, files[0].Path)) {
+		t.Fatal("the received file differs")
+	}
+	t.Logf("sender used %d connections, receiver got chunks over %d", res.send.Stripes, res.recv.Stripes)
+	if res.send.Stripes < 2 || res.recv.Stripes < 2 {
+		t.Fatalf("sender used %d connections, receiver got chunks over %d; want stripes", res.send.Stripes, res.recv.Stripes)
+	}
+}
