@@ -54,6 +54,10 @@ type Options struct {
 	// connections whatever the peer and the path (tests: two Go peers,
 	// which otherwise never stripe).
 	stripes int
+	// stripeWrote, if set, is told of every chunk stripe k of generation
+	// gen wrote; true closes that stripe's connection (tests: a stripe
+	// lost mid-transfer).
+	stripeWrote func(gen, k int) bool
 }
 
 func (o Options) maxMessage() uint32 {

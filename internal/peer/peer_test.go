@@ -55,6 +55,13 @@ type transferResult struct {
 // transferGoGo runs a Go sender and a Go receiver through srv.
 func transferGoGo(t testing.TB, srv *server.Server, files []transfer.SourceFile, out string, o peer.Options, so peer.SendOptions) transferResult {
 	t.Helper()
+	return transferGoGoWith(t, srv, files, out, o, o, so)
+}
+
+// transferGoGoWith is transferGoGo with the sender's options o and the
+// receiver's ro.
+func transferGoGoWith(t testing.TB, srv *server.Server, files []transfer.SourceFile, out string, o, ro peer.Options, so peer.SendOptions) transferResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var res transferResult
@@ -64,7 +71,7 @@ func transferGoGo(t testing.TB, srv *server.Server, files []transfer.SourceFile,
 		Link:   func(l string, _ time.Time) { links <- l },
 		Phrase: func(w []string) { mu.Lock(); res.phraseS = w; mu.Unlock() },
 	}}
-	rcfg := &peer.Config{Server: srv.URL(), Options: o, Events: peer.Events{
+	rcfg := &peer.Config{Server: srv.URL(), Options: ro, Events: peer.Events{
 		Phrase:   func(w []string) { mu.Lock(); res.phraseR = w; mu.Unlock() },
 		Manifest: func(m *proto.Manifest) { mu.Lock(); res.chunkSize = m.ChunkSize; mu.Unlock() },
 	}}

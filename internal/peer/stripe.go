@@ -289,6 +289,13 @@ func (l *pionGeneration) drain(rw datachannel.ReadWriteCloser, k int) {
 				return
 			}
 			l.used.Or(1 << k)
+			if k > 0 && l.opts.stripeWrote != nil && l.opts.stripeWrote(l.gen, k) {
+				l.mu.Lock()
+				if s := l.stripes[k]; s != nil && !l.failed {
+					l.wg.Go(func() { _ = s.pc.Close() })
+				}
+				l.mu.Unlock()
+			}
 		case <-l.dead:
 			return
 		}

@@ -31,3 +31,26 @@ func TestGoToGoStriped(t *testing.T) {
 		t.Fatalf("sender used %d connections, receiver got chunks over %d; want stripes", res.send.Stripes, res.recv.Stripes)
 	}
 }
+
+// TestGoToGoStripeLost: a stripe lost mid-transfer ends its generation (it
+// may have taken chunks with it); the next generation resumes and the
+// file arrives intact.
+func TestGoToGoStripeLost(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "a.bin", 4<<20+5)}
+	out := t.TempDir()
+	ro := peer.WithStripes(peer.Options{MaxChunk: 4 << 10}, 3)
+	o := peer.WithStripeLost(ro, 1, 2, 50)
+	res := transferGoGoWith(t, srv, files, out, o, ro, peer.SendOptions{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, files[0].Path)) {
+		t.Fatal("the received file differs")
+	}
+	if res.send.Generations < 2 {
+		t.Fatalf("%d generation(s): the lost stripe did not end the first", res.send.Generations)
+	}
+	t.Logf("%d generations; sender used %d connections", res.send.Generations, res.send.Stripes)
+}
