@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"strings"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/proto"
@@ -39,6 +40,26 @@ type stripeConn struct {
 // is a browser (two Go peers do not stripe, PROTOCOL §3.4).
 func (l *pionGeneration) striped() bool { return l.answerer && (!l.big || l.opts.stripes > 0) }
 
+// stripeConfig is a stripe connection's: STUN servers only. Stripes go
+// direct (a sender stripes only a direct generation, never a relay-only
+// one): relay allocations would count against the link's TURN quota,
+// which a later generation may need.
+func (l *pionGeneration) stripeConfig() webrtc.Configuration {
+	var ice []webrtc.ICEServer
+	for _, s := range l.ice {
+		var urls []string
+		for _, u := range s.URLs {
+			if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
+				urls = append(urls, u)
+			}
+		}
+		if len(urls) > 0 {
+			ice = append(ice, webrtc.ICEServer{URLs: urls})
+		}
+	}
+	return webrtc.Configuration{ICEServers: ice}
+}
+
 // spawn runs f in a goroutine of the generation, unless it is dead.
 func (l *pionGeneration) spawn(f func()) {
 	l.mu.Lock()
@@ -63,7 +84,7 @@ func (l *pionGeneration) Stripe(m proto.Signal) {
 		}
 		return
 	}
-	if !l.striped() || m.T != proto.SigSDP || m.Type != "offer" || m.Stripe < 1 || m.Stripe >= proto.MaxStripes {
+	if !l.striped() || l.opts.RelayOnly || m.T != proto.SigSDP || m.Type != "offer" || m.Stripe < 1 || m.Stripe >= proto.MaxStripes {
 		return
 	}
 	l.mu.Lock()
@@ -71,11 +92,7 @@ func (l *pionGeneration) Stripe(m proto.Signal) {
 		l.mu.Unlock()
 		return
 	}
-	cfg := webrtc.Configuration{ICEServers: toPion(l.ice)}
-	if l.opts.RelayOnly {
-		cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-	}
-	pc, err := l.api.NewPeerConnection(cfg)
+	pc, err := l.api.NewPeerConnection(l.stripeConfig())
 	if err != nil {
 		l.mu.Unlock()
 		l.log.Debug("stripe not made", "gen", l.gen, "stripe", m.Stripe, "err", err)
@@ -142,6 +159,10 @@ func (l *pionGeneration) offerStripes() {
 		rtt = time.Duration(sctp.Stats().SmoothedRoundTripTime * float64(time.Second))
 	}
 	n := min(l.stripesFor(rtt), proto.MaxStripes)
+	// Stripes go direct only (stripeConfig).
+	if l.opts.RelayOnly || l.Path() != proto.PathDirect {
+		n = 1
+	}
 	l.log.Debug("stripes", "gen", l.gen, "rtt", rtt, "connections", n)
 	l.mu.Lock()
 	l.opening = n - 1
@@ -150,11 +171,7 @@ func (l *pionGeneration) offerStripes() {
 	}
 	l.mu.Unlock()
 	for k := 1; k < n; k++ {
-		cfg := webrtc.Configuration{ICEServers: toPion(l.ice)}
-		if l.opts.RelayOnly {
-			cfg.ICETransportPolicy = webrtc.ICETransportPolicyRelay
-		}
-		pc, err := l.api.NewPeerConnection(cfg)
+		pc, err := l.api.NewPeerConnection(l.stripeConfig())
 		if err != nil {
 			l.log.Debug("stripe not made", "gen", l.gen, "stripe", k, "err", err)
 			return

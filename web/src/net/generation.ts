@@ -292,6 +292,7 @@ export class PeerGeneration implements Generation {
   stripes: RTCDataChannel[] = [];
 
   stripe(n: number): void {
+    if (!this.mayStripe) return;
     for (let k = 1; k < Math.min(n, maxStripes); k++) {
       if (this.isDead || this.stripeConns.has(k)) continue;
       const st = new Stripe(k, this);
@@ -303,7 +304,7 @@ export class PeerGeneration implements Generation {
 
   stripeSignal(s: Signal): void {
     const k = s.stripe ?? 0;
-    if (this.isDead || s.t !== "sdp" || k < 1 || k >= maxStripes) return;
+    if (this.isDead || !this.mayStripe || s.t !== "sdp" || k < 1 || k >= maxStripes) return;
     const st = this.stripeConns.get(k);
     if (s.type === "answer") {
       st?.pc.setRemoteDescription({ type: "answer", sdp: s.sdp ?? "" }).catch(() => this.dropStripe(st, "bad answer"));
@@ -318,9 +319,20 @@ export class PeerGeneration implements Generation {
     void nst.answer(s.sdp ?? "").catch((e: unknown) => this.dropStripe(nst, `answer failed: ${String(e)}`));
   }
 
-  // Stripe's view of its generation.
-  get stripeConfig(): { iceServers: IceServer[]; relayOnly: boolean } {
-    return { iceServers: this.iceServers, relayOnly: this.relayOnly };
+  // stripeServers are the ICE servers of a stripe: the STUN servers only.
+  // Stripes go direct (the sender stripes only a direct generation, never
+  // a relay-only one): relay allocations would count against the link's
+  // TURN quota, which a later generation may need.
+  get stripeServers(): IceServer[] {
+    const stun = (u: string) => /^stuns?:/.test(u);
+    return this.iceServers
+      .map((s) => ({ urls: (Array.isArray(s.urls) ? s.urls : [s.urls]).filter(stun) }))
+      .filter((s) => s.urls.length > 0);
+  }
+
+  // mayStripe: this generation may be striped (not relay-only).
+  get mayStripe(): boolean {
+    return !this.relayOnly;
   }
   sendStripe(s: Signal): void {
     if (!this.isDead) this.signal({ ...s, gen: this.gen });
@@ -377,8 +389,7 @@ class Stripe {
     readonly k: number,
     private g: PeerGeneration,
   ) {
-    const { iceServers, relayOnly } = g.stripeConfig;
-    this.pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? "relay" : "all" });
+    this.pc = new RTCPeerConnection({ iceServers: g.stripeServers });
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;
       if (s === "failed" || s === "closed") g.dropStripe(this, `peer connection ${s}`);

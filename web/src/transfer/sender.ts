@@ -264,7 +264,8 @@ export class Sender {
       void g.sample().then((p) => {
         const n = hooks?.stripes ?? stripeCount(p?.rttMs ?? 0, left);
         console.debug(`ferry: gen ${g.gen}: rtt ${p?.rttMs ?? "?"} ms, ${left} bytes left: ${n} connection(s)`);
-        if (n > 1 && !lost) g.stripe(n);
+        // Stripes go direct only (net/generation.ts).
+        if (n > 1 && !lost && p?.path === "direct") g.stripe(n);
       });
     }
 
