@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -544,5 +545,34 @@ func TestDriverSenderWaitsForInfo(t *testing.T) {
 	h.sig.sdp(t, "offer", 1)
 	if h.d.peerIsGo() {
 		t.Error("a peer without info taken for a Go peer")
+	}
+}
+
+// Only a sender stripes, only to a browser that announced stripes, and
+// then as proto.StripeCount says for the path (PROTOCOL §3.4).
+func TestDriverStripesFor(t *testing.T) {
+	d := newDriver(nil, nil, realClock{}, slog.New(slog.DiscardHandler), nil, 0)
+	rtt := 30 * time.Millisecond
+	if n := d.stripesFor(Options{}, false)(rtt); n != 1 {
+		t.Errorf("receiver: %d connections, want 1", n)
+	}
+	d.left = &atomic.Int64{}
+	d.left.Store(1 << 30)
+	if n := d.stripesFor(Options{}, false)(rtt); n != 1 {
+		t.Errorf("peer without the feature: %d connections, want 1", n)
+	}
+	d.features.list = []string{proto.FeatureResume, proto.FeatureStripes}
+	if n := d.stripesFor(Options{}, false)(rtt); n != proto.MaxStripes {
+		t.Errorf("browser at 30 ms: %d connections, want %d", n, proto.MaxStripes)
+	}
+	if n := d.stripesFor(Options{}, true)(rtt); n != 1 {
+		t.Errorf("Go peer: %d connections, want 1", n)
+	}
+	if n := d.stripesFor(Options{}, false)(time.Millisecond); n != 1 {
+		t.Errorf("browser on a LAN: %d connections, want 1", n)
+	}
+	d.left.Store(1 << 20)
+	if n := d.stripesFor(Options{}, false)(rtt); n != 1 {
+		t.Errorf("browser, 1 MiB left: %d connections, want 1", n)
 	}
 }
