@@ -79,9 +79,10 @@ type generation interface {
 	// Conn is the open data channel.
 	Conn() transfer.Conn
 	// Path is proto.PathDirect or proto.PathRelay; PacketSize the size of
-	// the SCTP packets this side sends.
+	// the packets this side sends; Transport TransportQUIC or TransportSCTP.
 	Path() string
 	PacketSize() uint32
+	Transport() string
 	// Close ends the generation (Err: err, unless it had died already)
 	// and returns when its goroutines have ended.
 	Close(err error)
@@ -176,6 +177,11 @@ type driver struct {
 		sync.Mutex
 		list []string
 	}
+	// quic: this side announces FeatureQUIC; prepare, if set, runs on an
+	// open generation before the transfer (QUIC setup), on the run's
+	// goroutine.
+	quic    bool
+	prepare func(ctx context.Context, g generation)
 
 	sigUp     bool
 	sigLost   error
@@ -271,7 +277,14 @@ func (d *driver) loop(ctx context.Context) error {
 		if f := d.events.Connected; f != nil {
 			f(d.res.Path, d.curN)
 		}
-		done, err := d.role.ended(ctx, d, g, d.runGeneration(ctx, g))
+		runErr := d.runGeneration(ctx, g)
+		// QUIC is decided, and its packets sized, during the run (a closed
+		// SCTP association no longer says its packet size).
+		d.res.Transport = g.Transport()
+		if n := g.PacketSize(); n != 0 {
+			d.res.PacketSize = n
+		}
+		done, err := d.role.ended(ctx, d, g, runErr)
 		if done {
 			return err
 		}
@@ -467,8 +480,12 @@ func (d *driver) runGeneration(ctx context.Context, g generation) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan error, 1)
-	c := g.Conn()
-	d.spawn(func() { done <- d.role.run(rctx, c) })
+	d.spawn(func() {
+		if d.prepare != nil {
+			d.prepare(rctx, g)
+		}
+		done <- d.role.run(rctx, g.Conn())
+	})
 	d.cancelRun = cancel
 	defer func() { d.cancelRun = nil }()
 	if d.byeSeen {
@@ -603,6 +620,13 @@ func (d *driver) gotBye(reason string) {
 	}
 }
 
+// peerQUIC: the peer announced FeatureQUIC.
+func (d *driver) peerQUIC() bool {
+	d.features.Lock()
+	defer d.features.Unlock()
+	return slices.Contains(d.features.list, proto.FeatureQUIC)
+}
+
 func (d *driver) peerIsGo() bool {
 	d.features.Lock()
 	defer d.features.Unlock()
@@ -627,6 +651,9 @@ func (d *driver) peerPacketLimit() uint32 {
 // connection.
 func (d *driver) announce() {
 	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets, proto.FeatureJumboPackets}
+	if d.quic {
+		features = append(features, proto.FeatureQUIC)
+	}
 	d.signal(proto.Signal{T: proto.SigInfo, Agent: Agent, Features: features})
 }
 

@@ -55,6 +55,12 @@ type transferResult struct {
 // transferGoGo runs a Go sender and a Go receiver through srv.
 func transferGoGo(t testing.TB, srv *server.Server, files []transfer.SourceFile, out string, o peer.Options, so peer.SendOptions) transferResult {
 	t.Helper()
+	return transferGoGoWith(t, srv, files, out, o, o, so)
+}
+
+// transferGoGoWith is transferGoGo with options per side.
+func transferGoGoWith(t testing.TB, srv *server.Server, files []transfer.SourceFile, out string, o, ro peer.Options, so peer.SendOptions) transferResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var res transferResult
@@ -64,7 +70,7 @@ func transferGoGo(t testing.TB, srv *server.Server, files []transfer.SourceFile,
 		Link:   func(l string, _ time.Time) { links <- l },
 		Phrase: func(w []string) { mu.Lock(); res.phraseS = w; mu.Unlock() },
 	}}
-	rcfg := &peer.Config{Server: srv.URL(), Options: o, Events: peer.Events{
+	rcfg := &peer.Config{Server: srv.URL(), Options: ro, Events: peer.Events{
 		Phrase:   func(w []string) { mu.Lock(); res.phraseR = w; mu.Unlock() },
 		Manifest: func(m *proto.Manifest) { mu.Lock(); res.chunkSize = m.ChunkSize; mu.Unlock() },
 	}}
@@ -117,9 +123,13 @@ func TestGoToGoDirect(t *testing.T) {
 	if res.chunkSize != transfer.DefaultMaxChunk {
 		t.Fatalf("chunk size %d, want %d", res.chunkSize, transfer.DefaultMaxChunk)
 	}
-	// Two Go peers on one machine send 64 KiB SCTP packets (mtu.go).
-	if res.send.PacketSize != 65000 || res.recv.PacketSize != 65000 {
-		t.Fatalf("SCTP packets %d/%d bytes, want 65000", res.send.PacketSize, res.recv.PacketSize)
+	// Two Go peers run the transfer over QUIC, whose path MTU discovery
+	// goes past the initial 1280 bytes on loopback.
+	if res.send.Transport != peer.TransportQUIC || res.recv.Transport != peer.TransportQUIC {
+		t.Fatalf("transports %q/%q, want quic", res.send.Transport, res.recv.Transport)
+	}
+	if res.send.PacketSize <= 1280 {
+		t.Fatalf("QUIC packets of %d bytes on average, want more than 1280", res.send.PacketSize)
 	}
 	if len(res.phraseS) != 4 || res.phraseS[0] != res.phraseR[0] || res.phraseS[3] != res.phraseR[3] {
 		t.Fatalf("phrases %v / %v", res.phraseS, res.phraseR)
@@ -130,6 +140,41 @@ func TestGoToGoDirect(t *testing.T) {
 	ents, _ := os.ReadDir(out)
 	if len(ents) != 2 {
 		t.Fatalf("out dir has %d entries, want the 2 files only", len(ents))
+	}
+}
+
+// With --no-quic on either side the transfer stays on the data channel:
+// the side that opts out does not announce FeatureQUIC (receiver), or
+// does not start the exchange and sends the manifest first (sender).
+func TestGoToGoNoQUIC(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "n.bin", 2<<20+5)}
+	for _, c := range []struct {
+		name   string
+		so, ro peer.Options
+	}{
+		{"both", peer.Options{NoQUIC: true}, peer.Options{NoQUIC: true}},
+		{"sender", peer.Options{NoQUIC: true}, peer.Options{}},
+		{"receiver", peer.Options{}, peer.Options{NoQUIC: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			res := transferGoGoWith(t, srv, files, out, c.so, c.ro, peer.SendOptions{})
+			if res.sendErr != nil || res.recvErr != nil {
+				t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+			}
+			if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, "n.bin")) {
+				t.Fatal("file differs")
+			}
+			if res.send.Transport != peer.TransportSCTP || res.recv.Transport != peer.TransportSCTP {
+				t.Fatalf("transports %q/%q, want sctp", res.send.Transport, res.recv.Transport)
+			}
+			// Two Go peers on one machine send 64 KiB SCTP packets (mtu.go).
+			if res.send.PacketSize != 65000 || res.recv.PacketSize != 65000 {
+				t.Fatalf("SCTP packets %d/%d bytes, want 65000", res.send.PacketSize, res.recv.PacketSize)
+			}
+		})
 	}
 }
 
@@ -148,9 +193,9 @@ func TestGoToGoRelay(t *testing.T) {
 	if res.send.Path != "relay" || res.recv.Path != "relay" {
 		t.Fatalf("paths %q/%q, want relay", res.send.Path, res.recv.Path)
 	}
-	// Through a relay the path's MTU is unknown: pion's safe default.
-	if res.send.PacketSize != 1191 || res.recv.PacketSize != 1191 {
-		t.Fatalf("SCTP packets %d/%d bytes through the relay, want 1191", res.send.PacketSize, res.recv.PacketSize)
+	// QUIC through the relay too.
+	if res.send.Transport != peer.TransportQUIC || res.recv.Transport != peer.TransportQUIC {
+		t.Fatalf("transports %q/%q through the relay, want quic", res.send.Transport, res.recv.Transport)
 	}
 	if srv.Relay().RelayedBytes() < 2<<20 {
 		t.Fatalf("relay carried only %d bytes", srv.Relay().RelayedBytes())
