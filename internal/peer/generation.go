@@ -382,13 +382,13 @@ func (c *dcConn) Close() error {
 	return nil
 }
 
-// logStats logs the SCTP association's state every second while the
-// generation lives, for diagnosing throughput (a small cwnd means losses
+// logStats logs the SCTP association's (or the QUIC connection's) state
+// every second while the generation lives, for diagnosing throughput (a small cwnd means losses
 // or a slow start; a small rwnd a slow receiver).
 func (l *pionGeneration) logStats() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var last uint64
+	var last, lastPackets uint64
 	for {
 		select {
 		case <-t.C:
@@ -396,11 +396,17 @@ func (l *pionGeneration) logStats() {
 			q := l.quic
 			l.mu.Unlock()
 			if q != nil {
+				// packet: the average size of this second's packets, which
+				// path MTU discovery raises from 1280 towards 1452 bytes.
 				st := q.conn.ConnectionStats()
+				packet := uint64(0)
+				if st.PacketsSent > lastPackets {
+					packet = (st.BytesSent - last) / (st.PacketsSent - lastPackets)
+				}
 				l.log.Debug("quic", "gen", l.gen, "MBps", float64(st.BytesSent-last)/1e6, "cwnd", st.CongestionWindow,
 					"srtt_ms", float64(st.SmoothedRTT.Microseconds())/1000, "min_rtt_ms", float64(st.MinRTT.Microseconds())/1000,
-					"lost", st.PacketsLost, "packet", q.packetSize())
-				last = st.BytesSent
+					"lost", st.PacketsLost, "packet", packet)
+				last, lastPackets = st.BytesSent, st.PacketsSent
 				continue
 			}
 			sctp := l.pc.SCTP()
