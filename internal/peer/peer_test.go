@@ -123,13 +123,14 @@ func TestGoToGoDirect(t *testing.T) {
 	if res.chunkSize != transfer.DefaultMaxChunk {
 		t.Fatalf("chunk size %d, want %d", res.chunkSize, transfer.DefaultMaxChunk)
 	}
-	// Two Go peers run the transfer over QUIC, whose path MTU discovery
-	// goes past the initial 1280 bytes on loopback.
-	if res.send.Transport != peer.TransportQUIC || res.recv.Transport != peer.TransportQUIC {
-		t.Fatalf("transports %q/%q, want quic", res.send.Transport, res.recv.Transport)
+	// Two Go peers on one machine send 64 KiB SCTP packets (mtu.go), and
+	// so keep the transfer on the data channel rather than QUIC (at most
+	// 1452-byte packets).
+	if res.send.Transport != peer.TransportSCTP || res.recv.Transport != peer.TransportSCTP {
+		t.Fatalf("transports %q/%q, want sctp", res.send.Transport, res.recv.Transport)
 	}
-	if res.send.PacketSize <= 1280 {
-		t.Fatalf("QUIC packets of %d bytes on average, want more than 1280", res.send.PacketSize)
+	if res.send.PacketSize != 65000 || res.recv.PacketSize != 65000 {
+		t.Fatalf("SCTP packets %d/%d bytes, want 65000", res.send.PacketSize, res.recv.PacketSize)
 	}
 	if len(res.phraseS) != 4 || res.phraseS[0] != res.phraseR[0] || res.phraseS[3] != res.phraseR[3] {
 		t.Fatalf("phrases %v / %v", res.phraseS, res.phraseR)
@@ -143,7 +144,36 @@ func TestGoToGoDirect(t *testing.T) {
 	}
 }
 
-// With --no-quic on either side the transfer stays on the data channel:
+// Where SCTP packets are as small as on a routed path, two Go peers run
+// the transfer over QUIC, whose path MTU discovery goes past the initial
+// 1280 bytes on loopback.
+func TestGoToGoQUIC(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "q.bin", 6<<20+3), randomFile(t, src, "r.bin", 999)}
+	out := t.TempDir()
+	res := transferGoGo(t, srv, files, out, peer.Options{SmallPackets: true}, peer.SendOptions{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	for _, f := range files {
+		if fileSum(t, f.Local) != fileSum(t, filepath.Join(out, f.Path)) {
+			t.Fatalf("%s differs", f.Path)
+		}
+	}
+	if res.send.Transport != peer.TransportQUIC || res.recv.Transport != peer.TransportQUIC {
+		t.Fatalf("transports %q/%q, want quic", res.send.Transport, res.recv.Transport)
+	}
+	if res.send.PacketSize <= 1280 {
+		t.Fatalf("QUIC packets of %d bytes on average, want more than 1280", res.send.PacketSize)
+	}
+	if res.chunkSize != transfer.DefaultMaxChunk {
+		t.Fatalf("chunk size %d, want %d", res.chunkSize, transfer.DefaultMaxChunk)
+	}
+}
+
+// With --no-quic on either side the transfer stays on the data channel
+// (small packets, as on a routed path, where QUIC would be used):
 // the side that opts out does not announce FeatureQUIC (receiver), or
 // does not start the exchange and sends the manifest first (sender).
 func TestGoToGoNoQUIC(t *testing.T) {
@@ -154,9 +184,9 @@ func TestGoToGoNoQUIC(t *testing.T) {
 		name   string
 		so, ro peer.Options
 	}{
-		{"both", peer.Options{NoQUIC: true}, peer.Options{NoQUIC: true}},
-		{"sender", peer.Options{NoQUIC: true}, peer.Options{}},
-		{"receiver", peer.Options{}, peer.Options{NoQUIC: true}},
+		{"both", peer.Options{NoQUIC: true, SmallPackets: true}, peer.Options{NoQUIC: true, SmallPackets: true}},
+		{"sender", peer.Options{NoQUIC: true, SmallPackets: true}, peer.Options{SmallPackets: true}},
+		{"receiver", peer.Options{SmallPackets: true}, peer.Options{NoQUIC: true, SmallPackets: true}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := t.TempDir()
@@ -170,9 +200,8 @@ func TestGoToGoNoQUIC(t *testing.T) {
 			if res.send.Transport != peer.TransportSCTP || res.recv.Transport != peer.TransportSCTP {
 				t.Fatalf("transports %q/%q, want sctp", res.send.Transport, res.recv.Transport)
 			}
-			// Two Go peers on one machine send 64 KiB SCTP packets (mtu.go).
-			if res.send.PacketSize != 65000 || res.recv.PacketSize != 65000 {
-				t.Fatalf("SCTP packets %d/%d bytes, want 65000", res.send.PacketSize, res.recv.PacketSize)
+			if res.send.PacketSize != 1191 || res.recv.PacketSize != 1191 {
+				t.Fatalf("SCTP packets %d/%d bytes, want 1191", res.send.PacketSize, res.recv.PacketSize)
 			}
 		})
 	}

@@ -47,6 +47,12 @@ const (
 	quicMaxStreamWindow = 24 << 20
 	quicConnWindow      = 6 << 20
 	quicMaxConnWindow   = 32 << 20
+	// quicMaxPacket is the largest packet quic-go sends (its path MTU
+	// discovery stops there). Where the data channel already sends larger
+	// SCTP packets (one machine, or one link with a large MTU: mtu.go),
+	// it moves a gigabyte in far fewer packets, and the transfer stays on
+	// it.
+	quicMaxPacket = 1452
 )
 
 // quicHello is the CONTROL message the two peers exchange over the data
@@ -302,6 +308,10 @@ var _ transfer.Conn = (*quicConn)(nil)
 // channel. It returns when the generation's Conn is decided.
 func (l *pionGeneration) setupQUIC(ctx context.Context, offer, peerQUIC bool) {
 	if l.opts.NoQUIC || (offer && !peerQUIC) {
+		return
+	}
+	if sctp := l.pc.SCTP(); offer && sctp != nil && sctp.Stats().MTU > quicMaxPacket {
+		l.log.Debug("QUIC not used: the data channel sends larger packets on this link", "gen", l.gen, "sctp", sctp.Stats().MTU)
 		return
 	}
 	// The exchange reads the data channel; a run that is called off ends
