@@ -76,7 +76,11 @@ func (l *lossTolerance) looksRandom(rtt *utils.RTTStats) bool {
 	if !l.enabled {
 		return false
 	}
-	minRTT, srtt := rtt.MinRTT(), rtt.SmoothedRTT()
+	// The queue signal is the lower of the smoothed and the latest RTT: a
+	// queue raises both, while one late sample (the peer's or our process
+	// held off the CPU for a moment) raises only the smoothed RTT for a
+	// while; under load, such moments cut the window again and again.
+	minRTT, srtt := rtt.MinRTT(), min(rtt.SmoothedRTT(), rtt.LatestRTT())
 	if minRTT <= 0 || srtt <= 0 || srtt > minRTT+max(minRTT/2, lossToleranceMinSlack) {
 		return false
 	}
