@@ -262,20 +262,17 @@ func (c *quicConn) Send(b []byte) error {
 	}
 	binary.BigEndian.PutUint32(c.hdr[:], uint32(len(b))) //nolint:gosec // bounded by max
 	if _, err := c.q.st.Write(c.hdr[:]); err != nil {
-		c.g.fail(err)
-		return err
+		return c.lost(err)
 	}
 	if _, err := c.q.st.Write(b); err != nil {
-		c.g.fail(err)
-		return err
+		return c.lost(err)
 	}
 	return nil
 }
 
 func (c *quicConn) Recv() ([]byte, error) {
 	if _, err := io.ReadFull(c.q.st, c.rh[:]); err != nil {
-		c.g.fail(err)
-		return nil, err
+		return nil, c.lost(err)
 	}
 	n := binary.BigEndian.Uint32(c.rh[:])
 	if int64(n) > int64(len(c.buf)) {
@@ -284,10 +281,18 @@ func (c *quicConn) Recv() ([]byte, error) {
 		return nil, err
 	}
 	if _, err := io.ReadFull(c.q.st, c.buf[:n]); err != nil {
-		c.g.fail(err)
-		return nil, err
+		return nil, c.lost(err)
 	}
 	return c.buf[:n], nil
+}
+
+// lost ends the generation after the stream failed and says why it
+// ended: when the generation died first (ICE lost the path), the stream
+// only reports the QUIC connection we closed then.
+func (c *quicConn) lost(err error) error {
+	c.g.fail(err)
+	<-c.g.dead
+	return c.g.deadErr
 }
 
 func (c *quicConn) MaxMessage() int { return c.max }
