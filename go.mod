@@ -19,6 +19,7 @@ require (
 	github.com/pion/turn/v4 v4.1.4
 	github.com/pion/webrtc/v4 v4.2.20
 	github.com/prometheus/client_golang v1.25.0
+	github.com/quic-go/quic-go v0.65.0
 	github.com/redis/go-redis/v9 v9.23.0
 	go.etcd.io/bbolt v1.4.3
 	go.uber.org/goleak v1.3.0
@@ -83,4 +84,7 @@ replace (
 	github.com/pion/ice/v4 => ./third_party/pion-ice
 	github.com/pion/sctp => ./third_party/pion-sctp
 	github.com/pion/webrtc/v4 => ./third_party/pion-webrtc
+	// quic-go with CUBIC and loss tolerance (third_party/quic-go/FERRY.md).
+	github.com/quic-go/quic-go => ./third_party/quic-go
 )
+

@@ -8,13 +8,13 @@
 #   - every changed hunk of an upstream file carries a "ferry patch" marker on
 #     one line, so `grep -rn "ferry patch" third_party` finds every patch.
 #
-#   scripts/check-third-party.sh [module-dir...]   (default: all of third_party/pion-*)
+#   scripts/check-third-party.sh [module-dir...]   (default: all of third_party/*/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 
 dirs=("$@")
-[ ${#dirs[@]} -gt 0 ] || dirs=(third_party/pion-*)
+[ ${#dirs[@]} -gt 0 ] || dirs=(third_party/*/)
 
 modpath() { awk '$1 == "module" { print $2; exit }' "$1/go.mod"; }
 modversion() { $GO list -m -f '{{if .Replace}}{{.Version}}{{end}}' "$1"; }

@@ -33,6 +33,7 @@ type peerFlags struct {
 	plainUDP   bool
 	small      bool
 	lossTol    float64
+	noQUIC     bool
 }
 
 // register adds the shared flags; sender-only ones only for send (the
@@ -49,6 +50,7 @@ func (p *peerFlags) register(fs flagSet, sender bool) {
 	fs.BoolVar(&p.json, "json", false, "print machine-readable events as JSON lines on stdout")
 	fs.BoolVar(&p.plainUDP, "plain-udp", false, "send one UDP packet per system call instead of batching them (GSO/GRO on Linux); for troubleshooting")
 	fs.BoolVar(&p.small, "small-packets", false, "keep 1191-byte SCTP packets even to a Go peer on the same link; for troubleshooting")
+	fs.BoolVar(&p.noQUIC, "no-quic", false, "keep the transfer on the WebRTC data channel (SCTP) even when the other side could run it over QUIC; for troubleshooting")
 	p.lossTol = defaultLossTolerance
 	fs.Var((*shareFlag)(&p.lossTol), "loss-tolerance", "repair random packet loss up to this share without slowing down, while the path shows no queue building (0: standard SCTP congestion control, which random loss slows to a crawl on long paths)")
 }
@@ -75,7 +77,7 @@ func (s *shareFlag) Set(v string) error {
 func (p *peerFlags) config(io stdio, server *url.URL) (*peer.Config, error) {
 	cfg := &peer.Config{
 		Server:  server,
-		Options: peer.Options{RelayOnly: p.relayOnly, PlainUDP: p.plainUDP, SmallPackets: p.small, LossTolerance: p.lossTol},
+		Options: peer.Options{RelayOnly: p.relayOnly, PlainUDP: p.plainUDP, SmallPackets: p.small, LossTolerance: p.lossTol, NoQUIC: p.noQUIC},
 		Logger:  newLogger(io.err, p.logLevel, "text"),
 	}
 	if p.token != "" {
@@ -205,7 +207,7 @@ func finish(io stdio, js *jsonOut, verb string, res *peer.Result, err error, d t
 		return err
 	}
 	js.emit("done", map[string]any{
-		"path": res.Path, "bytes": res.Bytes, "sent": res.Sent, "files": res.Files,
+		"path": res.Path, "transport": res.Transport, "bytes": res.Bytes, "sent": res.Sent, "files": res.Files,
 		"generations": res.Generations, "roots": res.Roots, "seconds": d.Seconds(),
 	})
 	summary(io, verb, res, d)
@@ -214,8 +216,8 @@ func finish(io stdio, js *jsonOut, verb string, res *peer.Result, err error, d t
 
 func summary(io stdio, verb string, res *peer.Result, d time.Duration) {
 	rate := float64(res.Bytes) / d.Seconds()
-	fmt.Fprintf(io.err, "%s %s, %s, verified, in %s (%s/s, %s).\n", verb, plural(res.Files, "file"), units.Bytes(res.Bytes),
-		d.Round(100*time.Millisecond), units.Bytes(int64(rate)), res.Path)
+	fmt.Fprintf(io.err, "%s %s, %s, verified, in %s (%s/s, %s, %s).\n", verb, plural(res.Files, "file"), units.Bytes(res.Bytes),
+		d.Round(100*time.Millisecond), units.Bytes(int64(rate)), res.Path, res.Transport)
 }
 
 func plural(n int, what string) string {

@@ -36,7 +36,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // netlab.StandardPaths, default "lan,30ms,30ms-loss0.2"), NETLAB_BENCH_MIB
 // (file size, default 64), NETLAB_BENCH_RUNS (default 3),
 // NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay"; also
-// "ferry-lt": ferry with --loss-tolerance 0.02).
+// "ferry-lt": ferry with --loss-tolerance 0.02; "ferry-sctp": ferry with
+// --no-quic, over the data channel).
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
@@ -165,6 +166,8 @@ func (bp *benchPath) measure(tool string) (measure, error) {
 		return bp.ferry(ctx, false)
 	case "ferry-relay":
 		return bp.ferry(ctx, true)
+	case "ferry-sctp":
+		return bp.ferry(ctx, false, "--no-quic")
 	case "ferry-lt":
 		return bp.ferry(ctx, false, "--loss-tolerance", "0.02")
 	}

@@ -102,6 +102,7 @@ type Event struct {
 	Time        time.Time `json:"time"`
 	Link        string    `json:"link"`
 	Path        string    `json:"path"`
+	Transport   string    `json:"transport"`
 	Generation  int       `json:"generation"`
 	Reason      string    `json:"reason"`
 	Message     string    `json:"message"`

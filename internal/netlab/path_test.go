@@ -184,11 +184,20 @@ func TestFerryOverPath(t *testing.T) {
 	for _, c := range []struct {
 		spec netlab.PathSpec
 		size int64
+		// args: both peers' extra flags; transport the one they must use.
+		args      []string
+		transport string
 	}{
-		{netlab.Path30msLoss1, 4 << 20},
-		{netlab.Path100ms, 8 << 20},
+		{netlab.Path30msLoss1, 4 << 20, nil, "quic"},
+		{netlab.Path100ms, 8 << 20, nil, "quic"},
+		// The data channel (SCTP) stays covered on a lossy path.
+		{netlab.Path30msLoss1, 4 << 20, []string{"--no-quic"}, "sctp"},
 	} {
-		t.Run(c.spec.Name, func(t *testing.T) {
+		name := c.spec.Name
+		if c.args != nil {
+			name += "-sctp"
+		}
+		t.Run(name, func(t *testing.T) {
 			l := netlab.New(t)
 			p := l.Path(c.spec, emuBin)
 			srv := p.Serve(ferryBin)
@@ -198,13 +207,17 @@ func TestFerryOverPath(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 			defer cancel()
-			tr := l.StartTransfer(ctx, netlab.TransferSpec{Bin: ferryBin, Server: srv.URL, From: p.A, To: p.B, File: file, Sum: sum})
+			tr := l.StartTransfer(ctx, netlab.TransferSpec{Bin: ferryBin, Server: srv.URL, From: p.A, To: p.B, File: file, Sum: sum,
+				SendArgs: c.args, RecvArgs: c.args})
 			res, err := tr.Finish(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if res.Path != "direct" {
 				t.Errorf("path %q, want direct", res.Path)
+			}
+			if res.SendDone.Transport != c.transport || res.RecvDone.Transport != c.transport {
+				t.Errorf("transports %q/%q, want %s", res.SendDone.Transport, res.RecvDone.Transport, c.transport)
 			}
 			t.Logf("%s: %d MiB in %v (%.2f MB/s), %d reconnects", c.spec.Name, c.size>>20, res.Elapsed.Round(time.Millisecond), res.MBps, res.Reconnecting)
 		})

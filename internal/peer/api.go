@@ -47,6 +47,9 @@ type Options struct {
 	// SmallPackets keeps pion's 1191-byte SCTP packets even to a Go peer on
 	// the same link (for comparison).
 	SmallPackets bool
+	// NoQUIC keeps the transfer on the data channel (SCTP) even when the
+	// other side is a Go peer that could run it over QUIC.
+	NoQUIC bool
 	// PlainUDP sends and receives one UDP packet per system call instead
 	// of batching (GSO/GRO on Linux).
 	PlainUDP bool

@@ -83,12 +83,13 @@ type generation interface {
 	// Conn is the open data channel.
 	Conn() transfer.Conn
 	// Path is proto.PathDirect or proto.PathRelay; PacketSize the size of
-	// the SCTP packets this side sends.
+	// the packets this side sends; Transport TransportQUIC or TransportSCTP.
 	Path() string
 	PacketSize() uint32
 	// Stripes is how many of its connections carried chunks (1: only the
 	// main one; PROTOCOL §3.4).
 	Stripes() int
+	Transport() string
 	// Close ends the generation (Err: err, unless it had died already)
 	// and returns when its goroutines have ended.
 	Close(err error)
@@ -185,6 +186,11 @@ type driver struct {
 	}
 	// left is what the sender has left to send (nil: the receiver).
 	left *atomic.Int64
+	// quic: this side announces FeatureQUIC; prepare, if set, runs on an
+	// open generation before the transfer (QUIC setup), on the run's
+	// goroutine.
+	quic    bool
+	prepare func(ctx context.Context, g generation)
 
 	sigUp     bool
 	sigLost   error
@@ -280,9 +286,15 @@ func (d *driver) loop(ctx context.Context) error {
 		if f := d.events.Connected; f != nil {
 			f(d.res.Path, d.curN)
 		}
-		rerr := d.runGeneration(ctx, g)
+		runErr := d.runGeneration(ctx, g)
 		d.res.Stripes = max(d.res.Stripes, g.Stripes())
-		done, err := d.role.ended(ctx, d, g, rerr)
+		// QUIC is decided, and its packets sized, during the run (a closed
+		// SCTP association no longer says its packet size).
+		d.res.Transport = g.Transport()
+		if n := g.PacketSize(); n != 0 {
+			d.res.PacketSize = n
+		}
+		done, err := d.role.ended(ctx, d, g, runErr)
 		if done {
 			return err
 		}
@@ -478,8 +490,12 @@ func (d *driver) runGeneration(ctx context.Context, g generation) error {
 	rctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	done := make(chan error, 1)
-	c := g.Conn()
-	d.spawn(func() { done <- d.role.run(rctx, c) })
+	d.spawn(func() {
+		if d.prepare != nil {
+			d.prepare(rctx, g)
+		}
+		done <- d.role.run(rctx, g.Conn())
+	})
 	d.cancelRun = cancel
 	defer func() { d.cancelRun = nil }()
 	if d.byeSeen {
@@ -639,6 +655,14 @@ func (d *driver) stripesFor(o Options, goPeer bool) func(rtt time.Duration) int 
 		}
 		return proto.StripeCount(rtt, d.left.Load())
 	}
+
+}
+
+// peerQUIC: the peer announced FeatureQUIC.
+func (d *driver) peerQUIC() bool {
+	d.features.Lock()
+	defer d.features.Unlock()
+	return slices.Contains(d.features.list, proto.FeatureQUIC)
 }
 
 func (d *driver) peerIsGo() bool {
@@ -665,6 +689,9 @@ func (d *driver) peerPacketLimit() uint32 {
 // connection.
 func (d *driver) announce() {
 	features := []string{proto.FeatureResume, proto.FeatureZeroChecksum, proto.FeatureLargePackets, proto.FeatureJumboPackets, proto.FeatureStripes}
+	if d.quic {
+		features = append(features, proto.FeatureQUIC)
+	}
 	d.signal(proto.Signal{T: proto.SigInfo, Agent: Agent, Features: features})
 }
 

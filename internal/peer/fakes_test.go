@@ -352,6 +352,7 @@ func (g *fakeGen) Err() error            { return g.err }
 func (g *fakeGen) Conn() transfer.Conn   { return g.us }
 func (g *fakeGen) Path() string          { return proto.PathDirect }
 func (g *fakeGen) PacketSize() uint32    { return 1191 }
+func (g *fakeGen) Transport() string     { return TransportSCTP }
 
 func (g *fakeGen) Close(err error) {
 	g.kill(err)

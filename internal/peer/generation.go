@@ -73,6 +73,12 @@ type pionGeneration struct {
 	dc          *webrtc.DataChannel
 	disconnectT *time.Timer
 	failed      bool
+	// data is the data channel as a transfer.Conn; quic, if set, the QUIC
+	// connection the transfer runs over instead (setupQUIC), and qc that
+	// as a transfer.Conn.
+	data *dcConn
+	quic *quicLink
+	qc   *quicConn
 
 	open     chan struct{}
 	openOnce sync.Once
@@ -265,6 +271,12 @@ func (l *pionGeneration) fail(err error) {
 		// fail runs in pion's callbacks too, which Close would wait for.
 		go func() {
 			l.closeStripes()
+			l.mu.Lock()
+			q := l.quic
+			l.mu.Unlock()
+			if q != nil {
+				q.close() // tells the peer, before the path goes
+			}
 			if err := l.pc.Close(); err != nil {
 				l.log.Debug("closing the peer connection", "gen", l.gen, "err", err)
 			}
@@ -296,23 +308,69 @@ func (l *pionGeneration) Path() string {
 	return proto.PathDirect
 }
 
-// PacketSize is the size of the SCTP packets this side sends (pathMTU).
+// What a transfer runs over (Result.Transport).
+const (
+	TransportSCTP = "sctp"
+	TransportQUIC = "quic"
+)
+
+// Transport is what the transfer runs over.
+func (l *pionGeneration) Transport() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.quic != nil {
+		return TransportQUIC
+	}
+	return TransportSCTP
+}
+
+// PacketSize is the size of the SCTP packets this side sends (pathMTU),
+// or over QUIC the average size of the QUIC packets it sent so far, which
+// path MTU discovery raises from 1280 bytes.
 func (l *pionGeneration) PacketSize() uint32 {
+	l.mu.Lock()
+	q := l.quic
+	l.mu.Unlock()
+	if q != nil {
+		return q.packetSize()
+	}
 	if sctp := l.pc.SCTP(); sctp != nil {
 		return sctp.Stats().MTU
 	}
 	return 0
 }
 
-// Conn returns the open data channel as a transfer.Conn.
+// Conn returns what the transfer runs over: the QUIC stream if
+// setupQUIC set one up, else the open data channel.
 func (l *pionGeneration) Conn() transfer.Conn {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	max := browserMaxMessage
-	if caps := l.pc.SCTP().GetCapabilities(); l.big && caps.MaxMessageSize > 0 {
-		max = int(min(caps.MaxMessageSize, l.opts.maxMessage()))
+	if l.quic != nil {
+		if l.qc == nil {
+			max := l.dataConnLocked().max // the same messages as over the data channel
+			l.qc = &quicConn{g: l, q: l.quic, max: max, buf: make([]byte, l.opts.maxMessage())}
+		}
+		return l.qc
 	}
-	return &dcConn{g: l, rw: l.raw, max: max, buf: make([]byte, l.opts.maxMessage())}
+	return l.dataConnLocked()
+}
+
+// dataConn is the open data channel as a transfer.Conn.
+func (l *pionGeneration) dataConn() *dcConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.dataConnLocked()
+}
+
+func (l *pionGeneration) dataConnLocked() *dcConn {
+	if l.data == nil {
+		max := browserMaxMessage
+		if caps := l.pc.SCTP().GetCapabilities(); l.big && caps.MaxMessageSize > 0 {
+			max = int(min(caps.MaxMessageSize, l.opts.maxMessage()))
+		}
+		l.data = &dcConn{g: l, rw: l.raw, max: max, buf: make([]byte, l.opts.maxMessage())}
+	}
+	return l.data
 }
 
 // dcConn adapts a detached data channel to transfer.Conn.
@@ -321,6 +379,14 @@ type dcConn struct {
 	rw  datachannel.ReadWriteCloser
 	max int
 	buf []byte
+	// next is a message read before the transfer began, which Recv
+	// returns first (setupQUIC).
+	next []byte
+}
+
+// unread makes msg the next message Recv returns.
+func (c *dcConn) unread(msg []byte) {
+	c.next = append([]byte(nil), msg...)
 }
 
 func (c *dcConn) Send(b []byte) error {
@@ -346,6 +412,11 @@ func (c *dcConn) Send(b []byte) error {
 }
 
 func (c *dcConn) Recv() ([]byte, error) {
+	if c.next != nil {
+		n := copy(c.buf, c.next)
+		c.next = nil
+		return c.buf[:n], nil
+	}
 	if c.g.striped() {
 		return c.g.recvMerged()
 	}
@@ -364,16 +435,33 @@ func (c *dcConn) Close() error {
 	return nil
 }
 
-// logStats logs the SCTP association's state every second while the
-// generation lives, for diagnosing throughput (a small cwnd means losses
+// logStats logs the SCTP association's (or the QUIC connection's) state
+// every second while the generation lives, for diagnosing throughput (a small cwnd means losses
 // or a slow start; a small rwnd a slow receiver).
 func (l *pionGeneration) logStats() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var last uint64
+	var last, lastPackets uint64
 	for {
 		select {
 		case <-t.C:
+			l.mu.Lock()
+			q := l.quic
+			l.mu.Unlock()
+			if q != nil {
+				// packet: the average size of this second's packets, which
+				// path MTU discovery raises from 1280 towards 1452 bytes.
+				st := q.conn.ConnectionStats()
+				packet := uint64(0)
+				if st.PacketsSent > lastPackets {
+					packet = (st.BytesSent - last) / (st.PacketsSent - lastPackets)
+				}
+				l.log.Debug("quic", "gen", l.gen, "MBps", float64(st.BytesSent-last)/1e6, "cwnd", st.CongestionWindow,
+					"srtt_ms", float64(st.SmoothedRTT.Microseconds())/1000, "min_rtt_ms", float64(st.MinRTT.Microseconds())/1000,
+					"lost", st.PacketsLost, "packet", packet)
+				last, lastPackets = st.BytesSent, st.PacketsSent
+				continue
+			}
 			sctp := l.pc.SCTP()
 			if sctp == nil {
 				continue

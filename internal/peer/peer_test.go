@@ -124,7 +124,12 @@ func TestGoToGoDirect(t *testing.T) {
 	if res.chunkSize != transfer.DefaultMaxChunk {
 		t.Fatalf("chunk size %d, want %d", res.chunkSize, transfer.DefaultMaxChunk)
 	}
-	// Two Go peers on one machine send 64 KiB SCTP packets (mtu.go).
+	// Two Go peers on one machine send 64 KiB SCTP packets (mtu.go), and
+	// so keep the transfer on the data channel rather than QUIC (at most
+	// 1452-byte packets).
+	if res.send.Transport != peer.TransportSCTP || res.recv.Transport != peer.TransportSCTP {
+		t.Fatalf("transports %q/%q, want sctp", res.send.Transport, res.recv.Transport)
+	}
 	if res.send.PacketSize != 65000 || res.recv.PacketSize != 65000 {
 		t.Fatalf("SCTP packets %d/%d bytes, want 65000", res.send.PacketSize, res.recv.PacketSize)
 	}
@@ -137,6 +142,69 @@ func TestGoToGoDirect(t *testing.T) {
 	ents, _ := os.ReadDir(out)
 	if len(ents) != 2 {
 		t.Fatalf("out dir has %d entries, want the 2 files only", len(ents))
+	}
+}
+
+// Where SCTP packets are as small as on a routed path, two Go peers run
+// the transfer over QUIC, whose path MTU discovery goes past the initial
+// 1280 bytes on loopback.
+func TestGoToGoQUIC(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "q.bin", 6<<20+3), randomFile(t, src, "r.bin", 999)}
+	out := t.TempDir()
+	res := transferGoGo(t, srv, files, out, peer.Options{SmallPackets: true}, peer.SendOptions{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	for _, f := range files {
+		if fileSum(t, f.Local) != fileSum(t, filepath.Join(out, f.Path)) {
+			t.Fatalf("%s differs", f.Path)
+		}
+	}
+	if res.send.Transport != peer.TransportQUIC || res.recv.Transport != peer.TransportQUIC {
+		t.Fatalf("transports %q/%q, want quic", res.send.Transport, res.recv.Transport)
+	}
+	if res.send.PacketSize <= 1280 {
+		t.Fatalf("QUIC packets of %d bytes on average, want more than 1280", res.send.PacketSize)
+	}
+	if res.chunkSize != transfer.DefaultMaxChunk {
+		t.Fatalf("chunk size %d, want %d", res.chunkSize, transfer.DefaultMaxChunk)
+	}
+}
+
+// With --no-quic on either side the transfer stays on the data channel
+// (small packets, as on a routed path, where QUIC would be used):
+// the side that opts out does not announce FeatureQUIC (receiver), or
+// does not start the exchange and sends the manifest first (sender).
+func TestGoToGoNoQUIC(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "n.bin", 2<<20+5)}
+	for _, c := range []struct {
+		name   string
+		so, ro peer.Options
+	}{
+		{"both", peer.Options{NoQUIC: true, SmallPackets: true}, peer.Options{NoQUIC: true, SmallPackets: true}},
+		{"sender", peer.Options{NoQUIC: true, SmallPackets: true}, peer.Options{SmallPackets: true}},
+		{"receiver", peer.Options{SmallPackets: true}, peer.Options{NoQUIC: true, SmallPackets: true}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			out := t.TempDir()
+			res := transferGoGoWith(t, srv, files, out, c.so, c.ro, peer.SendOptions{})
+			if res.sendErr != nil || res.recvErr != nil {
+				t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+			}
+			if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, "n.bin")) {
+				t.Fatal("file differs")
+			}
+			if res.send.Transport != peer.TransportSCTP || res.recv.Transport != peer.TransportSCTP {
+				t.Fatalf("transports %q/%q, want sctp", res.send.Transport, res.recv.Transport)
+			}
+			if res.send.PacketSize != 1191 || res.recv.PacketSize != 1191 {
+				t.Fatalf("SCTP packets %d/%d bytes, want 1191", res.send.PacketSize, res.recv.PacketSize)
+			}
+		})
 	}
 }
 
@@ -155,9 +223,9 @@ func TestGoToGoRelay(t *testing.T) {
 	if res.send.Path != "relay" || res.recv.Path != "relay" {
 		t.Fatalf("paths %q/%q, want relay", res.send.Path, res.recv.Path)
 	}
-	// Through a relay the path's MTU is unknown: pion's safe default.
-	if res.send.PacketSize != 1191 || res.recv.PacketSize != 1191 {
-		t.Fatalf("SCTP packets %d/%d bytes through the relay, want 1191", res.send.PacketSize, res.recv.PacketSize)
+	// QUIC through the relay too.
+	if res.send.Transport != peer.TransportQUIC || res.recv.Transport != peer.TransportQUIC {
+		t.Fatalf("transports %q/%q through the relay, want quic", res.send.Transport, res.recv.Transport)
 	}
 	if srv.Relay().RelayedBytes() < 2<<20 {
 		t.Fatalf("relay carried only %d bytes", srv.Relay().RelayedBytes())

@@ -26,8 +26,13 @@ type Result struct {
 	Generations int
 	// Roots are the files' BLAKE3 roots (hex), in manifest order.
 	Roots []string
-	// PacketSize is the size of the SCTP packets this side sent on the
-	// last connection: 1191, or more to a Go peer on the same network.
+	// Transport is what the transfer ran over on the last connection:
+	// TransportQUIC or TransportSCTP (the data channel).
+	Transport string
+	// PacketSize is the size of the packets this side sent on the last
+	// connection: over SCTP 1191, or more to a Go peer on the same
+	// network; over QUIC their average, which path MTU discovery raises
+	// from 1280 towards 1452 bytes.
 	PacketSize uint32
 	// Stripes is the most connections one generation moved chunks over
 	// (PROTOCOL §3.4; 1 without stripes).

@@ -67,6 +67,13 @@ func newPeerDriver(cfg *Config, sig signaler, r role, reconnectFor time.Duration
 	d := newDriver(sig, nil, realClock{}, cfg.logger(), r, reconnectFor)
 	d.events = cfg.Events
 	api := newAPI(cfg.Options, d.log, d.peerPacketLimit)
+	d.quic = !cfg.NoQUIC
+	offers := r.offers()
+	d.prepare = func(ctx context.Context, g generation) {
+		if pg, ok := g.(*pionGeneration); ok {
+			pg.setupQUIC(ctx, offers, d.peerQUIC())
+		}
+	}
 	d.newGen = func(n int, ice []proto.ICEServer, goPeer bool, signal func(proto.Signal)) (generation, error) {
 		if len(cfg.ICEServers) > 0 {
 			ice = cfg.ICEServers

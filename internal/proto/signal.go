@@ -111,6 +111,10 @@ const (
 	// FeatureJumboPackets: the peer reads SCTP packets of up to 65535
 	// bytes, one DTLS record in one UDP datagram (PROTOCOL.md §3.3).
 	FeatureJumboPackets = "jumbo-packets"
+	// FeatureQUIC: between two peers that announce it, the transfer runs
+	// over a QUIC connection on the ICE connection, set up over the data
+	// channel (PROTOCOL.md §4.7).
+	FeatureQUIC = "quic"
 )
 
 // ICEServer is an RTCIceServer as the browser takes it.

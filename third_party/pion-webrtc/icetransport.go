@@ -8,6 +8,7 @@ package webrtc
 import (
 	"context"
 	"fmt"
+	"net" // ferry patch: NewQUICEndpoint
 	"sync"
 	"sync/atomic"
 	"time"
@@ -416,6 +417,23 @@ func (t *ICETransport) newEndpoint(f mux.MatchFunc) *mux.Endpoint {
 	defer t.lock.Unlock()
 
 	return t.mux.NewEndpoint(f)
+}
+
+// NewQUICEndpoint returns an endpoint on the transport's packet mux for
+// QUIC packets (first byte 64..127 or 192..255, RFC 9443), beside DTLS:
+// writes go out over the selected candidate pair (relayed or not), reads
+// return the QUIC packets the peer sent. Deadlines other than the read
+// deadline apply to the shared connection. Close removes the endpoint.
+// ferry patch: ferry's Go peers run a QUIC connection on the ICE
+// connection the data channel uses.
+func (t *ICETransport) NewQUICEndpoint() (net.Conn, error) {
+	t.lock.Lock()
+	defer t.lock.Unlock()
+	if t.mux == nil {
+		return nil, fmt.Errorf("ICETransport: not started") //nolint:err113 // ferry patch
+	}
+
+	return t.mux.NewEndpoint(mux.MatchQUIC), nil
 }
 
 func (t *ICETransport) ensureGatherer() error {

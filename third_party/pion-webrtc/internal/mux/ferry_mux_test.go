@@ -51,3 +51,62 @@ func TestFerryDirectDispatch(t *testing.T) {
 		t.Fatal("connection not closed")
 	}
 }
+
+// QUIC packets (RFC 9443: first byte 64..127 or 192..255) reach the QUIC
+// endpoint, with direct dispatch too; STUN, DTLS and RTP keep going where
+// they went, and no DTLS packet is taken (ferry patch).
+func TestFerryQUICEndpoint(t *testing.T) {
+	for b := 0; b < 256; b++ {
+		quic := (b >= 64 && b <= 127) || b >= 192
+		if MatchQUIC([]byte{byte(b)}) != quic {
+			t.Fatalf("MatchQUIC(%d) = %v", b, !quic)
+		}
+		if quic && (MatchDTLS([]byte{byte(b)}) || MatchSRTPOrSRTCP([]byte{byte(b)}) || b <= 3) {
+			t.Fatalf("first byte %d matches QUIC and another protocol", b)
+		}
+	}
+	if MatchQUIC(nil) {
+		t.Fatal("MatchQUIC(empty)")
+	}
+
+	conn := &handlerConn{}
+	m := NewMux(Config{Conn: conn, BufferSize: 8192, LoggerFactory: logging.NewDefaultLoggerFactory()})
+	// A QUIC Initial that arrives before the endpoint exists waits for it.
+	conn.handler([]byte{0xc3, 0, 0, 0, 1})
+	dtls := m.NewEndpoint(MatchDTLS)
+	srtp := m.NewEndpoint(MatchSRTPOrSRTCP)
+	quic := m.NewEndpoint(MatchQUIC)
+	read := func(e *Endpoint) []byte {
+		t.Helper()
+		got := make([]byte, 100)
+		n, err := e.Read(got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got[:n]
+	}
+	// The queue is handed over on a goroutine of its own: read it first.
+	if got := read(quic); !bytes.Equal(got, []byte{0xc3, 0, 0, 0, 1}) {
+		t.Fatalf("QUIC endpoint read %v, want the queued Initial", got)
+	}
+	for _, p := range [][]byte{{0x40, 9}, {23, 254, 253}, {128, 96, 0, 1}, {0x7f, 8}} {
+		conn.handler(p)
+	}
+	for _, want := range [][]byte{{0x40, 9}, {0x7f, 8}} {
+		if got := read(quic); !bytes.Equal(got, want) {
+			t.Fatalf("QUIC endpoint read %v, want %v", got, want)
+		}
+	}
+	if got := read(dtls); !bytes.Equal(got, []byte{23, 254, 253}) {
+		t.Fatalf("DTLS endpoint read %v", got)
+	}
+	if got := read(srtp); !bytes.Equal(got, []byte{128, 96, 0, 1}) {
+		t.Fatalf("RTP endpoint read %v", got)
+	}
+	if err := quic.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -65,3 +65,12 @@ func MatchSRTP(buf []byte) bool {
 func MatchSRTCP(buf []byte) bool {
 	return MatchSRTPOrSRTCP(buf) && isRTCP(buf)
 }
+
+// MatchQUIC is a MatchFunc that accepts QUIC packets: the first byte in
+// [64..127] (short header) or [192..255] (long header), as RFC 9443 assigns
+// them beside STUN, DTLS and RTP. ferry patch: for a QUIC connection over
+// the ICE transport (ICETransport.NewQUICEndpoint); TURN channel data
+// (64..79 in RFC 7983) never reaches the mux, ICE unwraps it first.
+func MatchQUIC(b []byte) bool {
+	return MatchRange(64, 127, b) || MatchRange(192, 255, b)
+}

@@ -1,0 +1,67 @@
+// SPDX-FileCopyrightText: 2026 The ferry authors
+// SPDX-License-Identifier: MIT
+
+package congestion
+
+import (
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go/internal/monotime"
+	"github.com/quic-go/quic-go/internal/protocol"
+	"github.com/quic-go/quic-go/internal/utils"
+)
+
+// A loss while the RTT is at its minimum and the loss share is small
+// leaves the window alone; a loss while a queue builds (the RTT rose), or
+// a share above 2 %, cuts it (ferry patch).
+func TestFerryLossTolerance(t *testing.T) {
+	const pkt = protocol.ByteCount(1400)
+	setup := func(rtt time.Duration, lossEvery int) (*cubicSender, protocol.PacketNumber) {
+		var clock mockClock
+		rttStats := utils.NewRTTStats()
+		rttStats.UpdateRTT(30*time.Millisecond, 0)
+		for range 20 {
+			rttStats.UpdateRTT(rtt, 0)
+		}
+		c := newCubicSender(&clock, rttStats, &utils.ConnectionStats{}, false, pkt, 1000*pkt, 10000*pkt, nil)
+		c.EnableLossTolerance()
+		c.slowStartThreshold = c.congestionWindow // congestion avoidance
+		// Two rounds of 2 MiB each, with a loss every lossEvery packets.
+		var pn protocol.PacketNumber
+		for range 2 {
+			start := pn
+			for range 1500 {
+				c.OnPacketSent(monotime.Time(clock), 0, pn, pkt, true)
+				pn++
+			}
+			for p := start; p < pn; p++ {
+				if lossEvery > 0 && int(p)%lossEvery == 0 {
+					c.lossTolerance.onLoss(pkt) // counted, without a response
+					continue
+				}
+				c.lossTolerance.onAck(p, pkt, pn-1)
+			}
+		}
+		return c, pn
+	}
+	for _, tc := range []struct {
+		name      string
+		rtt       time.Duration
+		lossEvery int
+		cut       bool
+	}{
+		{"random 1 %", 31 * time.Millisecond, 100, false},
+		{"queue building", 60 * time.Millisecond, 100, true},
+		{"share 5 %", 31 * time.Millisecond, 20, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, pn := setup(tc.rtt, tc.lossEvery)
+			before := c.GetCongestionWindow()
+			c.OnCongestionEvent(pn-1, pkt, before)
+			if cut := c.GetCongestionWindow() < before; cut != tc.cut {
+				t.Fatalf("window %d → %d, cut %v, want %v", before, c.GetCongestionWindow(), cut, tc.cut)
+			}
+		})
+	}
+}
