@@ -2,7 +2,10 @@ package main
 
 import (
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+	"sync/atomic"
 )
 
 // tuneGC sets the garbage collector for a transfer process (cmd is "send"
@@ -15,23 +18,57 @@ import (
 // its live heap (read-ahead chunks, the SCTP send queue) is large enough
 // that a lower limit makes it collect continuously.
 //
-// The receiver's live heap is bounded by what it owns (the credit window,
-// the write queue, one message) plus the transport's buffers, 15–25 MB in
-// all; the rest of a collected heap is garbage. So it collects only when
-// the runtime's memory reaches a 32 MiB soft limit (GOGC off): the fewest
-// collections that keep its peak RSS, with ~20 MB of the binary's own
-// pages, under 50 MB. Were the live heap ever to reach the limit (a
-// manifest of a huge folder), the runtime caps the collector at half the
-// CPU and the heap grows past the limit: slower, never out of memory.
+// The receiver's live heap is bounded by what it owns (8 MiB of credit,
+// at most 4 MiB queued for the disk, one message) plus the transport's
+// buffers; everything else it allocates is garbage, and about 20 MB of its
+// RSS are the binary's own pages. So it collects when the runtime's memory
+// reaches receiveMemoryFloor, which keeps its peak RSS near 50 MB, or, once
+// the live heap is so large that this would mean collecting all the time
+// (out-of-order data an SCTP association holds on a lossy path, a manifest
+// of a huge folder), when the heap has doubled, as by default.
 func tuneGC(cmd string) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
 	if cmd == "receive" {
-		debug.SetGCPercent(-1)
-		debug.SetMemoryLimit(32 << 20)
+		collectAbove(receiveMemoryFloor)
 		return
 	}
 	debug.SetGCPercent(300)
 	debug.SetMemoryLimit(64 << 20)
+}
+
+const (
+	receiveMemoryFloor = 32 << 20
+	// runtimeOverhead approximates the runtime's memory besides the heap
+	// (metadata, stacks) that the memory limit counts too.
+	runtimeOverhead = 8 << 20
+)
+
+// gcTick is the object whose finalizer runs after each collection.
+type gcTick struct{ _ [16]byte }
+
+// collectAbove sets the heap goal to the larger of floor (total runtime
+// memory) and twice the live heap: GOGC=100 above a floor, which Go's
+// settings alone cannot say (with both GOGC and GOMEMLIMIT the smaller goal
+// wins). The limit is updated after every collection, from a finalizer
+// that re-arms itself until stop (for tests) is called.
+func collectAbove(floor int64) (stop func()) {
+	debug.SetGCPercent(-1)
+	debug.SetMemoryLimit(floor)
+	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	var stopped atomic.Bool
+	var arm func()
+	arm = func() {
+		runtime.SetFinalizer(&gcTick{}, func(*gcTick) {
+			if stopped.Load() {
+				return
+			}
+			metrics.Read(live)
+			debug.SetMemoryLimit(max(floor, 2*int64(live[0].Value.Uint64())+runtimeOverhead))
+			arm()
+		})
+	}
+	arm()
+	return func() { stopped.Store(true) }
 }
