@@ -24,8 +24,10 @@ import (
 // RSS are the binary's own pages. So it collects when the runtime's memory
 // reaches receiveMemoryFloor, which keeps its peak RSS near 50 MB, or, once
 // the live heap is so large that this would mean collecting all the time
-// (out-of-order data an SCTP association holds on a lossy path, a manifest
-// of a huge folder), when the heap has doubled, as by default.
+// (a receiver that falls behind, whose transport then holds more; an SCTP
+// association's out-of-order data on a lossy path), when it has grown by
+// gcHeadroom: with a fixed 32 MiB limit it would collect continuously
+// there (the runtime then caps the collector at half the CPU).
 func tuneGC(cmd string) {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
@@ -43,16 +45,21 @@ const (
 	// runtimeOverhead approximates the runtime's memory besides the heap
 	// (metadata, stacks) that the memory limit counts too.
 	runtimeOverhead = 8 << 20
+	// gcHeadroom is the least garbage allowed between collections: at
+	// pion's ~2 bytes of garbage per byte received, 250 collections per GB
+	// at worst, each a few milliseconds.
+	gcHeadroom = 8 << 20
 )
 
 // gcTick is the object whose finalizer runs after each collection.
 type gcTick struct{ _ [16]byte }
 
-// collectAbove sets the heap goal to the larger of floor (total runtime
-// memory) and twice the live heap: GOGC=100 above a floor, which Go's
-// settings alone cannot say (with both GOGC and GOMEMLIMIT the smaller goal
-// wins). The limit is updated after every collection, from a finalizer
-// that re-arms itself until stop (for tests) is called.
+// collectAbove keeps the memory limit at the larger of floor and the live
+// heap plus gcHeadroom (and the runtime's own memory), with GOGC off: a
+// floor below which the heap grows freely, which Go's settings alone cannot
+// say (with both GOGC and GOMEMLIMIT the smaller goal wins). The limit is
+// updated after every collection, from a finalizer that re-arms itself
+// until stop (for tests) is called.
 func collectAbove(floor int64) (stop func()) {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(floor)
@@ -65,7 +72,7 @@ func collectAbove(floor int64) (stop func()) {
 				return
 			}
 			metrics.Read(live)
-			debug.SetMemoryLimit(max(floor, 2*int64(live[0].Value.Uint64())+runtimeOverhead))
+			debug.SetMemoryLimit(max(floor, int64(live[0].Value.Uint64())+runtimeOverhead+gcHeadroom))
 			arm()
 		})
 	}
