@@ -5,7 +5,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
-	"sync/atomic"
+	"sync"
 )
 
 // tuneGC sets the garbage collector for a transfer process (cmd is "send"
@@ -64,11 +64,14 @@ func collectAbove(floor int64) (stop func()) {
 	debug.SetGCPercent(-1)
 	debug.SetMemoryLimit(floor)
 	live := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	var stopped atomic.Bool
+	var mu sync.Mutex // stop waits for a finalizer that is setting the limit
+	stopped := false
 	var arm func()
 	arm = func() {
 		runtime.SetFinalizer(&gcTick{}, func(*gcTick) {
-			if stopped.Load() {
+			mu.Lock()
+			defer mu.Unlock()
+			if stopped {
 				return
 			}
 			metrics.Read(live)
@@ -77,5 +80,9 @@ func collectAbove(floor int64) (stop func()) {
 		})
 	}
 	arm()
-	return func() { stopped.Store(true) }
+	return func() {
+		mu.Lock()
+		stopped = true
+		mu.Unlock()
+	}
 }
