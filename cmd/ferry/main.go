@@ -20,7 +20,7 @@ func main() {
 	stopTrace := traceTo(os.Getenv("FERRY_TRACE"))
 	memProfile := os.Getenv("FERRY_MEMPROFILE")
 	if len(os.Args) > 1 && (os.Args[1] == "send" || os.Args[1] == "receive") {
-		tuneGC(os.Args[1]) // here, not in run: tests call run in their own process
+		tuneGC() // here, not in run: tests call run in their own process
 	}
 	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
 	stopTrace()
