@@ -20,8 +20,8 @@ import (
 // its peak RSS near 50–60 MB, but pion leaves ~2 bytes of garbage per
 // byte received: 250 collections per GB cost the receiver 1.8 CPU-s/GB
 // and cut loopback throughput by more than half (issue 13, on a loaded
-// machine: 160 -> 65 MB/s). Worth trying again on a
-// transport that leaves less garbage.
+// machine: 160 -> 65 MB/s). Worth trying again on a transport that
+// leaves less garbage.
 func tuneGC() {
 	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
 		return
