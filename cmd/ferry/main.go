@@ -18,6 +18,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile(os.Getenv("FERRY_CPUPROFILE"))
 	stopTrace := traceTo(os.Getenv("FERRY_TRACE"))
+	memProfile := os.Getenv("FERRY_MEMPROFILE")
 	if len(os.Args) > 1 && (os.Args[1] == "send" || os.Args[1] == "receive") {
 		tuneGC() // here, not in run: tests call run in their own process
 		// quic-go checks the buffers of a stand-in socket (internal/peer/quic.go)
@@ -28,6 +29,7 @@ func main() {
 	code := run(ctx, os.Args[1:], stdio{in: os.Stdin, out: os.Stdout, err: os.Stderr})
 	stopTrace()
 	stopProfile()
+	writeHeapProfile(memProfile)
 	stop()
 	os.Exit(code)
 }
@@ -36,6 +38,20 @@ func main() {
 // appended so both peers of `ferry bench` can be profiled at once.
 func profile(path string) func() {
 	return recordTo(path, pprof.StartCPUProfile, pprof.StopCPUProfile)
+}
+
+// writeHeapProfile writes a heap profile (live and allocated since start)
+// to path.<pid>, for finding where a peer's memory and garbage come from.
+func writeHeapProfile(path string) {
+	if path == "" {
+		return
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+	if err != nil {
+		return
+	}
+	_ = pprof.Lookup("heap").WriteTo(f, 0)
+	f.Close()
 }
 
 // traceTo writes an execution trace to path.<pid> (go tool trace), for

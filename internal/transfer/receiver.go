@@ -28,6 +28,14 @@ const (
 	// worth is a lot to fetch again after a crash.
 	syncInterval = time.Second
 	syncBytes    = 32 << 20
+	// inFlightBytes is the credit window this receiver grants, in bytes of
+	// chunks (at least proto.MinWindow chunks). It bounds what the
+	// transport may hold for us when we fall behind, and so our memory:
+	// half of proto.InFlightBytes, still several times the bandwidth-delay
+	// product of a 30 ms path at 100 MB/s (3 MB), and, with credit going
+	// back in batches of an eighth, 7 MiB in flight at the least: 240 MB/s
+	// at 30 ms RTT, 70 MB/s at 100 ms.
+	inFlightBytes = 8 << 20
 )
 
 // Receiver writes a transfer into Dir. One Receiver lives for the whole
@@ -43,7 +51,7 @@ type Receiver struct {
 	Progress func(Progress)
 	// MaxBytes refuses larger transfers (0: no limit).
 	MaxBytes int64
-	// Window overrides the credit window in chunks (0: about 16 MiB).
+	// Window overrides the credit window in chunks (0: about 8 MiB).
 	Window int
 	// BeforeComplete runs when every file is verified, just before the
 	// sender is told: the last moment both sides are surely still there.
@@ -247,7 +255,7 @@ func (r *Receiver) window() int {
 	if r.Window > 0 {
 		return r.Window
 	}
-	return min(proto.MaxWindow, max(proto.MinWindow, proto.InFlightBytes/r.man.ChunkSize))
+	return min(proto.MaxWindow, max(proto.MinWindow, inFlightBytes/r.man.ChunkSize))
 }
 
 // fail tells the peer about a fatal error and returns it.

@@ -10,9 +10,22 @@ import (
 	"github.com/ferrydev/ferry/internal/proto"
 )
 
-// writeBuffers bounds the chunks waiting for the disk; when all are in use
-// the receive loop waits, which is the backpressure a slow disk needs.
-const writeBuffers = 8
+// writeQueueBytes bounds the chunk data waiting for the disk, and
+// writeBuffers the chunks; when all buffers are in use the receive loop
+// waits, which is the backpressure a slow disk needs. Bytes, not chunks:
+// eight 1 MiB chunks were 8 MiB of a receiver's live heap, and a disk
+// that keeps up with the network needs only a few chunks of slack (the
+// transport's receive window queues behind them).
+const (
+	writeQueueBytes = 4 << 20
+	writeBuffers    = 8
+)
+
+// writeBufferCount is how many chunk buffers the writer may use: at least
+// two (one written while the next is filled).
+func writeBufferCount(chunkSize int) int {
+	return max(2, min(writeBuffers, writeQueueBytes/max(1, chunkSize)))
+}
 
 // diskWriter writes verified chunks in the background. Writing in the
 // receive loop stopped reading whenever the disk or the page cache was
@@ -26,6 +39,7 @@ type diskWriter struct {
 	jobs  chan writeJob
 	free  chan []byte
 	bufs  int // buffers made so far
+	limit int // buffers allowed (writeBufferCount)
 	wg    sync.WaitGroup
 
 	mu     sync.Mutex
@@ -48,7 +62,8 @@ type writeJob struct {
 }
 
 func newDiskWriter(flush *flusher, chunkSize int) *diskWriter {
-	w := &diskWriter{flush: flush, size: chunkSize, jobs: make(chan writeJob, writeBuffers), free: make(chan []byte, writeBuffers)}
+	n := writeBufferCount(chunkSize)
+	w := &diskWriter{flush: flush, size: chunkSize, limit: n, jobs: make(chan writeJob, n), free: make(chan []byte, n)}
 	go w.loop()
 	return w
 }
@@ -60,7 +75,7 @@ func (w *diskWriter) buffer() []byte {
 		return b
 	default:
 	}
-	if w.bufs < writeBuffers {
+	if w.bufs < w.limit {
 		w.bufs++
 		return alignedBuffer(w.size)
 	}
