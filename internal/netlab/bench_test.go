@@ -37,7 +37,11 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // (file size, default 64), NETLAB_BENCH_RUNS (default 3),
 // NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay"; also
 // "ferry-lt": ferry with --loss-tolerance 0.02; "ferry-sctp": ferry with
-// --no-quic, over the data channel).
+// --no-quic, over the data channel; and the browser tools of
+// bench_browser_test.go: "chromium-dc", the plain Chromium data channel
+// the browser rows are compared with in the "x dc" column, "chromium",
+// "chromium-relay", "chromium-go" and "go-chromium"). A browser side's
+// CPU and RSS are those of Chromium's whole process tree.
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
@@ -170,6 +174,16 @@ func (bp *benchPath) measure(tool string) (measure, error) {
 		return bp.ferry(ctx, false, "--no-quic")
 	case "ferry-lt":
 		return bp.ferry(ctx, false, "--loss-tolerance", "0.02")
+	case "chromium-dc":
+		return bp.dcRun(ctx)
+	case "chromium":
+		return bp.pagesRun(ctx, false)
+	case "chromium-relay":
+		return bp.pagesRun(ctx, true)
+	case "chromium-go":
+		return bp.pageToGo(ctx)
+	case "go-chromium":
+		return bp.goToPage(ctx)
 	}
 	return measure{}, fmt.Errorf("unknown tool %q", tool)
 }
@@ -311,8 +325,8 @@ func table(spec netlab.PathSpec, mib, runs int, tools []string, res map[string][
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "\n## path %s: %v RTT, %.1f%% loss each way, %d Mbit/s (0: no limit), %d MiB, median of %d runs\n",
 		spec.Name, spec.RTT, 100*spec.Loss, spec.RateMbit, mib, runs)
-	fmt.Fprintf(&sb, "| %-11s | %8s | %-21s | %9s | %9s | %8s | %8s | %7s | %7s |\n",
-		"tool", "MB/s", "runs", "send s/GB", "recv s/GB", "send MiB", "recv MiB", "x croc", "x iperf")
+	fmt.Fprintf(&sb, "| %-14s | %8s | %-21s | %9s | %9s | %8s | %8s | %7s | %7s | %7s |\n",
+		"tool", "MB/s", "runs", "send s/GB", "recv s/GB", "send MiB", "recv MiB", "x croc", "x iperf", "x dc")
 	med := func(tool string) (float64, bool) {
 		ms := res[tool]
 		if len(ms) == 0 {
@@ -326,6 +340,7 @@ func table(spec netlab.PathSpec, mib, runs int, tools []string, res map[string][
 	}
 	croc, hasCroc := med("croc")
 	iperf, hasIperf := med("iperf3")
+	dc, hasDC := med("chromium-dc")
 	gb := float64(int64(mib)<<20) / 1e9
 	for _, tool := range tools {
 		ms := res[tool]
@@ -351,8 +366,14 @@ func table(spec netlab.PathSpec, mib, runs int, tools []string, res map[string][
 			}
 			return fmt.Sprintf("%.2f", v/base)
 		}
-		fmt.Fprintf(&sb, "| %-11s | %8.1f | %-21s | %9.1f | %9.1f | %8d | %8d | %7s | %7s |\n",
-			tool, v, strings.Join(each, " "), median(scpu), median(rcpu), median(srss), median(rrss), ratio(hasCroc, croc), ratio(hasIperf, iperf))
+		// The browser rows' targets are against the plain data channel
+		// between the same two Chromiums.
+		xdc := "-"
+		if strings.Contains(tool, "chromium") {
+			xdc = ratio(hasDC, dc)
+		}
+		fmt.Fprintf(&sb, "| %-14s | %8.1f | %-21s | %9.1f | %9.1f | %8d | %8d | %7s | %7s | %7s |\n",
+			tool, v, strings.Join(each, " "), median(scpu), median(rcpu), median(srss), median(rrss), ratio(hasCroc, croc), ratio(hasIperf, iperf), xdc)
 	}
 	return sb.String()
 }

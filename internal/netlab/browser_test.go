@@ -43,7 +43,7 @@ new MutationObserver(() => {
 // pagePoll bounds each wait on a page.
 const pagePoll = 90 * time.Second
 
-func onNewDocument(t *testing.T, b context.Context, js string) {
+func onNewDocument(t testing.TB, b context.Context, js string) {
 	t.Helper()
 	if _, err := chromedp.Call(b, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: js}); err != nil {
 		t.Fatalf("add script: %v", err)
