@@ -73,6 +73,8 @@ func BenchmarkPaths(b *testing.B) {
 				for _, tool := range tools {
 					m, err := bp.measure(tool)
 					if err != nil {
+						// What was measured so far is still worth seeing.
+						fmt.Print(table(spec, mib, runs, tools, res))
 						b.Fatalf("%s run %d: %v", tool, run+1, err)
 					}
 					res[tool] = append(res[tool], m)
