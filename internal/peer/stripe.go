@@ -106,32 +106,14 @@ func (l *pionGeneration) Stripe(m proto.Signal) {
 
 func (l *pionGeneration) answerStripe(s *stripeConn, offer string) {
 	pc := s.pc
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
-			l.dropStripe(s, fmt.Errorf("peer connection %s", st))
-		}
-	})
+	l.watchStripePC(s)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) {
 		if dc.Label() != stripeLabel {
 			return
 		}
-		dc.OnOpen(func() {
-			raw, err := dc.Detach()
-			if err != nil {
-				l.dropStripe(s, err)
-				return
-			}
-			l.mu.Lock()
-			if l.failed {
-				l.mu.Unlock()
-				return
-			}
-			s.opened = true
+		l.watchStripe(s, dc, func(raw datachannel.ReadWriteCloser) {
 			l.wg.Go(func() { l.feed(raw, s.k) })
-			l.mu.Unlock()
-			l.log.Debug("stripe open", "gen", l.gen, "stripe", s.k)
 		})
-		dc.OnClose(func() { l.dropStripe(s, errConnClosed) })
 	})
 	gathered := webrtc.GatheringCompletePromise(pc)
 	if err := pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
@@ -191,29 +173,14 @@ func (l *pionGeneration) offerStripes() {
 
 func (l *pionGeneration) offerStripe(s *stripeConn) {
 	pc := s.pc
-	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
-		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
-			l.dropStripe(s, fmt.Errorf("peer connection %s", st))
-		}
-	})
+	l.watchStripePC(s)
 	ordered := false
 	dc, err := pc.CreateDataChannel(stripeLabel, &webrtc.DataChannelInit{Ordered: &ordered})
 	if err != nil {
 		l.dropStripe(s, err)
 		return
 	}
-	dc.OnOpen(func() {
-		raw, err := dc.Detach()
-		if err != nil {
-			l.dropStripe(s, err)
-			return
-		}
-		l.mu.Lock()
-		if l.failed {
-			l.mu.Unlock()
-			return
-		}
-		s.opened = true
+	l.watchStripe(s, dc, func(raw datachannel.ReadWriteCloser) {
 		if l.opening--; l.opening == 0 {
 			close(l.allOpen)
 		}
@@ -223,11 +190,8 @@ func (l *pionGeneration) offerStripe(s *stripeConn) {
 			main := l.raw
 			l.wg.Go(func() { l.drain(main, 0) })
 		})
-		l.mu.Unlock()
 		l.striping.Store(true)
-		l.log.Debug("stripe open", "gen", l.gen, "stripe", s.k)
 	})
-	dc.OnClose(func() { l.dropStripe(s, errConnClosed) })
 	gathered := webrtc.GatheringCompletePromise(pc)
 	offer, err := pc.CreateOffer(nil)
 	if err == nil {
@@ -404,4 +368,36 @@ func (l *pionGeneration) recvMerged() ([]byte, error) {
 	case <-l.dead:
 		return nil, l.deadErr
 	}
+}
+
+// watchStripePC drops stripe s when its peer connection fails or closes.
+func (l *pionGeneration) watchStripePC(s *stripeConn) {
+	s.pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		if st == webrtc.PeerConnectionStateFailed || st == webrtc.PeerConnectionStateClosed {
+			l.dropStripe(s, fmt.Errorf("peer connection %s", st))
+		}
+	})
+}
+
+// watchStripe detaches stripe s's channel dc when it opens and hands it to
+// opened (with l.mu held, unless the generation has failed); a channel
+// that closes drops the stripe.
+func (l *pionGeneration) watchStripe(s *stripeConn, dc *webrtc.DataChannel, opened func(datachannel.ReadWriteCloser)) {
+	dc.OnOpen(func() {
+		raw, err := dc.Detach()
+		if err != nil {
+			l.dropStripe(s, err)
+			return
+		}
+		l.mu.Lock()
+		if l.failed {
+			l.mu.Unlock()
+			return
+		}
+		s.opened = true
+		opened(raw)
+		l.mu.Unlock()
+		l.log.Debug("stripe open", "gen", l.gen, "stripe", s.k)
+	})
+	dc.OnClose(func() { l.dropStripe(s, errConnClosed) })
 }
