@@ -63,13 +63,25 @@ func systemIfaces() ([]localIface, error) {
 	return out, nil
 }
 
+// ownAddr reports whether a is one of this machine's addresses.
+func ownAddr(list []localIface, a netip.Addr) bool {
+	for _, i := range list {
+		for _, p := range i.prefixes {
+			if p.Addr() == a {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // pathMTU is the SCTP packet size for a connection over pair, to a peer
 // that reads large packets. It is larger than the default only when no
-// router sits between the two, so that a link's MTU is the path's: our host
-// candidate to a peer on our own machine (loopback's MTU) or in a subnet of
+// router sits between the two, so that a link's MTU is the path's: our
+// address to a peer on our own machine (loopback's MTU) or in a subnet of
 // the interface our address is on (that interface's MTU). Otherwise, and
-// for relayed or server-reflexive pairs, whose path crosses networks of
-// unknown MTU, it is 0: pion's default.
+// for relayed pairs or reflexive addresses elsewhere, whose path crosses
+// networks of unknown MTU, it is 0: pion's default.
 func pathMTU(pair *webrtc.ICECandidatePair, ifaces ifaceLister) uint32 {
 	if pair == nil || pair.Local == nil || pair.Remote == nil {
 		return 0
@@ -78,8 +90,13 @@ func pathMTU(pair *webrtc.ICECandidatePair, ifaces ifaceLister) uint32 {
 	if pair.Local.Protocol != webrtc.ICEProtocolUDP || pair.Remote.Protocol != webrtc.ICEProtocolUDP {
 		return 0
 	}
-	if pair.Local.Typ != webrtc.ICECandidateTypeHost ||
-		(pair.Remote.Typ != webrtc.ICECandidateTypeHost && pair.Remote.Typ != webrtc.ICECandidateTypePrflx) {
+	// A reflexive address (theirs or ours) on this machine or our link is
+	// the same path as a host candidate: with a STUN server on the same
+	// host, a loaded ICE agent may nominate such a pair before the host
+	// pair. Ours behind a NAT is not one of our addresses, and is refused.
+	lt, rt := pair.Local.Typ, pair.Remote.Typ
+	if (lt != webrtc.ICECandidateTypeHost && lt != webrtc.ICECandidateTypeSrflx) ||
+		(rt != webrtc.ICECandidateTypeHost && rt != webrtc.ICECandidateTypePrflx && rt != webrtc.ICECandidateTypeSrflx) {
 		return 0
 	}
 	local, err1 := netip.ParseAddr(pair.Local.Address)
@@ -92,15 +109,14 @@ func pathMTU(pair *webrtc.ICECandidatePair, ifaces ifaceLister) uint32 {
 	if err != nil {
 		return 0
 	}
+	if lt == webrtc.ICECandidateTypeSrflx && !ownAddr(list, local) {
+		return 0
+	}
 	// A peer at one of our own addresses is on this machine: the kernel
 	// sends its packets through the loopback interface, whatever the
 	// interface that holds the address.
-	for _, i := range list {
-		for _, p := range i.prefixes {
-			if p.Addr() == remote {
-				return packetMTU(loopbackMTU(list), local.Is6())
-			}
-		}
+	if ownAddr(list, remote) {
+		return packetMTU(loopbackMTU(list), local.Is6())
 	}
 	for _, i := range list {
 		// Our address is on this interface and the peer's in one of its
