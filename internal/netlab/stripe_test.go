@@ -108,11 +108,7 @@ func (pb *pathBrowsers) checkFile(t *testing.T) {
 // (PROTOCOL.md §3.4), and the file arrives intact. The time bound is for a
 // loaded machine; speed is the bench's business.
 func TestBrowsersStripeOverLossyPath(t *testing.T) {
-	l := netlab.New(t)
-	p := l.Path(netlab.Path30msLoss2, emuBin)
-	srv := p.Serve(ferryBin)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	p, srv, ctx := lossyStripePath(t)
 	pb, start := startPathBrowsers(t, ctx, p, srv, 24<<20, "")
 	n := pb.finish(t)
 	el := time.Since(start)
@@ -120,6 +116,17 @@ func TestBrowsersStripeOverLossyPath(t *testing.T) {
 	if n < 2 {
 		t.Fatalf("the sender used %d connection(s), want stripes", n)
 	}
+}
+
+// lossyStripePath is the 30 ms path with 0.2 % loss, a server on it and
+// the time bound of a striping test (for a loaded machine; speed is the
+// bench's business).
+func lossyStripePath(t *testing.T) (*netlab.Path, *netlab.Server, context.Context) {
+	p := netlab.New(t).Path(netlab.Path30msLoss2, emuBin)
+	srv := p.Serve(ferryBin)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	return p, srv, ctx
 }
 
 // TestBrowsersStripeSpeed measures Chromium → Chromium with and without
@@ -155,11 +162,7 @@ func TestBrowsersStripeSpeed(t *testing.T) {
 // receiver over the 30 ms path with 0.2 % loss; the Go receiver takes
 // chunks from every stripe and the file arrives intact.
 func TestBrowserToGoStripesOverLossyPath(t *testing.T) {
-	l := netlab.New(t)
-	p := l.Path(netlab.Path30msLoss2, emuBin)
-	srv := p.Serve(ferryBin)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	p, srv, ctx := lossyStripePath(t)
 	const size = 24 << 20
 	src, sum, err := netlab.RandomFile(t.TempDir(), "payload.bin", size)
 	if err != nil {
@@ -221,11 +224,7 @@ func TestBrowserToGoStripesOverLossyPath(t *testing.T) {
 // receiver over the 30 ms path with 0.2 % loss, and the file arrives
 // intact.
 func TestGoToBrowserStripesOverLossyPath(t *testing.T) {
-	l := netlab.New(t)
-	p := l.Path(netlab.Path30msLoss2, emuBin)
-	srv := p.Serve(ferryBin)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
+	p, srv, ctx := lossyStripePath(t)
 	const size = 24 << 20
 	src, sum, err := netlab.RandomFile(t.TempDir(), "payload.bin", size)
 	if err != nil {
