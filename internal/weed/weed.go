@@ -194,7 +194,13 @@ func (s *Server) start(ctx context.Context, bin string) error {
 	if err != nil {
 		return err
 	}
+	// A fresh folder per attempt: a master that finds an earlier attempt's
+	// state with its volumes gone freezes volume growth ("master state
+	// loss"), and the bucket never gets a volume.
 	data := filepath.Join(s.dir, "data")
+	if err := os.RemoveAll(data); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(data, 0o700); err != nil {
 		return err
 	}
