@@ -81,6 +81,17 @@ const MaxAckDelay = 25 * time.Millisecond
 // number of ack-eliciting packets received before sending an ACK
 const packetsBeforeAck = 2
 
+// ferry patch: ACK decimation, as Chromium's QUIC does it: once a
+// connection has received ackDecimationAfter ack-eliciting packets (past
+// the start of slow start), acknowledge every packetsBeforeAckDecimated-th
+// instead of every 2nd. An ACK per two packets costs both peers a packet
+// each way per two data packets (a third of all packets on a bulk
+// transfer); losses and reordering are still acknowledged at once.
+const (
+	ackDecimationAfter        = 100
+	packetsBeforeAckDecimated = 10
+)
+
 // The appDataReceivedPacketTracker tracks packets received in the Application Data packet number space.
 // It waits until at least 2 packets were received before queueing an ACK, or until the max_ack_delay was reached.
 type appDataReceivedPacketTracker struct {
@@ -94,6 +105,7 @@ type appDataReceivedPacketTracker struct {
 	ackQueued bool // true if we need send a new ACK
 
 	ackElicitingPacketsReceivedSinceLastAck int
+	ackElicitingPacketsReceived             int // ferry patch: for ACK decimation
 	ackAlarm                                monotime.Time
 
 	logger utils.Logger
@@ -119,6 +131,9 @@ func (h *appDataReceivedPacketTracker) ReceivedPacket(pn protocol.PacketNumber, 
 		return nil
 	}
 	h.ackElicitingPacketsReceivedSinceLastAck++
+	if h.ackElicitingPacketsReceived <= ackDecimationAfter {
+		h.ackElicitingPacketsReceived++ // ferry patch
+	}
 	isMissing := h.isMissing(pn)
 	if !h.ackQueued && h.shouldQueueACK(pn, ecn, isMissing) {
 		h.ackQueued = true
@@ -185,7 +200,12 @@ func (h *appDataReceivedPacketTracker) shouldQueueACK(pn protocol.PacketNumber, 
 	}
 
 	// send an ACK every 2 ack-eliciting packets
-	if h.ackElicitingPacketsReceivedSinceLastAck >= packetsBeforeAck {
+	// ferry patch: every 10th past the first 100 (ACK decimation)
+	threshold := packetsBeforeAck
+	if h.ackElicitingPacketsReceived > ackDecimationAfter {
+		threshold = packetsBeforeAckDecimated
+	}
+	if h.ackElicitingPacketsReceivedSinceLastAck >= threshold {
 		if h.logger.Debug() {
 			h.logger.Debugf("\tQueueing ACK because packet %d packets were received after the last ACK (using initial threshold: %d).", h.ackElicitingPacketsReceivedSinceLastAck, packetsBeforeAck)
 		}

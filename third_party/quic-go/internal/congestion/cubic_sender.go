@@ -351,6 +351,15 @@ func (c *cubicSender) isCwndLimited(bytesInFlight protocol.ByteCount) bool {
 	}
 	availableBytes := congestionWindow - bytesInFlight
 	slowStartLimited := c.InSlowStart() && bytesInFlight > congestionWindow/2
+	// ferry patch: pacing at 5/4 of the window per RTT keeps a busy
+	// sender's bytes in flight a little under the window most of the time,
+	// so the check below passed only on some ACKs; every other ACK reset
+	// CUBIC's epoch (OnApplicationLimited) and froze the window (30 ms lab
+	// path: stuck at 1.04 MB, 31 MB/s). A sender with 3/4 of its window in
+	// flight is using it.
+	if bytesInFlight >= congestionWindow/4*3 {
+		return true
+	}
 	return slowStartLimited || availableBytes <= maxBurstPackets*c.maxDatagramSize
 }
 
