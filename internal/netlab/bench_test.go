@@ -42,6 +42,9 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // the browser rows are compared with in the "x dc" column, "chromium",
 // "chromium-relay", "chromium-go" and "go-chromium"). A browser side's
 // CPU and RSS are those of Chromium's whole process tree.
+// NETLAB_BENCH_PROFILE=<folder> keeps, for each Go peer run, both peers'
+// CPU profiles (FERRY_CPUPROFILE), their logs (the sender's has a "quic"
+// line a second: window, RTT, losses) and each namespace's nstat counters.
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
@@ -299,9 +302,24 @@ func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (me
 		spec.RecvArgs = append(spec.RecvArgs, "--relay-only")
 		want = "relay"
 	}
+	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
+		name := fmt.Sprintf("%s-%s-%d", bp.path.Spec.Name, strings.Join(append([]string{map[bool]string{false: "direct", true: "relay"}[relay]}, flags...), ""), bp.seq)
+		spec.SendEnv = []string{"FERRY_CPUPROFILE=" + filepath.Join(dir, name+"-send.pprof")}
+		spec.RecvEnv = []string{"FERRY_CPUPROFILE=" + filepath.Join(dir, name+"-recv.pprof")}
+	}
 	tr := bp.lab.StartTransfer(ctx, spec)
 	defer os.RemoveAll(tr.Out)
 	res, err := tr.Finish(ctx)
+	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
+		var sb strings.Builder
+		for _, ns := range []*netlab.NS{p.A, p.R, p.B} {
+			out, _ := ns.Exec("nstat", "-a")
+			sb.WriteString("== " + ns.Name + "\n" + out)
+		}
+		sb.WriteString("== recv stderr\n" + strings.Join(tr.Receiver.Stderr.All(), "\n"))
+		sb.WriteString("== send stderr\n" + strings.Join(tr.Sender.Stderr.All(), "\n"))
+		_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("%s-%d.stats", p.Spec.Name, bp.seq)), []byte(sb.String()), 0o644)
+	}
 	if err != nil {
 		return measure{}, err
 	}

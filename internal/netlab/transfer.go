@@ -29,8 +29,9 @@ type TransferSpec struct {
 	Sum  [32]byte
 	// SendArgs and RecvArgs are extra flags (--relay-only, --turn ...).
 	SendArgs, RecvArgs []string
-	// Env is added to both peers' environment (e.g. PION_LOG_DEBUG=ice).
-	Env []string
+	// Env is added to both peers' environment (e.g. PION_LOG_DEBUG=ice),
+	// SendEnv and RecvEnv to one side's (e.g. FERRY_CPUPROFILE).
+	Env, SendEnv, RecvEnv []string
 }
 
 // StartTransfer starts the sender, waits for its link and starts the
@@ -39,13 +40,13 @@ func (l *Lab) StartTransfer(ctx context.Context, s TransferSpec) *Transfer {
 	l.t.Helper()
 	out := l.t.TempDir()
 	send := append([]string{s.Bin, "send", "--json", "--log-level", "debug", "--server", s.Server}, s.SendArgs...)
-	sp := s.From.Start("ferry send", Env(l.t.TempDir(), s.Env...), append(send, s.File)...)
+	sp := s.From.Start("ferry send", Env(l.t.TempDir(), append(s.Env, s.SendEnv...)...), append(send, s.File)...)
 	link, _, err := WaitEvent(ctx, sp, 0, "link", nil)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	recv := append([]string{s.Bin, "receive", "--json", "--log-level", "debug", "--out", out}, s.RecvArgs...)
-	rp := s.To.Start("ferry receive", Env(l.t.TempDir(), append([]string{"FERRY_LINK=" + link.Link}, s.Env...)...), recv...)
+	rp := s.To.Start("ferry receive", Env(l.t.TempDir(), append(append([]string{"FERRY_LINK=" + link.Link}, s.Env...), s.RecvEnv...)...), recv...)
 	return &Transfer{lab: l, Sender: sp, Receiver: rp, Out: out, file: filepath.Base(s.File), sum: s.Sum}
 }
 
