@@ -52,7 +52,7 @@ func (p *peerFlags) register(fs flagSet, sender bool) {
 	fs.BoolVar(&p.small, "small-packets", false, "keep 1191-byte SCTP packets even to a Go peer on the same link; for troubleshooting")
 	fs.BoolVar(&p.noQUIC, "no-quic", false, "keep the transfer on the WebRTC data channel (SCTP) even when the other side could run it over QUIC; for troubleshooting")
 	p.lossTol = defaultLossTolerance
-	fs.Var((*shareFlag)(&p.lossTol), "loss-tolerance", "repair random packet loss up to this share without slowing down, while the path shows no queue building (0: standard SCTP congestion control, which random loss slows to a crawl on long paths)")
+	fs.Var((*shareFlag)(&p.lossTol), "loss-tolerance", "repair random packet loss up to this share without slowing down, while the path shows no queue building (0: standard SCTP and QUIC congestion control, which random loss slows to a crawl on long paths)")
 }
 
 // defaultLossTolerance: at 30 ms RTT with 0.2 % random loss each way,

@@ -40,9 +40,10 @@ type Options struct {
 	IncludeLoopback bool
 	// ICETimeouts override pion's (0: 3 s disconnected, 15 s failed, 1 s keepalive).
 	Disconnected, Failed, KeepAlive time.Duration
-	// LossTolerance, if above 0, lets SCTP repair random losses of up to
-	// this share of the bytes without halving its congestion window while
-	// no queue builds (our pion/sctp's WithLossTolerance; 0: RFC 9260).
+	// LossTolerance, if above 0, lets SCTP and QUIC repair random losses
+	// of up to this share of the bytes without cutting their congestion
+	// windows while no queue builds (our pion/sctp's WithLossTolerance and
+	// quic-go's Config.LossTolerance; 0: RFC 9260 and RFC 9002).
 	LossTolerance float64
 	// SmallPackets keeps pion's 1191-byte SCTP packets even to a Go peer on
 	// the same link (for comparison).

@@ -156,7 +156,9 @@ func pinTLS(cert tls.Certificate, peerFP []byte, server bool) *tls.Config {
 	return c
 }
 
-func quicConfig() *quic.Config {
+// quicConfig is the QUIC configuration of a connection with o; its loss
+// tolerance is the one SCTP gets (our quic-go's Config.LossTolerance).
+func quicConfig(o Options) *quic.Config {
 	return &quic.Config{
 		HandshakeIdleTimeout:           quicSetupTimeout,
 		MaxIdleTimeout:                 quicIdleTimeout,
@@ -167,6 +169,7 @@ func quicConfig() *quic.Config {
 		MaxConnectionReceiveWindow:     quicMaxConnWindow,
 		MaxIncomingStreams:             1,
 		MaxIncomingUniStreams:          -1,
+		LossTolerance:                  o.LossTolerance,
 	}
 }
 
@@ -420,17 +423,17 @@ func (l *pionGeneration) connectQUIC(ctx context.Context, client bool, cert tls.
 	q := &quicLink{pc: pc, tr: &quic.Transport{Conn: pc}}
 	ctx, cancel := context.WithTimeout(ctx, quicSetupTimeout)
 	defer cancel()
-	if err := q.start(ctx, client, cert, peerFP); err != nil {
+	if err := q.start(ctx, client, cert, peerFP, quicConfig(l.opts)); err != nil {
 		q.close()
 		return nil, err
 	}
 	return q, nil
 }
 
-func (q *quicLink) start(ctx context.Context, client bool, cert tls.Certificate, peerFP []byte) error {
+func (q *quicLink) start(ctx context.Context, client bool, cert tls.Certificate, peerFP []byte, cfg *quic.Config) error {
 	var err error
 	if client {
-		q.conn, err = q.tr.Dial(ctx, q.pc.remote, pinTLS(cert, peerFP, false), quicConfig())
+		q.conn, err = q.tr.Dial(ctx, q.pc.remote, pinTLS(cert, peerFP, false), cfg)
 		if err != nil {
 			return err
 		}
@@ -442,7 +445,7 @@ func (q *quicLink) start(ctx context.Context, client bool, cert tls.Certificate,
 		_, err = q.st.Write([]byte{0, 0, 0, 0})
 		return err
 	}
-	if q.ln, err = q.tr.Listen(pinTLS(cert, peerFP, true), quicConfig()); err != nil {
+	if q.ln, err = q.tr.Listen(pinTLS(cert, peerFP, true), cfg); err != nil {
 		return err
 	}
 	if q.conn, err = q.ln.Accept(ctx); err != nil {

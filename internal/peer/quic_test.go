@@ -55,7 +55,7 @@ func TestQUICPinnedHandshake(t *testing.T) {
 				_ = sconn.Close()
 				_ = cconn.Close()
 			}()
-			ln, err := st.Listen(pinTLS(server, c.serverPin, true), quicConfig())
+			ln, err := st.Listen(pinTLS(server, c.serverPin, true), quicConfig(Options{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func TestQUICPinnedHandshake(t *testing.T) {
 				}
 				accepted <- err
 			}()
-			conn, err := ct.Dial(ctx, sconn.LocalAddr(), pinTLS(client, c.clientPin, false), quicConfig())
+			conn, err := ct.Dial(ctx, sconn.LocalAddr(), pinTLS(client, c.clientPin, false), quicConfig(Options{}))
 			if err == nil {
 				if conn.ConnectionState().TLS.NegotiatedProtocol != quicALPN {
 					t.Errorf("ALPN %q", conn.ConnectionState().TLS.NegotiatedProtocol)
@@ -134,6 +134,17 @@ func TestQUICHello(t *testing.T) {
 	for _, m := range [][]byte{append([]byte{msgControl}, `{"t":"manifest"}`...), {0x10, 0, 0}, nil} {
 		if _, ok := decodeHello(m, helloQUIC); ok {
 			t.Fatalf("%q decoded as a hello", m)
+		}
+	}
+}
+
+// The QUIC connection gets the loss tolerance of Options, as the SCTP
+// association does (newAPI): ferry's default 2 %, or 0 for upstream's
+// response to every loss (--loss-tolerance 0).
+func TestQUICConfigLossTolerance(t *testing.T) {
+	for _, lt := range []float64{0, 0.02, 0.1} {
+		if got := quicConfig(Options{LossTolerance: lt}).LossTolerance; got != lt {
+			t.Errorf("Options.LossTolerance %v: QUIC gets %v", lt, got)
 		}
 	}
 }

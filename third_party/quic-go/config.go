@@ -129,5 +129,6 @@ func populateConfig(config *Config) *Config {
 		EnableStreamResetPartialDelivery: config.EnableStreamResetPartialDelivery,
 		Allow0RTT:                        config.Allow0RTT,
 		Tracer:                           config.Tracer,
+		LossTolerance:                    config.LossTolerance, // ferry patch
 	}
 }

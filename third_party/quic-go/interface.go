@@ -195,6 +195,12 @@ type Config struct {
 	EnableStreamResetPartialDelivery bool
 
 	Tracer func(ctx context.Context, isClient bool, connID ConnectionID) qlogwriter.Trace
+
+	// ferry patch: LossTolerance, if above 0, lets the congestion controller
+	// repair losses of up to this share of the bytes sent without a
+	// congestion response while the RTT shows no queue building (random
+	// loss, not a full queue). 0 keeps the RFC 9002 response.
+	LossTolerance float64
 }
 
 // ClientInfo contains information about an incoming connection attempt.

@@ -134,6 +134,8 @@ type sentPacketHandler struct {
 	qlogger     qlogwriter.Recorder
 	lastMetrics qlog.MetricsUpdated
 	logger      utils.Logger
+
+	lossTolerance float64 // ferry patch: Config.LossTolerance, for a new sender after a path migration
 }
 
 var _ SentPacketHandler = &sentPacketHandler{}
@@ -151,6 +153,7 @@ func NewSentPacketHandler(
 	pers protocol.Perspective,
 	qlogger qlogwriter.Recorder,
 	logger utils.Logger,
+	lossTolerance float64, // ferry patch: Config.LossTolerance
 ) SentPacketHandler {
 	congestion := congestion.NewCubicSender(
 		congestion.DefaultClock{},
@@ -160,7 +163,7 @@ func NewSentPacketHandler(
 		false, // ferry patch: CUBIC, not Reno: it regains a large window in fewer round trips
 		qlogger,
 	)
-	congestion.EnableLossTolerance() // ferry patch
+	congestion.SetLossTolerance(lossTolerance) // ferry patch
 
 	h := &sentPacketHandler{
 		peerCompletedAddressValidation: pers == protocol.PerspectiveServer,
@@ -184,6 +187,7 @@ func NewSentPacketHandler(
 		perspective:        pers,
 		qlogger:            qlogger,
 		logger:             logger,
+		lossTolerance:      lossTolerance, // ferry patch
 	}
 	if enableECN {
 		h.enableECN = true
@@ -1266,7 +1270,7 @@ func (h *sentPacketHandler) MigratedPath(now monotime.Time, initialMaxDatagramSi
 		false, // ferry patch: CUBIC, not Reno: it regains a large window in fewer round trips
 		h.qlogger,
 	)
-	cc.EnableLossTolerance() // ferry patch
+	cc.SetLossTolerance(h.lossTolerance) // ferry patch
 	h.congestion = cc
 	h.qlogRecoveryParametersSet(true)
 	h.setLossDetectionTimer(now)

@@ -10,19 +10,6 @@ import (
 	"github.com/quic-go/quic-go/internal/utils"
 )
 
-// lossToleranceShare is the largest share of the bytes of the last two
-// rounds that may be lost without a congestion response, while the RTT
-// shows no queue building (ferry's default --loss-tolerance for SCTP).
-//
-// This is not RFC 9002 congestion control. Under independent random loss
-// (a radio link, a lossy tunnel) its response holds a sender to about
-// 1.22/sqrt(p) packets per round trip: 1.6 MB/s at 30 ms RTT and 0.2 %
-// loss in ferry's lab, whatever the path's capacity. The RTT and share
-// guards keep the ordinary response where losses come from a full queue;
-// like BBR's 2 % loss threshold, they let a sender keep up to this share
-// of loss on a shallow-buffered bottleneck.
-const lossToleranceShare = 0.02
-
 // lossToleranceMinSample is the fewest bytes a loss share is measured
 // over; below it only the RTT guard applies. Large enough that the count
 // of random losses in it is steady: over 128 KiB (90 packets) 1 % loss
@@ -36,10 +23,21 @@ const lossToleranceMinSample = 1 << 20
 // before losses count as congestion.
 const lossToleranceMinSlack = 10 * time.Millisecond
 
-// lossTolerance counts, per round trip (at least lossToleranceMinSample),
+// lossTolerance lets the sender lose up to a share of the bytes of the
+// last two rounds without a congestion response, while the RTT shows no
+// queue building (Config.LossTolerance; ferry's --loss-tolerance, as for
+// SCTP). It counts, per round trip (at least lossToleranceMinSample),
 // bytes acknowledged and lost.
+//
+// This is not RFC 9002 congestion control. Under independent random loss
+// (a radio link, a lossy tunnel) its response holds a sender to about
+// 1.22/sqrt(p) packets per round trip: 1.6 MB/s at 30 ms RTT and 0.2 %
+// loss in ferry's lab, whatever the path's capacity. The RTT and share
+// guards keep the ordinary response where losses come from a full queue;
+// like BBR's 2 % loss threshold, they let a sender keep up to this share
+// of loss on a shallow-buffered bottleneck.
 type lossTolerance struct {
-	enabled bool // EnableLossTolerance
+	share float64 // SetLossTolerance; 0: off
 
 	roundEnd protocol.PacketNumber // the round ends when an ack passes it
 	started  bool
@@ -48,12 +46,13 @@ type lossTolerance struct {
 	prevAcked, prevLost protocol.ByteCount // the round before
 }
 
-// EnableLossTolerance makes the sender repair losses that look random
-// without a congestion response (off by default, as upstream).
-func (c *cubicSender) EnableLossTolerance() { c.lossTolerance.enabled = true }
+// SetLossTolerance makes the sender repair losses that look random, up to
+// share of the bytes, without a congestion response (0, the default:
+// off, as upstream).
+func (c *cubicSender) SetLossTolerance(share float64) { c.lossTolerance.share = share }
 
 func (l *lossTolerance) onAck(pn protocol.PacketNumber, bytes protocol.ByteCount, largestSent protocol.PacketNumber) {
-	if !l.enabled {
+	if l.share <= 0 {
 		return
 	}
 	l.acked += bytes
@@ -73,7 +72,7 @@ func (l *lossTolerance) onLoss(bytes protocol.ByteCount) { l.lost += bytes }
 // looksRandom reports whether a loss just detected should be repaired
 // without a congestion response.
 func (l *lossTolerance) looksRandom(rtt *utils.RTTStats) bool {
-	if !l.enabled {
+	if l.share <= 0 {
 		return false
 	}
 	// The queue signal is the lower of the smoothed and the latest RTT: a
@@ -88,5 +87,5 @@ func (l *lossTolerance) looksRandom(rtt *utils.RTTStats) bool {
 	if acked+lost < lossToleranceMinSample {
 		return true
 	}
-	return float64(lost) <= lossToleranceShare*float64(acked+lost)
+	return float64(lost) <= l.share*float64(acked+lost)
 }

@@ -12,12 +12,13 @@ import (
 	"github.com/quic-go/quic-go/internal/utils"
 )
 
-// A loss while the RTT is at its minimum and the loss share is small
-// leaves the window alone; a loss while a queue builds (the RTT rose), or
-// a share above 2 %, cuts it (ferry patch).
+// With a tolerance of 2 %, a loss while the RTT is at its minimum and the
+// loss share is small leaves the window alone; a loss while a queue builds
+// (the RTT rose), or a share above 2 %, cuts it. With a tolerance of 0
+// (upstream's default) every loss cuts it (ferry patch).
 func TestFerryLossTolerance(t *testing.T) {
 	const pkt = protocol.ByteCount(1400)
-	setup := func(rtt time.Duration, lossEvery int) (*cubicSender, protocol.PacketNumber) {
+	setup := func(share float64, rtt time.Duration, lossEvery int) (*cubicSender, protocol.PacketNumber) {
 		var clock mockClock
 		rttStats := utils.NewRTTStats()
 		rttStats.UpdateRTT(30*time.Millisecond, 0)
@@ -25,7 +26,7 @@ func TestFerryLossTolerance(t *testing.T) {
 			rttStats.UpdateRTT(rtt, 0)
 		}
 		c := newCubicSender(&clock, rttStats, &utils.ConnectionStats{}, false, pkt, 1000*pkt, 10000*pkt, nil)
-		c.EnableLossTolerance()
+		c.SetLossTolerance(share)
 		c.slowStartThreshold = c.congestionWindow // congestion avoidance
 		// Two rounds of 2 MiB each, with a loss every lossEvery packets.
 		var pn protocol.PacketNumber
@@ -47,16 +48,20 @@ func TestFerryLossTolerance(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name      string
+		share     float64
 		rtt       time.Duration
 		lossEvery int
 		cut       bool
 	}{
-		{"random 1 %", 31 * time.Millisecond, 100, false},
-		{"queue building", 60 * time.Millisecond, 100, true},
-		{"share 5 %", 31 * time.Millisecond, 20, true},
+		{"random 1 %", 0.02, 31 * time.Millisecond, 100, false},
+		{"queue building", 0.02, 60 * time.Millisecond, 100, true},
+		{"share 5 %", 0.02, 31 * time.Millisecond, 20, true},
+		{"share 5 %, tolerance 10 %", 0.1, 31 * time.Millisecond, 20, false},
+		{"random 1 %, tolerance 0", 0, 31 * time.Millisecond, 100, true},
+		{"one loss, tolerance 0", 0, 31 * time.Millisecond, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, pn := setup(tc.rtt, tc.lossEvery)
+			c, pn := setup(tc.share, tc.rtt, tc.lossEvery)
 			before := c.GetCongestionWindow()
 			c.OnCongestionEvent(pn-1, pkt, before)
 			if cut := c.GetCongestionWindow() < before; cut != tc.cut {
