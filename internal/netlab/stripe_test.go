@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/ferrydev/ferry/internal/browsertest"
 	"github.com/ferrydev/ferry/internal/netlab"
+	"github.com/ferrydev/ferry/internal/proto"
 )
 
 // pathBrowsers is a transfer between two Chromium pages on the ends of a
@@ -160,9 +161,16 @@ func TestBrowsersStripeSpeed(t *testing.T) {
 
 // TestBrowserToGoStripesOverLossyPath: a Chromium sender stripes to a Go
 // receiver over the 30 ms path with 0.2 % loss; the Go receiver takes
-// chunks from every stripe and the file arrives intact.
+// chunks from every stripe and the file arrives intact. Relay-only, the
+// stripes go through the relay, at most proto.MaxRelayStripes of them.
 func TestBrowserToGoStripesOverLossyPath(t *testing.T) {
 	p, srv, ctx := lossyStripePath(t)
+	for _, relay := range []bool{false, true} {
+		t.Run(fmt.Sprintf("relay=%v", relay), func(t *testing.T) { browserToGoStripes(t, ctx, p, srv, relay) })
+	}
+}
+
+func browserToGoStripes(t *testing.T, ctx context.Context, p *netlab.Path, srv *netlab.Server, relay bool) {
 	const size = 24 << 20
 	src, sum, err := netlab.RandomFile(t.TempDir(), "payload.bin", size)
 	if err != nil {
@@ -171,7 +179,11 @@ func TestBrowserToGoStripesOverLossyPath(t *testing.T) {
 	sb := p.A.Browser(ctx, srv.URL)
 	browsertest.LogConsole(t, sb, "sender")
 	onNewDocument(t, sb, recordStates)
-	if err := chromedp.Do(sb, chromedp.Navigate(srv.URL+"/")); err != nil {
+	page, args, want, maxN := srv.URL+"/", []string{"receive", "--json", "--log-level", "debug"}, "direct", proto.MaxStripes
+	if relay {
+		page, args, want, maxN = relayParam(page), append(args, "--relay-only"), "relay", proto.MaxRelayStripes
+	}
+	if err := chromedp.Do(sb, chromedp.Navigate(page)); err != nil {
 		t.Fatalf("open send page: %v", err)
 	}
 	if err := chromedp.Do(sb, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{src})); err != nil {
@@ -185,9 +197,13 @@ func TestBrowserToGoStripesOverLossyPath(t *testing.T) {
 	out := t.TempDir()
 	start := time.Now()
 	rp := p.B.Start("ferry receive", netlab.Env(t.TempDir(), "FERRY_LINK="+link),
-		ferryBin, "receive", "--json", "--log-level", "debug", "--out", out)
-	if _, _, err := netlab.WaitEvent(ctx, rp, 0, "done", nil); err != nil {
+		append(append([]string{ferryBin}, args...), "--out", out)...)
+	done, _, err := netlab.WaitEvent(ctx, rp, 0, "done", nil)
+	if err != nil {
 		t.Fatalf("receiver: %v\n%s\nsender: %s", err, rp.Describe(), diag(sb))
+	}
+	if done.Path != want {
+		t.Fatalf("path %q, want %q", done.Path, want)
 	}
 	el := time.Since(start)
 	if err := rp.Wait(ctx); err != nil {
@@ -215,8 +231,8 @@ func TestBrowserToGoStripesOverLossyPath(t *testing.T) {
 	}
 	t.Logf("24 MiB in %v (%.1f MB/s, from the receiver's start) over %d connections; the receiver opened %d stripes",
 		el.Round(time.Millisecond), float64(size)/1e6/el.Seconds(), n, opened)
-	if n < 2 || opened < 1 {
-		t.Fatalf("the sender used %d connection(s), the receiver opened %d stripes; want stripes", n, opened)
+	if n < 2 || n > maxN || opened < 1 {
+		t.Fatalf("the sender used %d connection(s), the receiver opened %d stripes; want stripes, at most %d connections", n, opened, maxN)
 	}
 }
 

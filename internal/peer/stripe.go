@@ -40,24 +40,44 @@ type stripeConn struct {
 // is a browser (two Go peers do not stripe, PROTOCOL §3.4).
 func (l *pionGeneration) striped() bool { return l.answerer && (!l.big || l.opts.stripes > 0) }
 
-// stripeConfig is a stripe connection's: STUN servers only. Stripes go
-// direct (a sender stripes only a direct generation, never a relay-only
-// one): relay allocations would count against the link's TURN quota,
-// which a later generation may need.
-func (l *pionGeneration) stripeConfig() webrtc.Configuration {
+// stripeConfig is a stripe connection's. A direct generation's stripes go
+// direct: STUN servers only. A relayed one's (the offer carries relay
+// candidates, or this peer is relay-only) also get the TURN servers'
+// UDP URLs: one allocation per stripe and peer, which the relay's
+// allocations per link must leave room for (PROTOCOL §3.4).
+func (l *pionGeneration) stripeConfig(relay bool) webrtc.Configuration {
+	relay = relay || l.opts.RelayOnly
 	var ice []webrtc.ICEServer
 	for _, s := range l.ice {
 		var urls []string
 		for _, u := range s.URLs {
-			if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
+			stun := strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:")
+			if stun || relay && udpTURN(u) {
 				urls = append(urls, u)
 			}
 		}
 		if len(urls) > 0 {
-			ice = append(ice, webrtc.ICEServer{URLs: urls})
+			ice = append(ice, webrtc.ICEServer{URLs: urls, Username: s.Username, Credential: s.Credential})
 		}
 	}
-	return webrtc.Configuration{ICEServers: ice}
+	c := webrtc.Configuration{ICEServers: ice}
+	if l.opts.RelayOnly {
+		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
+	}
+	return c
+}
+
+// udpTURN: a TURN URL the client reaches over UDP (no transport parameter
+// means UDP).
+func udpTURN(u string) bool {
+	_, params, _ := strings.Cut(u, "?")
+	return strings.HasPrefix(u, "turn:") && (params == "" || params == "transport=udp")
+}
+
+// relayOffer: a stripe offer with relay candidates comes from a sender
+// striping a relayed generation.
+func relayOffer(sdp string) bool {
+	return strings.Contains(sdp, " typ relay")
 }
 
 // spawn runs f in a goroutine of the generation, unless it is dead.
@@ -84,7 +104,7 @@ func (l *pionGeneration) Stripe(m proto.Signal) {
 		}
 		return
 	}
-	if !l.striped() || l.opts.RelayOnly || m.T != proto.SigSDP || m.Type != "offer" || m.Stripe < 1 || m.Stripe >= proto.MaxStripes {
+	if !l.striped() || m.T != proto.SigSDP || m.Type != "offer" || m.Stripe < 1 || m.Stripe >= proto.MaxStripes {
 		return
 	}
 	l.mu.Lock()
@@ -92,7 +112,7 @@ func (l *pionGeneration) Stripe(m proto.Signal) {
 		l.mu.Unlock()
 		return
 	}
-	pc, err := l.api.NewPeerConnection(l.stripeConfig())
+	pc, err := l.api.NewPeerConnection(l.stripeConfig(relayOffer(m.SDP)))
 	if err != nil {
 		l.mu.Unlock()
 		l.log.Debug("stripe not made", "gen", l.gen, "stripe", m.Stripe, "err", err)
@@ -141,9 +161,9 @@ func (l *pionGeneration) offerStripes() {
 		rtt = time.Duration(sctp.Stats().SmoothedRoundTripTime * float64(time.Second))
 	}
 	n := min(l.stripesFor(rtt), proto.MaxStripes)
-	// Stripes go direct only (stripeConfig).
-	if l.opts.RelayOnly || l.Path() != proto.PathDirect {
-		n = 1
+	relay := l.opts.RelayOnly || l.Path() != proto.PathDirect
+	if relay {
+		n = min(n, proto.MaxRelayStripes)
 	}
 	l.log.Debug("stripes", "gen", l.gen, "rtt", rtt, "connections", n)
 	l.mu.Lock()
@@ -153,7 +173,7 @@ func (l *pionGeneration) offerStripes() {
 	}
 	l.mu.Unlock()
 	for k := 1; k < n; k++ {
-		pc, err := l.api.NewPeerConnection(l.stripeConfig())
+		pc, err := l.api.NewPeerConnection(l.stripeConfig(relay))
 		if err != nil {
 			l.log.Debug("stripe not made", "gen", l.gen, "stripe", k, "err", err)
 			return

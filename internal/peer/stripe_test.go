@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ferrydev/ferry/internal/peer"
+	"github.com/ferrydev/ferry/internal/proto"
 	"github.com/ferrydev/ferry/internal/transfer"
 )
 
@@ -29,6 +30,32 @@ func TestGoToGoStriped(t *testing.T) {
 	t.Logf("sender used %d connections, receiver got chunks over %d", res.send.Stripes, res.recv.Stripes)
 	if res.send.Stripes < 2 || res.recv.Stripes < 2 {
 		t.Fatalf("sender used %d connections, receiver got chunks over %d; want stripes", res.send.Stripes, res.recv.Stripes)
+	}
+}
+
+// TestGoToGoStripedRelay: a relayed generation stripes through the relay
+// (its stripes get the TURN servers' UDP URLs), over at most
+// MaxRelayStripes connections.
+func TestGoToGoStripedRelay(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "a.bin", 4<<20+5)}
+	out := t.TempDir()
+	// Without QUIC: Go peers run the relayed transfer over QUIC otherwise.
+	o := peer.WithStripes(peer.Options{MaxChunk: 4 << 10, RelayOnly: true, NoQUIC: true}, 8)
+	res := transferGoGo(t, srv, files, out, o, peer.SendOptions{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, files[0].Path)) {
+		t.Fatal("the received file differs")
+	}
+	if res.send.Path != "relay" || res.recv.Path != "relay" {
+		t.Fatalf("paths %q/%q, want relay", res.send.Path, res.recv.Path)
+	}
+	t.Logf("sender used %d connections, receiver got chunks over %d", res.send.Stripes, res.recv.Stripes)
+	if res.send.Stripes != proto.MaxRelayStripes || res.recv.Stripes < 2 {
+		t.Fatalf("sender used %d connections, receiver got chunks over %d; want %d through the relay", res.send.Stripes, res.recv.Stripes, proto.MaxRelayStripes)
 	}
 }
 

@@ -25,6 +25,10 @@ const (
 	// StripeMinBytes: a generation with less left to send than this does
 	// not stripe (it would be over before the stripes are up).
 	StripeMinBytes = 8 << 20
+	// MaxRelayStripes caps the connections of a relayed generation: each
+	// stripe costs each peer one more relay allocation (UDP only), which
+	// counts against the relay's allocations per link.
+	MaxRelayStripes = 3
 	// StripeDescribeWait bounds how long a stripe connection gathers
 	// candidates before it sends its description (stripes do not trickle).
 	StripeDescribeWait = 2 * time.Second

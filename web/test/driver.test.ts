@@ -152,7 +152,7 @@ class FakeGeneration implements Generation {
   stripes: RTCDataChannel[] = [];
   striped = 0;
   stripeSignals: Signal[] = [];
-  stripe(n: number): void {
+  stripe(n: number, _relay: boolean): void {
     this.striped = n;
   }
   stripeSignal(s: Signal): void {

@@ -128,6 +128,7 @@ func constants() []byte {
 	w.consts("Striped connection generations (PROTOCOL.md §3.4; proto.StripeCount).",
 		kv{"featureStripes", proto.FeatureStripes, false},
 		kv{"maxStripes", proto.MaxStripes, false},
+		kv{"maxRelayStripes", proto.MaxRelayStripes, false},
 		kv{"stripeMinRttMs", int(proto.StripeMinRTT.Milliseconds()), false},
 		kv{"stripeFullRttMs", int(proto.StripeFullRTT.Milliseconds()), false},
 		kv{"stripeMinBytes", proto.StripeMinBytes, false},

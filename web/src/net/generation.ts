@@ -29,8 +29,8 @@ export interface Generation {
   fail(why: string): void;
   sample(): Promise<PathSample | null>;
   // stripe offers stripe connections 1..n-1 beside the main one (sender;
-  // PROTOCOL.md §3.4).
-  stripe(n: number): void;
+  // PROTOCOL.md §3.4), through the relay if relay.
+  stripe(n: number, relay: boolean): void;
   // stripeSignal takes the peer's description of a stripe connection.
   stripeSignal(s: Signal): void;
   // stripes are the open stripe data channels, in the order they opened:
@@ -291,11 +291,10 @@ export class PeerGeneration implements Generation {
   private stripeConns = new Map<number, Stripe>();
   stripes: RTCDataChannel[] = [];
 
-  stripe(n: number): void {
-    if (!this.mayStripe) return;
+  stripe(n: number, relay: boolean): void {
     for (let k = 1; k < Math.min(n, maxStripes); k++) {
       if (this.isDead || this.stripeConns.has(k)) continue;
-      const st = new Stripe(k, this);
+      const st = new Stripe(k, this, relay);
       this.stripeConns.set(k, st);
       st.watch(st.pc.createDataChannel(stripeLabel, { ordered: false }));
       void st.offer().catch((e: unknown) => this.dropStripe(st, `offer failed: ${String(e)}`));
@@ -304,14 +303,15 @@ export class PeerGeneration implements Generation {
 
   stripeSignal(s: Signal): void {
     const k = s.stripe ?? 0;
-    if (this.isDead || !this.mayStripe || s.t !== "sdp" || k < 1 || k >= maxStripes) return;
+    if (this.isDead || s.t !== "sdp" || k < 1 || k >= maxStripes) return;
     const st = this.stripeConns.get(k);
     if (s.type === "answer") {
       st?.pc.setRemoteDescription({ type: "answer", sdp: s.sdp ?? "" }).catch(() => this.dropStripe(st, "bad answer"));
       return;
     }
     if (st) return; // an offer for a stripe we have: a repeat
-    const nst = new Stripe(k, this);
+    // An offer with relay candidates stripes a relayed generation.
+    const nst = new Stripe(k, this, (s.sdp ?? "").includes(" typ relay"));
     this.stripeConns.set(k, nst);
     nst.pc.ondatachannel = (e) => {
       if (e.channel.label === stripeLabel) nst.watch(e.channel);
@@ -319,20 +319,18 @@ export class PeerGeneration implements Generation {
     void nst.answer(s.sdp ?? "").catch((e: unknown) => this.dropStripe(nst, `answer failed: ${String(e)}`));
   }
 
-  // stripeServers are the ICE servers of a stripe: the STUN servers only.
-  // Stripes go direct (the sender stripes only a direct generation, never
-  // a relay-only one): relay allocations would count against the link's
-  // TURN quota, which a later generation may need.
-  get stripeServers(): IceServer[] {
-    const stun = (u: string) => /^stuns?:/.test(u);
-    return this.iceServers
-      .map((s) => ({ urls: (Array.isArray(s.urls) ? s.urls : [s.urls]).filter(stun) }))
+  // stripeConfig is a stripe connection's. A direct generation's stripes
+  // go direct: STUN servers only. A relayed one's (relay, or this peer is
+  // relay-only) also get the TURN servers' UDP URLs: one allocation per
+  // stripe and peer, which the relay's allocations per link must leave
+  // room for (PROTOCOL.md §3.4).
+  stripeConfig(relay: boolean): RTCConfiguration {
+    relay ||= this.relayOnly;
+    const keep = (u: string) => /^stuns?:/.test(u) || (relay && /^turn:[^?]*(\?transport=udp)?$/.test(u));
+    const iceServers = this.iceServers
+      .map((s) => ({ ...s, urls: (Array.isArray(s.urls) ? s.urls : [s.urls]).filter(keep) }))
       .filter((s) => s.urls.length > 0);
-  }
-
-  // mayStripe: this generation may be striped (not relay-only).
-  get mayStripe(): boolean {
-    return !this.relayOnly;
+    return { iceServers, iceTransportPolicy: this.relayOnly ? "relay" : "all" };
   }
   sendStripe(s: Signal): void {
     if (!this.isDead) this.signal({ ...s, gen: this.gen });
@@ -388,8 +386,9 @@ class Stripe {
   constructor(
     readonly k: number,
     private g: PeerGeneration,
+    relay: boolean,
   ) {
-    this.pc = new RTCPeerConnection({ iceServers: g.stripeServers });
+    this.pc = new RTCPeerConnection(g.stripeConfig(relay));
     this.pc.onconnectionstatechange = () => {
       const s = this.pc.connectionState;
       if (s === "failed" || s === "closed") g.dropStripe(this, `peer connection ${s}`);

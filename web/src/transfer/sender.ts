@@ -11,6 +11,7 @@ import {
 import { Inbox } from "../net/inbox";
 import type { Generation } from "../net/generation";
 import { stripeCount } from "../net/stripes";
+import { maxRelayStripes, maxStripes } from "../protocol/constants_gen";
 import { ConnLost, FerryError, canceledByPeer, peerError, protocolError } from "../protocol/errors";
 import type { Progress } from "./progress";
 import { Waker } from "./waker";
@@ -262,10 +263,12 @@ export class Sender {
     if (this.canStripe() && hooks?.stripes !== 0) {
       const left = this.man.totalSize - resumed - this.files.reduce((a, f) => a + (f.verified ? f.src.file.size : 0), 0);
       void g.sample().then((p) => {
-        const n = hooks?.stripes ?? stripeCount(p?.rttMs ?? 0, left);
-        console.debug(`ferry: gen ${g.gen}: rtt ${p?.rttMs ?? "?"} ms, ${left} bytes left: ${n} connection(s)`);
-        // Stripes go direct only (net/generation.ts).
-        if (n > 1 && !lost && p?.path === "direct") g.stripe(n);
+        // A relayed generation's stripes go through the relay too, fewer
+        // (net/generation.ts).
+        const relay = p?.path !== "direct";
+        const n = Math.min(hooks?.stripes ?? stripeCount(p?.rttMs ?? 0, left), relay ? maxRelayStripes : maxStripes);
+        console.debug(`ferry: gen ${g.gen}: rtt ${p?.rttMs ?? "?"} ms, ${left} bytes left, ${p?.path ?? "?"}: ${n} connection(s)`);
+        if (n > 1 && !lost && p) g.stripe(n, relay);
       });
     }
 
