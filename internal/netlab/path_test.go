@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -187,20 +188,35 @@ func TestFerryOverPath(t *testing.T) {
 		// args: both peers' extra flags; transport the one they must use.
 		args      []string
 		transport string
+		// blockQUIC: the router drops every UDP datagram that starts like
+		// QUIC (RFC 9443: first byte 64–127 or 192–255), as a firewall
+		// that knows QUIC might; DTLS and STUN pass.
+		blockQUIC bool
 	}{
-		{netlab.Path30msLoss1, 4 << 20, nil, "quic"},
-		{netlab.Path100ms, 8 << 20, nil, "quic"},
+		{netlab.Path30msLoss1, 4 << 20, nil, "quic", false},
+		{netlab.Path100ms, 8 << 20, nil, "quic", false},
 		// The data channel (SCTP) stays covered on a lossy path.
-		{netlab.Path30msLoss1, 4 << 20, []string{"--no-quic"}, "sctp"},
+		{netlab.Path30msLoss1, 4 << 20, []string{"--no-quic"}, "sctp", false},
+		// QUIC's handshake never completes: both peers fall back to the
+		// data channel after quicSetupTimeout.
+		{netlab.PathLAN, 4 << 20, nil, "sctp", true},
 	} {
 		name := c.spec.Name
 		if c.args != nil {
 			name += "-sctp"
 		}
+		if c.blockQUIC {
+			name += "-quic-blocked"
+		}
 		t.Run(name, func(t *testing.T) {
 			l := netlab.New(t)
 			p := l.Path(c.spec, emuBin)
 			srv := p.Serve(ferryBin)
+			if c.blockQUIC {
+				if out, err := p.R.Exec("iptables", "-I", "FORWARD", "-p", "udp", "-m", "u32", "--u32", "0>>22&0x3C@8>>24&0x40=0x40", "-j", "DROP"); err != nil {
+					t.Fatalf("iptables: %v: %s", err, out)
+				}
+			}
 			file, sum, err := netlab.RandomFile(t.TempDir(), "payload.bin", c.size)
 			if err != nil {
 				t.Fatal(err)
@@ -216,10 +232,27 @@ func TestFerryOverPath(t *testing.T) {
 			if res.Path != "direct" {
 				t.Errorf("path %q, want direct", res.Path)
 			}
+			if c.blockQUIC {
+				// The fallback must come from the dropped QUIC packets.
+				out, err := p.R.Exec("iptables", "-L", "FORWARD", "-v", "-n", "-x")
+				if f := strings.Fields(lineWith(out, "DROP")); err != nil || len(f) == 0 || f[0] == "0" {
+					t.Errorf("the router dropped no QUIC packets (%v):\n%s", err, out)
+				}
+			}
 			if res.SendDone.Transport != c.transport || res.RecvDone.Transport != c.transport {
 				t.Errorf("transports %q/%q, want %s", res.SendDone.Transport, res.RecvDone.Transport, c.transport)
 			}
 			t.Logf("%s: %d MiB in %v (%.2f MB/s), %d reconnects", c.spec.Name, c.size>>20, res.Elapsed.Round(time.Millisecond), res.MBps, res.Reconnecting)
 		})
 	}
+}
+
+// lineWith is the first line of s that contains sub ("" if none).
+func lineWith(s, sub string) string {
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			return l
+		}
+	}
+	return ""
 }
