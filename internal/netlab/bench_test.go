@@ -166,6 +166,34 @@ func (bp *benchPath) measure(tool string) (measure, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	bp.seq++
+	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" && bp.path.Emulator != nil {
+		defer bp.emulatorDelta(ctx, filepath.Join(dir, fmt.Sprintf("%s-%d-%s.emu", bp.path.Spec.Name, bp.seq, tool)))()
+	}
+	return bp.run(ctx, tool)
+}
+
+// emulatorDelta returns a func that writes to file what the emulator saw
+// since: packets received and dropped per queue, and the kernel's own
+// drops (the emulator falling behind).
+func (bp *benchPath) emulatorDelta(ctx context.Context, file string) func() {
+	before, _ := bp.path.EmulatorStats(ctx)
+	kbefore, _ := bp.path.KernelQueueDrops()
+	return func() {
+		after, err := bp.path.EmulatorStats(ctx)
+		kafter, _ := bp.path.KernelQueueDrops()
+		var sb strings.Builder
+		fmt.Fprintf(&sb, "kernel drops %d (err %v)\n", kafter-kbefore, err)
+		for q, a := range after {
+			b := before[q]
+			if a.Received > b.Received {
+				fmt.Fprintf(&sb, "queue %d: received %d dropped %d\n", q, a.Received-b.Received, a.Dropped-b.Dropped)
+			}
+		}
+		_ = os.WriteFile(file, []byte(sb.String()), 0o644)
+	}
+}
+
+func (bp *benchPath) run(ctx context.Context, tool string) (measure, error) {
 	switch tool {
 	case "iperf3":
 		return bp.iperf(ctx)

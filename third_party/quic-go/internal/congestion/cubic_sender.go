@@ -323,6 +323,12 @@ func (c *cubicSender) maybeIncreaseCwnd(
 	}
 	if c.InSlowStart() {
 		// TCP slow start, exponential growth, increase by one for each ACK.
+		// ferry patch: a quarter of that in HyStart++'s CSS.
+		if c.hybridSlowStart.InCSS() {
+			c.congestionWindow += c.maxDatagramSize / cssGrowthDivisor
+			c.maybeQlogStateChange(qlog.CongestionStateSlowStart)
+			return
+		}
 		c.congestionWindow += c.maxDatagramSize
 		c.maybeQlogStateChange(qlog.CongestionStateSlowStart)
 		return

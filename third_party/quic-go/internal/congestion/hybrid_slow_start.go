@@ -23,6 +23,15 @@ const (
 )
 
 // HybridSlowStart implements the TCP hybrid slow start algorithm
+//
+// ferry patch: HyStart++ (RFC 9406). A round whose lowest RTT exceeds the
+// previous round's (not the connection's minimum) by the threshold starts
+// Conservative Slow Start: the window grows a quarter as fast for
+// cssRounds rounds and only then does slow start end; a round whose
+// lowest RTT falls back below the one that started CSS resumes slow start.
+// Upstream ended slow start on the first such round, so one burst of RTT
+// jitter (a busy host, Wi-Fi) left a 30 ms path with a small window that
+// CUBIC then grows by a few packets per second.
 type HybridSlowStart struct {
 	endPacketNumber      protocol.PacketNumber
 	lastSentPacketNumber protocol.PacketNumber
@@ -30,10 +39,35 @@ type HybridSlowStart struct {
 	currentMinRTT        time.Duration
 	rttSampleCount       uint32
 	hystartFound         bool
+
+	lastRoundMinRTT time.Duration // ferry patch: HyStart++
+	css             bool
+	cssBaselineRTT  time.Duration
+	cssRounds       int
 }
 
-// StartReceiveRound is called for the start of each receive round (burst) in the slow start phase.
+// cssRounds and cssGrowthDivisor are RFC 9406's CSS_ROUNDS and
+// CSS_GROWTH_DIVISOR (ferry patch).
+const (
+	cssRounds        = 5
+	cssGrowthDivisor = 4
+)
+
+// InCSS reports whether the sender is in Conservative Slow Start (ferry
+// patch): it grows the window by 1/cssGrowthDivisor of the acked bytes.
+func (s *HybridSlowStart) InCSS() bool { return s.css }
+
 func (s *HybridSlowStart) StartReceiveRound(lastSent protocol.PacketNumber) {
+	// ferry patch: the round just ended is the next one's reference, and
+	// counts towards CSS's rounds.
+	if s.rttSampleCount >= hybridStartMinSamples {
+		s.lastRoundMinRTT = s.currentMinRTT
+	}
+	if s.css {
+		if s.cssRounds++; s.cssRounds >= cssRounds {
+			s.hystartFound = true
+		}
+	}
 	s.endPacketNumber = lastSent
 	s.currentMinRTT = 0
 	s.rttSampleCount = 0
@@ -71,15 +105,22 @@ func (s *HybridSlowStart) ShouldExitSlowStart(latestRTT time.Duration, minRTT ti
 		}
 	}
 	// We only need to check this once per round.
+	// ferry patch: HyStart++ (RFC 9406 §4.3): against the previous round's
+	// lowest RTT, entering CSS rather than ending slow start, and leaving
+	// CSS when the RTT comes back down.
 	if s.rttSampleCount == hybridStartMinSamples {
-		// Divide minRTT by 8 to get a rtt increase threshold for exiting.
-		minRTTincreaseThresholdUs := int64(minRTT / time.Microsecond >> hybridStartDelayFactorExp)
-		// Ensure the rtt threshold is never less than 2ms or more than 16ms.
-		minRTTincreaseThresholdUs = min(minRTTincreaseThresholdUs, hybridStartDelayMaxThresholdUs)
-		minRTTincreaseThreshold := time.Duration(max(minRTTincreaseThresholdUs, hybridStartDelayMinThresholdUs)) * time.Microsecond
-
-		if s.currentMinRTT > (minRTT + minRTTincreaseThreshold) {
-			s.hystartFound = true
+		switch {
+		case s.css:
+			if s.currentMinRTT < s.cssBaselineRTT {
+				s.css, s.cssRounds = false, 0 // spurious: back to slow start
+			}
+		case s.lastRoundMinRTT > 0:
+			// 1/8 of the RTT, at least 4 and at most 16 ms.
+			thresholdUs := int64(s.lastRoundMinRTT / time.Microsecond >> hybridStartDelayFactorExp)
+			thresholdUs = max(min(thresholdUs, hybridStartDelayMaxThresholdUs), hybridStartDelayMinThresholdUs)
+			if s.currentMinRTT >= s.lastRoundMinRTT+time.Duration(thresholdUs)*time.Microsecond {
+				s.css, s.cssBaselineRTT, s.cssRounds = true, s.currentMinRTT, 0
+			}
 		}
 	}
 	// Exit from slow start if the cwnd is greater than 16 and
@@ -110,4 +151,5 @@ func (s *HybridSlowStart) Started() bool {
 func (s *HybridSlowStart) Restart() {
 	s.started = false
 	s.hystartFound = false
+	s.lastRoundMinRTT, s.css, s.cssRounds = 0, false, 0 // ferry patch
 }
