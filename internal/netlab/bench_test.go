@@ -42,6 +42,7 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // the browser rows are compared with in the "x dc" column, "chromium",
 // "chromium-relay", "chromium-go" and "go-chromium"). A browser side's
 // CPU and RSS are those of Chromium's whole process tree.
+// NETLAB_BENCH_PROFILE=dir writes the ferry server's CPU profile there.
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
@@ -142,7 +143,12 @@ func newBenchPath(b *testing.B, spec netlab.PathSpec, croc string, size int64) *
 	p := l.Path(spec, emuBin)
 	bp := &benchPath{b: b, lab: l, path: p, croc: croc, size: size}
 	// Quiet: debug logging costs the relay CPU the transfer should get.
-	bp.srv = p.Serve(ferryBin, "--log-level", "info")
+	var env []string
+	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
+		// The server's profile covers the whole path (written at its exit).
+		env = append(env, "FERRY_CPUPROFILE="+filepath.Join(dir, spec.Name+"-serve.pprof"))
+	}
+	bp.srv = p.ServeEnv(env, ferryBin, "--log-level", "info")
 	var err error
 	if bp.file, bp.sum, err = netlab.RandomFile(b.TempDir(), "payload.bin", size); err != nil {
 		b.Fatal(err)
