@@ -305,6 +305,7 @@ func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (me
 		spec.RecvArgs = append(spec.RecvArgs, "--relay-only")
 		want = "relay"
 	}
+	srvCPU, _ := bp.srv.CPU()
 	tr := bp.lab.StartTransfer(ctx, spec)
 	defer os.RemoveAll(tr.Out)
 	res, err := tr.Finish(ctx)
@@ -316,6 +317,11 @@ func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (me
 	}
 	m := measure{mbps: res.MBps}
 	usage(&m, tr.Sender, tr.Receiver)
+	if after, ok := bp.srv.CPU(); ok && relay {
+		// The relay's own CPU, apart from the peers' (logged, not tabled).
+		cpu := after - srvCPU
+		bp.b.Logf("%s ferry-relay run %d: relay server CPU %v, %.1f s/GB", p.Spec.Name, bp.seq, cpu, cpu.Seconds()/(float64(bp.size)/1e9))
+	}
 	return m, nil
 }
 
