@@ -306,6 +306,7 @@ func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (me
 		want = "relay"
 	}
 	srvCPU, _ := bp.srv.CPU()
+	emuCPU := emulatorCPU(p)
 	tr := bp.lab.StartTransfer(ctx, spec)
 	defer os.RemoveAll(tr.Out)
 	res, err := tr.Finish(ctx)
@@ -317,12 +318,27 @@ func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (me
 	}
 	m := measure{mbps: res.MBps}
 	usage(&m, tr.Sender, tr.Receiver)
+	// The relay's and the emulator's own CPU, apart from the peers'
+	// (logged, not tabled): a relayed packet crosses the emulator twice.
+	gb := float64(bp.size) / 1e9
 	if after, ok := bp.srv.CPU(); ok && relay {
-		// The relay's own CPU, apart from the peers' (logged, not tabled).
 		cpu := after - srvCPU
-		bp.b.Logf("%s ferry-relay run %d: relay server CPU %v, %.1f s/GB", p.Spec.Name, bp.seq, cpu, cpu.Seconds()/(float64(bp.size)/1e9))
+		bp.b.Logf("%s ferry-relay run %d: relay server CPU %v, %.1f s/GB", p.Spec.Name, bp.seq, cpu, cpu.Seconds()/gb)
+	}
+	if p.Emulator != nil {
+		cpu := emulatorCPU(p) - emuCPU
+		bp.b.Logf("%s ferry relay=%v run %d: emulator CPU %v, %.1f s/GB", p.Spec.Name, relay, bp.seq, cpu, cpu.Seconds()/gb)
 	}
 	return m, nil
+}
+
+// emulatorCPU is the path emulator's CPU time so far (0 without one).
+func emulatorCPU(p *netlab.Path) time.Duration {
+	if p.Emulator == nil {
+		return 0
+	}
+	cpu, _ := p.Emulator.CPU()
+	return cpu
 }
 
 func median[T int64 | float64 | time.Duration](xs []T) T {
