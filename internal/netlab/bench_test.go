@@ -42,7 +42,6 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // the browser rows are compared with in the "x dc" column, "chromium",
 // "chromium-relay", "chromium-go" and "go-chromium"). A browser side's
 // CPU and RSS are those of Chromium's whole process tree.
-// NETLAB_BENCH_PROFILE=dir writes the ferry server's CPU profile there.
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
@@ -145,7 +144,8 @@ func newBenchPath(b *testing.B, spec netlab.PathSpec, croc string, size int64) *
 	// Quiet: debug logging costs the relay CPU the transfer should get.
 	var env []string
 	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
-		// The server's profile covers the whole path (written at its exit).
+		// NETLAB_BENCH_PROFILE=dir: the ferry server's CPU profile too,
+		// covering the whole path (written at its exit).
 		env = append(env, "FERRY_CPUPROFILE="+filepath.Join(dir, spec.Name+"-serve.pprof"))
 	}
 	bp.srv = p.ServeEnv(env, ferryBin, "--log-level", "info")
@@ -297,6 +297,8 @@ func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
 
 func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (measure, error) {
 	p := bp.path
+	srvCPU, _ := bp.srv.CPU()
+	emuCPU := emulatorCPU(p)
 	spec := netlab.TransferSpec{Bin: ferryBin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum,
 		SendArgs: flags, RecvArgs: flags}
 	want := "direct"
@@ -305,8 +307,6 @@ func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (me
 		spec.RecvArgs = append(spec.RecvArgs, "--relay-only")
 		want = "relay"
 	}
-	srvCPU, _ := bp.srv.CPU()
-	emuCPU := emulatorCPU(p)
 	tr := bp.lab.StartTransfer(ctx, spec)
 	defer os.RemoveAll(tr.Out)
 	res, err := tr.Finish(ctx)
