@@ -58,7 +58,7 @@ func (r *recorder) countWhere(f func(turn.Event) bool) int {
 
 const secret = "test-secret"
 
-func start(t *testing.T, mod func(*turn.Config)) (*turn.Server, *fakeClock, *recorder) {
+func start(t testing.TB, mod func(*turn.Config)) (*turn.Server, *fakeClock, *recorder) {
 	t.Helper()
 	clk := &fakeClock{t: time.Now()}
 	rec := &recorder{}
@@ -90,14 +90,14 @@ type client struct {
 }
 
 // allocate connects a TURN client over UDP and allocates a relay.
-func allocate(t *testing.T, s *turn.Server, user string, ttl time.Duration, now time.Time) (*client, error) {
+func allocate(t testing.TB, s *turn.Server, user string, ttl time.Duration, now time.Time) (*client, error) {
 	t.Helper()
 	return allocateFrom(t, s, "127.0.0.1", user, ttl, now)
 }
 
 // allocateFrom is allocate from a client socket on local address ip (any
 // of 127.0.0.0/8 works on Linux, so tests can have several client IPs).
-func allocateFrom(t *testing.T, s *turn.Server, ip, user string, ttl time.Duration, now time.Time) (*client, error) {
+func allocateFrom(t testing.TB, s *turn.Server, ip, user string, ttl time.Duration, now time.Time) (*client, error) {
 	t.Helper()
 	conn, err := net.ListenPacket("udp4", ip+":0")
 	if err != nil {
@@ -611,7 +611,7 @@ func TestAbandonedAllocationReleased(t *testing.T) {
 // sendUntilReceived writes msg from one socket to addr until the other
 // socket reads it: UDP may lose packets before permissions settle. The
 // test's own deadline bounds the loop.
-func sendUntilReceived(t *testing.T, from, to net.PacketConn, addr net.Addr, msg []byte) {
+func sendUntilReceived(t testing.TB, from, to net.PacketConn, addr net.Addr, msg []byte) {
 	t.Helper()
 	buf := make([]byte, 1600)
 	for {

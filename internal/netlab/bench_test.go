@@ -145,7 +145,13 @@ func newBenchPath(b *testing.B, spec netlab.PathSpec, croc string, size int64) *
 	p := l.Path(spec, emuBin)
 	bp := &benchPath{b: b, lab: l, path: p, croc: croc, size: size}
 	// Quiet: debug logging costs the relay CPU the transfer should get.
-	bp.srv = p.Serve(ferryBin, "--log-level", "info")
+	var env []string
+	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
+		// NETLAB_BENCH_PROFILE=dir: the ferry server's CPU profile too,
+		// covering the whole path (written at its exit).
+		env = append(env, "FERRY_CPUPROFILE="+filepath.Join(dir, spec.Name+"-serve.pprof"))
+	}
+	bp.srv = p.ServeEnv(env, ferryBin, "--log-level", "info")
 	var err error
 	if bp.file, bp.sum, err = netlab.RandomFile(b.TempDir(), "payload.bin", size); err != nil {
 		b.Fatal(err)
@@ -322,6 +328,8 @@ func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
 
 func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (measure, error) {
 	p := bp.path
+	srvCPU, _ := bp.srv.CPU()
+	emuCPU := emulatorCPU(p)
 	spec := netlab.TransferSpec{Bin: ferryBin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum,
 		SendArgs: flags, RecvArgs: flags}
 	want := "direct"
@@ -356,7 +364,27 @@ func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (me
 	}
 	m := measure{mbps: res.MBps}
 	usage(&m, tr.Sender, tr.Receiver)
+	// The relay's and the emulator's own CPU, apart from the peers'
+	// (logged, not tabled): a relayed packet crosses the emulator twice.
+	gb := float64(bp.size) / 1e9
+	if after, ok := bp.srv.CPU(); ok && relay {
+		cpu := after - srvCPU
+		bp.b.Logf("%s ferry-relay run %d: relay server CPU %v, %.1f s/GB", p.Spec.Name, bp.seq, cpu, cpu.Seconds()/gb)
+	}
+	if p.Emulator != nil {
+		cpu := emulatorCPU(p) - emuCPU
+		bp.b.Logf("%s ferry relay=%v run %d: emulator CPU %v, %.1f s/GB", p.Spec.Name, relay, bp.seq, cpu, cpu.Seconds()/gb)
+	}
 	return m, nil
+}
+
+// emulatorCPU is the path emulator's CPU time so far (0 without one).
+func emulatorCPU(p *netlab.Path) time.Duration {
+	if p.Emulator == nil {
+		return 0
+	}
+	cpu, _ := p.Emulator.CPU()
+	return cpu
 }
 
 func median[T int64 | float64 | time.Duration](xs []T) T {

@@ -65,11 +65,12 @@ type Server struct {
 // and waits until it listens. args come last and so override the defaults.
 func (in *Internet) Serve(bin string, args ...string) *Server {
 	in.Lab.t.Helper()
-	return serve(in.Pub, ServerIP, bin, args...)
+	return serve(in.Pub, ServerIP, nil, bin, args...)
 }
 
-// serve starts `ferry serve` on ip in namespace ns.
-func serve(ns *NS, ip, bin string, args ...string) *Server {
+// serve starts `ferry serve` on ip in namespace ns; env is added to its
+// environment.
+func serve(ns *NS, ip string, env []string, bin string, args ...string) *Server {
 	t := ns.lab.t
 	t.Helper()
 	secret := randomHex(16)
@@ -86,7 +87,7 @@ func serve(ns *NS, ip, bin string, args ...string) *Server {
 		}
 	}
 	argv = append(argv, args...)
-	p := ns.Start("ferry serve", Env(t.TempDir()), argv...)
+	p := ns.Start("ferry serve", Env(t.TempDir(), env...), argv...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	// The listeners are bound before this line is logged.

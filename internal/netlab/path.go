@@ -181,7 +181,14 @@ func (p *Path) startEmulator(bin string) {
 // Serve starts `ferry serve` (with its TURN relay) on S.
 func (p *Path) Serve(bin string, args ...string) *Server {
 	p.R.lab.t.Helper()
-	return serve(p.S, p.SIP, bin, args...)
+	return serve(p.S, p.SIP, nil, bin, args...)
+}
+
+// ServeEnv is Serve with env added to the server's environment (e.g.
+// FERRY_CPUPROFILE).
+func (p *Path) ServeEnv(env []string, bin string, args ...string) *Server {
+	p.R.lab.t.Helper()
+	return serve(p.S, p.SIP, env, bin, args...)
 }
 
 // ErrNoEmulator means the path has no emulator to ask.

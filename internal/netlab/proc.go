@@ -2,12 +2,14 @@ package netlab
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -194,6 +196,31 @@ func (p *Proc) Describe() string {
 	default:
 	}
 	return fmt.Sprintf("%s in %s, pid %d, %s; stderr:\n%s\nstdout:\n%s", p.Name, p.ns.Role, p.Pid(), state, p.Stderr.Tail(60), p.Stdout.Tail(60))
+}
+
+// CPU is the CPU time (user and system) the running process used so far,
+// from /proc (ok is false once it has exited or where /proc is missing).
+func (p *Proc) CPU() (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the command name, which may hold spaces: state is the
+	// first, utime and stime the 12th and 13th, in USER_HZ (100) ticks.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
 }
 
 // Usage is the CPU time (user and system) and the peak resident set size

@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/transport/v4"
@@ -124,6 +125,8 @@ type Conn struct {
 	closed bool
 	wake   chan struct{}
 	done   chan struct{}
+	// gsoBuf and gsoCtl are the flusher's, reused for every GSO send.
+	gsoBuf, gsoCtl []byte
 
 	rmu   sync.Mutex
 	rbuf  []byte
@@ -131,6 +134,7 @@ type Conn struct {
 	rseg  int
 	rfrom netip.AddrPort
 	oob   []byte
+	last  atomic.Pointer[lastFrom]
 }
 
 type outPacket struct {
@@ -291,22 +295,41 @@ func (c *Conn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 	return m, c.rfrom, nil
 }
 
-// ReadFrom implements net.PacketConn.
+// ReadFrom implements net.PacketConn. The address may be shared with
+// earlier reads from the same sender: callers must not modify it.
 func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, from, err := c.ReadFromAddrPort(b)
 	if err != nil {
 		return 0, nil, err
 	}
-	return n, net.UDPAddrFromAddrPort(from), nil
+	return n, c.udpAddr(from), nil
 }
 
-// ReadFromUDP implements transport.UDPConn.
+// ReadFromUDP implements transport.UDPConn; see ReadFrom about the address.
 func (c *Conn) ReadFromUDP(b []byte) (int, *net.UDPAddr, error) {
 	n, from, err := c.ReadFromAddrPort(b)
 	if err != nil {
 		return 0, nil, err
 	}
-	return n, net.UDPAddrFromAddrPort(from), nil
+	return n, c.udpAddr(from), nil
+}
+
+// lastFrom is the address of the last sender, as returned by ReadFrom.
+type lastFrom struct {
+	ap netip.AddrPort
+	ua *net.UDPAddr
+}
+
+// udpAddr converts ap, reusing the last conversion while packets keep
+// coming from one sender (nearly always, on a transfer's sockets): two
+// allocations per packet are a visible share of a relay's garbage.
+func (c *Conn) udpAddr(ap netip.AddrPort) *net.UDPAddr {
+	if l := c.last.Load(); l != nil && l.ap == ap {
+		return l.ua
+	}
+	ua := net.UDPAddrFromAddrPort(ap)
+	c.last.Store(&lastFrom{ap: ap, ua: ua})
+	return ua
 }
 
 // Close flushes what is queued and closes the socket.
