@@ -42,6 +42,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // the browser rows are compared with in the "x dc" column, "chromium",
 // "chromium-relay", "chromium-go" and "go-chromium"). A browser side's
 // CPU and RSS are those of Chromium's whole process tree.
+// "ferry-base" is ferry from the binary NETLAB_BENCH_BASE (another build,
+// e.g. main's), for a before/after in the same run, interleaved.
 // NETLAB_BENCH_PROFILE=<folder> keeps, for each Go peer run, both peers'
 // CPU profiles (FERRY_CPUPROFILE), their logs (the sender's has a "quic"
 // line a second: window, RTT, losses) and each namespace's nstat counters.
@@ -209,6 +211,12 @@ func (bp *benchPath) run(ctx context.Context, tool string) (measure, error) {
 		return bp.ferry(ctx, false)
 	case "ferry-relay":
 		return bp.ferry(ctx, true)
+	case "ferry-base":
+		base := os.Getenv("NETLAB_BENCH_BASE")
+		if base == "" {
+			return measure{}, errors.New("ferry-base needs NETLAB_BENCH_BASE, a ferry binary to compare with")
+		}
+		return bp.ferryWith(ctx, base, false)
 	case "ferry-sctp":
 		return bp.ferry(ctx, false, "--no-quic")
 	case "ferry-lt":
@@ -327,10 +335,14 @@ func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
 }
 
 func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (measure, error) {
+	return bp.ferryWith(ctx, ferryBin, relay, flags...)
+}
+
+func (bp *benchPath) ferryWith(ctx context.Context, bin string, relay bool, flags ...string) (measure, error) {
 	p := bp.path
 	srvCPU, _ := bp.srv.CPU()
 	emuCPU := emulatorCPU(p)
-	spec := netlab.TransferSpec{Bin: ferryBin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum,
+	spec := netlab.TransferSpec{Bin: bin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum,
 		SendArgs: flags, RecvArgs: flags}
 	want := "direct"
 	if relay {

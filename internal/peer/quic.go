@@ -1,6 +1,7 @@
 package peer
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -17,6 +18,7 @@ import (
 	"io"
 	"math/big"
 	"net"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +36,9 @@ var (
 const (
 	// quicALPN names the protocol on the QUIC connection (PROTOCOL §4.7).
 	quicALPN = "ferry/1"
+	// quicEarlyPackets bounds the packets kept before the transport opens
+	// (the peer's first flight).
+	quicEarlyPackets = 64
 	// quicSetupTimeout bounds the QUIC handshake and the first stream;
 	// past it the transfer runs over the data channel.
 	quicSetupTimeout = 5 * time.Second
@@ -185,20 +190,63 @@ type quicPacketConn struct {
 	// it may set Don't Fragment on, and its largest probe (1452 bytes) fits
 	// any path with a 1500-byte MTU. Nil if no socket could be opened.
 	df *net.UDPConn
+
+	// The peer's packets come through deliver, on the ICE goroutine that
+	// read them, to tr once open; until then at most quicEarlyPackets wait
+	// in early.
+	mu    sync.Mutex
+	tr    *quic.Transport
+	early [][]byte
 }
 
-func newQUICPacketConn(ep net.Conn) *quicPacketConn {
-	remote := ep.RemoteAddr()
-	if remote == nil {
-		remote = &net.UDPAddr{IP: net.IPv4zero}
-	}
-	c := &quicPacketConn{ep: ep, remote: remote}
+func newQUICPacketConn() *quicPacketConn {
+	c := &quicPacketConn{}
 	if df, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err == nil {
 		c.df = df
 	}
 	return c
 }
 
+// attach gives c its endpoint, before open.
+func (c *quicPacketConn) attach(ep net.Conn) {
+	remote := ep.RemoteAddr()
+	if remote == nil {
+		remote = &net.UDPAddr{IP: net.IPv4zero}
+	}
+	c.mu.Lock()
+	c.ep, c.remote = ep, remote
+	c.mu.Unlock()
+}
+
+// deliver takes a QUIC packet on the ICE goroutine that read it (the
+// endpoint's handler) and hands it to the transport, or keeps it until
+// open (a peer's first packet may come before our Listen).
+func (c *quicPacketConn) deliver(b []byte) {
+	c.mu.Lock()
+	tr, remote := c.tr, c.remote
+	if tr == nil {
+		if len(c.early) < quicEarlyPackets {
+			c.early = append(c.early, bytes.Clone(b))
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	tr.Deliver(b, remote)
+}
+
+// open sends the packets to tr from now on, the kept ones first.
+func (c *quicPacketConn) open(tr *quic.Transport) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, b := range c.early {
+		tr.Deliver(b, c.remote)
+	}
+	c.early, c.tr = nil, tr
+}
+
+// ReadFrom gets nothing (the packets come through deliver) until the
+// endpoint closes, which ends the transport's read loop.
 func (c *quicPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	n, err := c.ep.Read(p)
 	return n, c.remote, err
@@ -209,6 +257,9 @@ func (c *quicPacketConn) WriteTo(p []byte, _ net.Addr) (int, error) { return c.e
 func (c *quicPacketConn) Close() error {
 	if c.df != nil {
 		_ = c.df.Close()
+	}
+	if c.ep == nil {
+		return nil
 	}
 	return c.ep.Close()
 }
@@ -415,11 +466,13 @@ func (l *pionGeneration) setupQUIC(ctx context.Context, offer, peerQUIC bool) {
 // connectQUIC sets up the QUIC connection and its stream: the sender
 // dials, the receiver accepts; both within quicSetupTimeout.
 func (l *pionGeneration) connectQUIC(ctx context.Context, client bool, cert tls.Certificate, peerFP []byte) (*quicLink, error) {
-	ep, err := l.pc.SCTP().Transport().ICETransport().NewQUICEndpoint()
+	pc := newQUICPacketConn()
+	ep, err := l.pc.SCTP().Transport().ICETransport().NewQUICEndpoint(pc.deliver)
 	if err != nil {
+		_ = pc.Close()
 		return nil, err
 	}
-	pc := newQUICPacketConn(ep)
+	pc.attach(ep)
 	q := &quicLink{pc: pc, tr: &quic.Transport{Conn: pc}}
 	ctx, cancel := context.WithTimeout(ctx, quicSetupTimeout)
 	defer cancel()
@@ -433,6 +486,7 @@ func (l *pionGeneration) connectQUIC(ctx context.Context, client bool, cert tls.
 func (q *quicLink) start(ctx context.Context, client bool, cert tls.Certificate, peerFP []byte, cfg *quic.Config) error {
 	var err error
 	if client {
+		q.pc.open(q.tr)
 		q.conn, err = q.tr.Dial(ctx, q.pc.remote, pinTLS(cert, peerFP, false), cfg)
 		if err != nil {
 			return err
@@ -448,6 +502,7 @@ func (q *quicLink) start(ctx context.Context, client bool, cert tls.Certificate,
 	if q.ln, err = q.tr.Listen(pinTLS(cert, peerFP, true), cfg); err != nil {
 		return err
 	}
+	q.pc.open(q.tr)
 	if q.conn, err = q.ln.Accept(ctx); err != nil {
 		return err
 	}

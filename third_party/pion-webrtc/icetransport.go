@@ -421,19 +421,22 @@ func (t *ICETransport) newEndpoint(f mux.MatchFunc) *mux.Endpoint {
 
 // NewQUICEndpoint returns an endpoint on the transport's packet mux for
 // QUIC packets (first byte 64..127 or 192..255, RFC 9443), beside DTLS:
-// writes go out over the selected candidate pair (relayed or not), reads
-// return the QUIC packets the peer sent. Deadlines other than the read
-// deadline apply to the shared connection. Close removes the endpoint.
+// writes go out over the selected candidate pair (relayed or not). With a
+// nil handler, reads return the QUIC packets the peer sent; else handler
+// gets them on the goroutine that read them from the socket (see
+// mux.NewHandlerEndpoint) and reads wait for Close. Deadlines other than
+// the read deadline apply to the shared connection. Close removes the
+// endpoint.
 // ferry patch: ferry's Go peers run a QUIC connection on the ICE
 // connection the data channel uses.
-func (t *ICETransport) NewQUICEndpoint() (net.Conn, error) {
+func (t *ICETransport) NewQUICEndpoint(handler func([]byte)) (net.Conn, error) {
 	t.lock.Lock()
 	defer t.lock.Unlock()
 	if t.mux == nil {
 		return nil, fmt.Errorf("ICETransport: not started") //nolint:err113 // ferry patch
 	}
 
-	return t.mux.NewEndpoint(mux.MatchQUIC), nil
+	return t.mux.NewHandlerEndpoint(mux.MatchQUIC, handler), nil
 }
 
 func (t *ICETransport) ensureGatherer() error {

@@ -18,6 +18,9 @@ type Endpoint struct {
 	mux     *Mux
 	buffer  *packetio.Buffer
 	onClose func()
+	// handler, if set, takes the endpoint's packets on the goroutine that
+	// dispatches them, instead of the buffer (ferry patch).
+	handler func([]byte)
 }
 
 // Close unregisters the endpoint from the Mux.

@@ -110,3 +110,47 @@ func TestFerryQUICEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A handler endpoint's packets go to its handler, on the dispatching
+// goroutine, the queued ones (from before it existed) too; nothing waits
+// in its buffer, and other endpoints are unaffected (ferry patch).
+func TestFerryHandlerEndpoint(t *testing.T) {
+	conn := &handlerConn{}
+	m := NewMux(Config{Conn: conn, BufferSize: 8192, LoggerFactory: logging.NewDefaultLoggerFactory()})
+	conn.handler([]byte{0xc3, 1}) // before the endpoint: queued
+	got := make(chan []byte, 10)
+	quic := m.NewHandlerEndpoint(MatchQUIC, func(b []byte) { got <- bytes.Clone(b) })
+	dtls := m.NewEndpoint(MatchDTLS)
+	// The queue is handed over on a goroutine of its own.
+	if b := <-got; !bytes.Equal(b, []byte{0xc3, 1}) {
+		t.Fatalf("handler got %v, want the queued packet", b)
+	}
+	pkt := []byte{0x41, 2}
+	conn.handler(pkt)
+	pkt[1] = 0 // the caller reuses its buffer once dispatch returns
+	conn.handler([]byte{22, 254, 253})
+	if b := <-got; !bytes.Equal(b, []byte{0x41, 2}) {
+		t.Fatalf("handler got %v", b)
+	}
+	buf := make([]byte, 100)
+	if n, err := dtls.Read(buf); err != nil || !bytes.Equal(buf[:n], []byte{22, 254, 253}) {
+		t.Fatalf("DTLS endpoint read %v, %v", buf[:n], err)
+	}
+	select {
+	case b := <-got:
+		t.Fatalf("handler got a DTLS packet %v", b)
+	default:
+	}
+	// Reads wait for Close.
+	done := make(chan error, 1)
+	go func() { _, err := quic.Read(buf); done <- err }()
+	if err := quic.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err == nil {
+		t.Fatal("a read on a closed handler endpoint returned data")
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

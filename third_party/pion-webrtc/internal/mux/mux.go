@@ -90,9 +90,19 @@ func (m *Mux) handle(buf []byte) {
 
 // NewEndpoint creates a new Endpoint.
 func (m *Mux) NewEndpoint(matchFunc MatchFunc) *Endpoint {
+	return m.NewHandlerEndpoint(matchFunc, nil)
+}
+
+// NewHandlerEndpoint creates an Endpoint whose packets go to handler, on
+// the goroutine that dispatches them, in order: handler must not block,
+// may be called from more than one goroutine (one per socket the ICE
+// agent reads) and must copy what it keeps. Reads on it wait for Close.
+// A nil handler makes it an ordinary Endpoint (ferry patch).
+func (m *Mux) NewHandlerEndpoint(matchFunc MatchFunc, handler func([]byte)) *Endpoint {
 	endpoint := &Endpoint{
-		mux:    m,
-		buffer: packetio.NewBuffer(),
+		mux:     m,
+		buffer:  packetio.NewBuffer(),
+		handler: handler,
 	}
 
 	// Set a maximum size of the buffer in bytes.
@@ -218,6 +228,11 @@ func (m *Mux) dispatch(buf []byte) error {
 	}
 
 	m.lock.Unlock()
+	if endpoint.handler != nil { // ferry patch
+		endpoint.handler(buf)
+
+		return nil
+	}
 	_, err := endpoint.buffer.Write(buf)
 
 	// Expected when bytes are received faster than the endpoint can process them (#2152, #2180)
@@ -237,6 +252,11 @@ func (m *Mux) handlePendingPackets(endpoint *Endpoint, matchFunc MatchFunc) {
 	pendingPackets := make([][]byte, 0, len(m.pendingPackets))
 	for _, buf := range m.pendingPackets {
 		if matchFunc(buf) {
+			if endpoint.handler != nil { // ferry patch
+				endpoint.handler(buf)
+
+				continue
+			}
 			if _, err := endpoint.buffer.Write(buf); err != nil {
 				m.log.Warnf("Warning: mux: error writing packet to endpoint from pending queue: %s", err)
 			}

@@ -1,0 +1,35 @@
+// SPDX-FileCopyrightText: 2026 The ferry authors
+// SPDX-License-Identifier: MIT
+
+package quic
+
+import (
+	"net"
+
+	"github.com/quic-go/quic-go/internal/monotime"
+	"github.com/quic-go/quic-go/internal/protocol"
+)
+
+// Deliver hands the transport a packet that from sent, as if its
+// connection had read it (ferry patch). ferry's QUIC runs on a WebRTC ICE
+// connection whose own goroutine reads the socket: delivering there saves
+// a buffer between goroutines, a copy and a goroutine hand-off per packet.
+// The transport's read loop then gets nothing from its connection. Deliver
+// may be called from several goroutines; data is copied.
+func (t *Transport) Deliver(data []byte, from net.Addr) {
+	if len(data) == 0 || len(data) > protocol.MaxPacketBufferSize {
+		return
+	}
+	if err := t.init(false); err != nil {
+		return
+	}
+	buf := getPacketBuffer()
+	buf.Data = buf.Data[:protocol.MaxPacketBufferSize]
+	n := copy(buf.Data, data)
+	t.handlePacket(receivedPacket{
+		remoteAddr: from,
+		rcvTime:    monotime.Now(),
+		data:       buf.Data[:n],
+		buffer:     buf,
+	})
+}
