@@ -2,6 +2,7 @@ package netlab_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/profiler"
 	"github.com/chromedp/chromedp"
 	"github.com/ferrydev/ferry/internal/netlab"
 )
@@ -251,6 +254,7 @@ func (bp *benchPath) openReceivePage(b benchBrowser, link string, relay bool) (*
 // complete, with the time from the click to then; it checks the
 // downloaded file's SHA-256 and the page's path badge.
 func (rp *receivePage) accept(bp *benchPath, want string) (time.Duration, error) {
+	stopProfile := jsProfile(rp.b.ctx)
 	start := time.Now()
 	if err := chromedp.Do(rp.b.ctx, chromedp.Click(chromedp.ID("accept"))); err != nil {
 		return 0, err
@@ -258,6 +262,7 @@ func (rp *receivePage) accept(bp *benchPath, want string) (time.Duration, error)
 	if st, err := waitState(rp.b.ctx, "done", "error", "canceled"); err != nil || st != "done" {
 		return 0, fmt.Errorf("receive page ended in %q (%v)\n%s", st, err, diag(rp.b.ctx))
 	}
+	stopProfile()
 	for ev, err := range rp.downloads {
 		if err != nil {
 			return 0, fmt.Errorf("waiting for the download: %w", err)
@@ -278,6 +283,35 @@ func (rp *receivePage) accept(bp *benchPath, want string) (time.Duration, error)
 		return 0, err
 	}
 	return elapsed, nil
+}
+
+// jsProfile, with NETLAB_BENCH_JSPROFILE set to a folder, records a V8
+// CPU profile of the receiving page's main thread from the click on Accept
+// to the done state and writes it there as a .cpuprofile (DevTools format);
+// the returned function stops it.
+func jsProfile(ctx context.Context) func() {
+	dir := os.Getenv("NETLAB_BENCH_JSPROFILE")
+	if dir == "" {
+		return func() {}
+	}
+	if _, err := chromedp.Call(ctx, profiler.Enable, cdp.Empty{}); err != nil {
+		return func() {}
+	}
+	_, _ = chromedp.Call(ctx, profiler.SetSamplingInterval, profiler.SetSamplingIntervalParams{Interval: 200})
+	if _, err := chromedp.Call(ctx, profiler.Start, cdp.Empty{}); err != nil {
+		return func() {}
+	}
+	return func() {
+		r, err := chromedp.Call(ctx, profiler.Stop, cdp.Empty{})
+		if err != nil || r.Profile == nil {
+			return
+		}
+		b, err := json.Marshal(r.Profile)
+		if err != nil {
+			return
+		}
+		_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("recv-%d.cpuprofile", time.Now().UnixNano())), b, 0o644)
+	}
 }
 
 // pathBadge checks the page shows path want (direct or relay).
