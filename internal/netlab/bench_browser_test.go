@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/cdproto/profiler"
 	"github.com/chromedp/chromedp"
 	"github.com/ferrydev/ferry/internal/netlab"
+	"github.com/ferrydev/ferry/internal/procstat"
 )
 
 // The path benchmark's browser tools (BenchmarkPaths), each between a
@@ -486,51 +487,28 @@ func (m *treeMeter) end() (time.Duration, int64) {
 	return cpu - m.cpu0, max(m.peak, rss)
 }
 
-// clockTick is the unit of /proc/PID/stat's times (USER_HZ, 100 on Linux).
-const clockTick = 10 * time.Millisecond
-
-// treeUsage sums, over root and its descendants, the CPU time (utime and
-// stime, plus cutime and cstime: children that exited and were reaped
-// within the tree keep counting) and the proportional set size: Chromium's
-// processes share most of their pages, which a sum of their RSS would
-// count once per process.
+// treeUsage sums, over root and its descendants, the CPU time (their own,
+// plus that of children that exited and were reaped within the tree) and
+// the proportional set size: Chromium's processes share most of their
+// pages, which a sum of their RSS would count once per process.
 func treeUsage(root int) (time.Duration, int64) {
-	type stat struct {
-		ppid  int
-		ticks int64
-	}
 	entries, _ := os.ReadDir("/proc")
-	all := map[int]stat{}
+	all := map[int]procstat.Stat{}
 	children := map[int][]int{}
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		s, err := procstat.Read(pid)
 		if err != nil {
 			continue // gone meanwhile
 		}
-		// The command name, in parentheses, may hold spaces: the fields
-		// that follow start after the last ')'.
-		i := strings.LastIndexByte(string(b), ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 22 {
-			continue
-		}
-		var s stat
-		s.ppid, _ = strconv.Atoi(f[1])
-		for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
-			v, _ := strconv.ParseInt(f[k], 10, 64)
-			s.ticks += v
-		}
 		all[pid] = s
-		children[s.ppid] = append(children[s.ppid], pid)
+		children[s.PPID] = append(children[s.PPID], pid)
 	}
-	var ticks, rss int64
+	var cpu time.Duration
+	var rss int64
 	for todo := []int{root}; len(todo) > 0; {
 		pid := todo[len(todo)-1]
 		todo = todo[:len(todo)-1]
@@ -538,11 +516,11 @@ func treeUsage(root int) (time.Duration, int64) {
 		if !ok {
 			continue
 		}
-		ticks += s.ticks
+		cpu += s.CPU + s.Children
 		rss += pss(pid)
 		todo = append(todo, children[pid]...)
 	}
-	return time.Duration(ticks) * clockTick, rss
+	return cpu, rss
 }
 
 // pss is a process's proportional set size in bytes (0 when it is gone).

@@ -2,18 +2,18 @@ package netlab
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/procstat"
 )
 
 // ErrExited means a process ended while something waited for its output.
@@ -201,26 +201,8 @@ func (p *Proc) Describe() string {
 // CPU is the CPU time (user and system) the running process used so far,
 // from /proc (ok is false once it has exited or where /proc is missing).
 func (p *Proc) CPU() (time.Duration, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.Pid()))
-	if err != nil {
-		return 0, false
-	}
-	// Fields after the command name, which may hold spaces: state is the
-	// first, utime and stime the 12th and 13th, in USER_HZ (100) ticks.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return time.Duration(ut+st) * 10 * time.Millisecond, true
+	st, err := procstat.Read(p.Pid())
+	return st.CPU, err == nil
 }
 
 // Usage is the CPU time (user and system) and the peak resident set size
