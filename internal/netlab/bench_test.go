@@ -139,16 +139,19 @@ type benchPath struct {
 	sum  [32]byte
 	size int64
 	seq  int
+	// profile is NETLAB_BENCH_PROFILE: the folder for per-run profiles,
+	// logs and counters ("" for none).
+	profile string
 }
 
 func newBenchPath(b *testing.B, spec netlab.PathSpec, croc string, size int64) *benchPath {
 	b.Helper()
 	l := netlab.New(b)
 	p := l.Path(spec, emuBin)
-	bp := &benchPath{b: b, lab: l, path: p, croc: croc, size: size}
+	bp := &benchPath{b: b, lab: l, path: p, croc: croc, size: size, profile: os.Getenv("NETLAB_BENCH_PROFILE")}
 	// Quiet: debug logging costs the relay CPU the transfer should get.
 	var env []string
-	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
+	if dir := bp.profile; dir != "" {
 		// NETLAB_BENCH_PROFILE=dir: the ferry server's CPU profile too,
 		// covering the whole path (written at its exit).
 		env = append(env, "FERRY_CPUPROFILE="+filepath.Join(dir, spec.Name+"-serve.pprof"))
@@ -174,7 +177,7 @@ func (bp *benchPath) measure(tool string) (measure, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	bp.seq++
-	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" && bp.path.Emulator != nil {
+	if dir := bp.profile; dir != "" && bp.path.Emulator != nil {
 		defer bp.emulatorDelta(ctx, filepath.Join(dir, fmt.Sprintf("%s-%d-%s.emu", bp.path.Spec.Name, bp.seq, tool)))()
 	}
 	return bp.run(ctx, tool)
@@ -350,15 +353,15 @@ func (bp *benchPath) ferryWith(ctx context.Context, bin string, relay bool, flag
 		spec.RecvArgs = append(spec.RecvArgs, "--relay-only")
 		want = "relay"
 	}
-	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
-		name := fmt.Sprintf("%s-%s-%d", bp.path.Spec.Name, strings.Join(append([]string{map[bool]string{false: "direct", true: "relay"}[relay]}, flags...), ""), bp.seq)
+	if dir := bp.profile; dir != "" {
+		name := fmt.Sprintf("%s-%s%s-%d", bp.path.Spec.Name, want, strings.Join(flags, ""), bp.seq)
 		spec.SendEnv = []string{"FERRY_CPUPROFILE=" + filepath.Join(dir, name+"-send.pprof")}
 		spec.RecvEnv = []string{"FERRY_CPUPROFILE=" + filepath.Join(dir, name+"-recv.pprof")}
 	}
 	tr := bp.lab.StartTransfer(ctx, spec)
 	defer os.RemoveAll(tr.Out)
 	res, err := tr.Finish(ctx)
-	if dir := os.Getenv("NETLAB_BENCH_PROFILE"); dir != "" {
+	if dir := bp.profile; dir != "" {
 		var sb strings.Builder
 		for _, ns := range []*netlab.NS{p.A, p.R, p.B} {
 			out, _ := ns.Exec("nstat", "-a")

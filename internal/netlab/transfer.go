@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -40,13 +41,13 @@ func (l *Lab) StartTransfer(ctx context.Context, s TransferSpec) *Transfer {
 	l.t.Helper()
 	out := l.t.TempDir()
 	send := append([]string{s.Bin, "send", "--json", "--log-level", "debug", "--server", s.Server}, s.SendArgs...)
-	sp := s.From.Start("ferry send", Env(l.t.TempDir(), append(s.Env, s.SendEnv...)...), append(send, s.File)...)
+	sp := s.From.Start("ferry send", Env(l.t.TempDir(), slices.Concat(s.Env, s.SendEnv)...), append(send, s.File)...)
 	link, _, err := WaitEvent(ctx, sp, 0, "link", nil)
 	if err != nil {
 		l.t.Fatal(err)
 	}
 	recv := append([]string{s.Bin, "receive", "--json", "--log-level", "debug", "--out", out}, s.RecvArgs...)
-	rp := s.To.Start("ferry receive", Env(l.t.TempDir(), append(append([]string{"FERRY_LINK=" + link.Link}, s.Env...), s.RecvEnv...)...), recv...)
+	rp := s.To.Start("ferry receive", Env(l.t.TempDir(), slices.Concat([]string{"FERRY_LINK=" + link.Link}, s.Env, s.RecvEnv)...), recv...)
 	return &Transfer{lab: l, Sender: sp, Receiver: rp, Out: out, file: filepath.Base(s.File), sum: s.Sum}
 }
 
