@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/ferrydev/ferry/internal/handshake"
@@ -221,24 +222,35 @@ func (c *Conn) Ping(ctx context.Context) error {
 func (c *Conn) Send(ctx context.Context, m proto.ClientMessage) error {
 	b, _ := json.Marshal(m)
 	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		return c.deadErr(err)
+		return c.deadErr(ctx, err)
 	}
 	return nil
 }
 
-func (c *Conn) deadErr(err error) error {
+// deadErr is the error of a failed write. A write fails as soon as the
+// connection is closed, which may be before the read loop has taken the
+// server's close reason (a refusal such as ErrRateLimited): wait for it a
+// moment, since the read loop ends with the connection.
+func (c *Conn) deadErr(ctx context.Context, err error) error {
+	t := time.NewTimer(closeReasonWait)
+	defer t.Stop()
 	select {
 	case <-c.done:
 		return c.Err()
-	default:
-		return fmt.Errorf("%w: %v", ErrClosed, err)
+	case <-t.C:
+	case <-ctx.Done():
 	}
+	return fmt.Errorf("%w: %v", ErrClosed, err)
 }
+
+// closeReasonWait bounds how long a failed write waits for the read loop
+// to take the close reason.
+const closeReasonWait = time.Second
 
 // SendFrame sends one binary peer frame.
 func (c *Conn) SendFrame(ctx context.Context, b []byte) error {
 	if err := c.ws.Write(ctx, websocket.MessageBinary, b); err != nil {
-		return c.deadErr(err)
+		return c.deadErr(ctx, err)
 	}
 	return nil
 }
