@@ -458,7 +458,8 @@ func (l *pionGeneration) logStats() {
 				}
 				l.log.Debug("quic", "gen", l.gen, "MBps", float64(st.BytesSent-last)/1e6, "cwnd", st.CongestionWindow,
 					"srtt_ms", float64(st.SmoothedRTT.Microseconds())/1000, "min_rtt_ms", float64(st.MinRTT.Microseconds())/1000,
-					"lost", st.PacketsLost, "packet", packet)
+					"lost", st.PacketsLost, "packet", packet, "sent", st.PacketsSent, "received", st.PacketsReceived,
+					"dropped", st.PacketsDropped)
 				last, lastPackets = st.BytesSent, st.PacketsSent
 				continue
 			}

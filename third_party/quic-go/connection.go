@@ -55,6 +55,10 @@ type receivedPacket struct {
 	ecn protocol.ECN
 
 	info packetInfo // only valid if the contained IP address is valid
+
+	// wait (ferry patch): the packet came through Transport.Deliver, whose
+	// caller can wait for room in a full queue (see queuePacket).
+	wait bool
 }
 
 type receivedPacketWithChecksum struct {
@@ -835,6 +839,10 @@ type ConnectionStats struct {
 	// (does not monotonically increase, because packets that are declared lost
 	// can subsequently be received).
 	PacketsLost uint64
+	// PacketsDropped (ferry patch) counts received packets dropped because
+	// the connection had not processed MaxConnUnprocessedPackets before
+	// them: losses the receiver inflicted on itself.
+	PacketsDropped uint64
 }
 
 // ConnectionStats returns statistics about the connection.
@@ -854,6 +862,7 @@ func (c *Conn) ConnectionStats() ConnectionStats {
 		PacketsReceived: c.connStats.PacketsReceived.Load(),
 		BytesLost:       c.connStats.BytesLost.Load(),
 		PacketsLost:     c.connStats.PacketsLost.Load(),
+		PacketsDropped:  c.connStats.PacketsDropped.Load(), // ferry patch
 	}
 }
 
@@ -2021,7 +2030,13 @@ func (c *Conn) handleFrame(
 func (c *Conn) queuePacket(p receivedPacket, source *pathReceiver) {
 	// Discard packets once the amount of queued packets is larger than
 	// the channel size, protocol.MaxConnUnprocessedPackets
-	if !c.receivedPackets.Push(p, source) {
+	// ferry patch: a packet handed over by Transport.Deliver waits (a
+	// bounded time) for room instead of being dropped. Its caller reads
+	// the socket, so the wait leaves later packets in the socket's buffer
+	// as a connection reading for itself would: a receiver held off the
+	// CPU during a burst no longer discards packets it has received.
+	if !c.receivedPackets.Push(p, source) && (!p.wait || !c.receivedPackets.PushWait(p, source, c.ctx.Done(), maxDeliverWait)) {
+		c.connStats.PacketsDropped.Add(1) // ferry patch
 		if c.qlogger != nil {
 			var datagramPayloadChecksum qlog.DatagramPayloadChecksum
 			if wire.IsLongHeaderPacket(p.data[0]) {

@@ -2,6 +2,7 @@ package quic
 
 import (
 	"sync"
+	"time" // ferry patch: PushWait
 
 	"github.com/quic-go/quic-go/internal/protocol"
 	"github.com/quic-go/quic-go/internal/utils/ringbuffer"
@@ -23,6 +24,8 @@ type receivedPacketQueue struct {
 	active *pathReceiver
 	main   ringbuffer.RingBuffer[receivedPacket]
 	side   ringbuffer.RingBuffer[sidePacket] // only allocated once a packet is received on a different Transport
+	// room (ferry patch) is closed by Pop when PushWait waits for room.
+	room chan struct{}
 }
 
 // Init initializes the queue.
@@ -37,7 +40,10 @@ func (q *receivedPacketQueue) Init(active *pathReceiver) {
 func (q *receivedPacketQueue) Push(p receivedPacket, source *pathReceiver) bool {
 	q.mx.Lock()
 	defer q.mx.Unlock()
+	return q.pushLocked(p, source) // ferry patch: shared with PushWait
+}
 
+func (q *receivedPacketQueue) pushLocked(p receivedPacket, source *pathReceiver) bool {
 	if source == q.active {
 		if q.main.Len() >= protocol.MaxConnUnprocessedPackets {
 			return false
@@ -53,6 +59,39 @@ func (q *receivedPacketQueue) Push(p receivedPacket, source *pathReceiver) bool 
 	return true
 }
 
+// PushWait (ferry patch) queues p like Push, waiting up to d for room in
+// a full queue; it gives up early when done is closed. It returns false if
+// the packet was dropped.
+func (q *receivedPacketQueue) PushWait(p receivedPacket, source *pathReceiver, done <-chan struct{}, d time.Duration) bool {
+	var timer *time.Timer
+	for {
+		q.mx.Lock()
+		if q.pushLocked(p, source) {
+			q.mx.Unlock()
+			if timer != nil {
+				timer.Stop()
+			}
+			return true
+		}
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		room := q.room
+		q.mx.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(d)
+		}
+		select {
+		case <-room:
+		case <-done:
+			timer.Stop()
+			return false
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
 // activePathID is returned by Pop for packets received on the active path.
 // Like the qlog TupleID "", it refers to whichever path is currently active.
 const activePathID pathID = -2
@@ -65,6 +104,10 @@ func (q *receivedPacketQueue) Pop() (_ receivedPacket, path pathID, ok bool) {
 	q.mx.Lock()
 	defer q.mx.Unlock()
 
+	if q.room != nil { // ferry patch: wake PushWait
+		close(q.room)
+		q.room = nil
+	}
 	if !q.side.Empty() {
 		p := q.side.PopFront()
 		if p.source == q.active {

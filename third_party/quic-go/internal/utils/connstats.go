@@ -13,4 +13,7 @@ type ConnectionStats struct {
 	PacketsReceived atomic.Uint64
 	BytesLost       atomic.Uint64
 	PacketsLost     atomic.Uint64
+	// ferry patch: received packets dropped because the connection's
+	// queue of unprocessed packets was full.
+	PacketsDropped atomic.Uint64
 }
