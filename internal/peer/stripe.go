@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
-	"strings"
 	"time"
 
 	"github.com/ferrydev/ferry/internal/proto"
@@ -51,8 +50,7 @@ func (l *pionGeneration) stripeConfig(relay bool) webrtc.Configuration {
 	for _, s := range l.ice {
 		var urls []string
 		for _, u := range s.URLs {
-			stun := strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:")
-			if stun || relay && udpTURN(u) {
+			if proto.StripeKeepsICEURL(u, relay) {
 				urls = append(urls, u)
 			}
 		}
@@ -65,19 +63,6 @@ func (l *pionGeneration) stripeConfig(relay bool) webrtc.Configuration {
 		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
 	return c
-}
-
-// udpTURN: a TURN URL the client reaches over UDP (no transport parameter
-// means UDP).
-func udpTURN(u string) bool {
-	_, params, _ := strings.Cut(u, "?")
-	return strings.HasPrefix(u, "turn:") && (params == "" || params == "transport=udp")
-}
-
-// relayOffer: a stripe offer with relay candidates comes from a sender
-// striping a relayed generation.
-func relayOffer(sdp string) bool {
-	return strings.Contains(sdp, " typ relay")
 }
 
 // spawn runs f in a goroutine of the generation, unless it is dead.
@@ -112,7 +97,7 @@ func (l *pionGeneration) Stripe(m proto.Signal) {
 		l.mu.Unlock()
 		return
 	}
-	pc, err := l.api.NewPeerConnection(l.stripeConfig(relayOffer(m.SDP)))
+	pc, err := l.api.NewPeerConnection(l.stripeConfig(proto.RelayedStripeOffer(m.SDP)))
 	if err != nil {
 		l.mu.Unlock()
 		l.log.Debug("stripe not made", "gen", l.gen, "stripe", m.Stripe, "err", err)

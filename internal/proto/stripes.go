@@ -1,6 +1,9 @@
 package proto
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // FeatureStripes: the peer takes part in striped connection generations
 // (PROTOCOL.md §3.4): stripe peer connections beside the main one, each
@@ -47,3 +50,24 @@ func StripeCount(rtt time.Duration, remaining int64) int {
 		return MaxStripes
 	}
 }
+
+// StripeKeepsICEURL reports whether a stripe connection keeps the main
+// connection's ICE server URL u (PROTOCOL.md §3.4): STUN always, TURN
+// over UDP (no transport parameter means UDP) only when the generation is
+// relayed. The web client applies the same rule (vectors
+// stripe_config.json).
+func StripeKeepsICEURL(u string, relayed bool) bool {
+	if strings.HasPrefix(u, "stun:") || strings.HasPrefix(u, "stuns:") {
+		return true
+	}
+	rest, ok := strings.CutPrefix(u, "turn:")
+	if !relayed || !ok {
+		return false
+	}
+	_, params, _ := strings.Cut(rest, "?")
+	return params == "" || params == "transport=udp"
+}
+
+// RelayedStripeOffer reports whether a stripe offer stripes a relayed
+// generation: it carries relay candidates (PROTOCOL.md §3.4).
+func RelayedStripeOffer(sdp string) bool { return strings.Contains(sdp, " typ relay") }

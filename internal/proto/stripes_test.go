@@ -40,3 +40,59 @@ func TestStripeCount(t *testing.T) {
 	}
 	vectors.Check(t, "stripes.json", vs, *update)
 }
+
+type stripeURLVector struct {
+	URL     string `json:"url"`
+	Relayed bool   `json:"relayed"`
+	Keep    bool   `json:"keep"`
+}
+
+type stripeOfferVector struct {
+	SDP     string `json:"sdp"`
+	Relayed bool   `json:"relayed"`
+}
+
+// TestStripeConfig writes stripe_config.json: which ICE server URLs a
+// stripe connection keeps, and which offers stripe a relayed generation.
+// The web client checks the same vectors.
+func TestStripeConfig(t *testing.T) {
+	var out struct {
+		URLs   []stripeURLVector   `json:"urls"`
+		Offers []stripeOfferVector `json:"offers"`
+	}
+	for _, c := range []stripeURLVector{
+		{"stun:stun.example.org:3478", false, true},
+		{"stun:stun.example.org:3478", true, true},
+		{"stuns:stun.example.org:5349", false, true},
+		{"turn:turn.example.org:3478", false, false},
+		{"turn:turn.example.org:3478", true, true},
+		{"turn:turn.example.org:3478?transport=udp", true, true},
+		{"turn:turn.example.org:3478?transport=tcp", true, false},
+		{"turns:turn.example.org:5349", true, false},
+		{"turns:turn.example.org:5349?transport=tcp", true, false},
+		{"turn:[2001:db8::1]:3478", true, true},
+		{"turn:turn.example.org:3478?transport=udp&x=1", true, false},
+		{"stunx:stun.example.org", true, false},
+		{"", true, false},
+	} {
+		if got := proto.StripeKeepsICEURL(c.URL, c.Relayed); got != c.Keep {
+			t.Errorf("StripeKeepsICEURL(%q, %v) = %v, want %v", c.URL, c.Relayed, got, c.Keep)
+		}
+		out.URLs = append(out.URLs, c)
+	}
+	host := "a=candidate:1 1 udp 2130706431 10.0.0.2 50000 typ host\r\n"
+	relay := "a=candidate:2 1 udp 16777215 203.0.113.9 61000 typ relay raddr 0.0.0.0 rport 0\r\n"
+	srflx := "a=candidate:3 1 udp 1694498815 198.51.100.4 40000 typ srflx raddr 10.0.0.2 rport 50000\r\n"
+	for _, c := range []stripeOfferVector{
+		{"v=0\r\n" + host + srflx, false},
+		{"v=0\r\n" + host + relay, true},
+		{"v=0\r\n" + relay, true},
+		{"v=0\r\n", false},
+	} {
+		if got := proto.RelayedStripeOffer(c.SDP); got != c.Relayed {
+			t.Errorf("RelayedStripeOffer(%q) = %v, want %v", c.SDP, got, c.Relayed)
+		}
+		out.Offers = append(out.Offers, c)
+	}
+	vectors.Check(t, "stripe_config.json", out, *update)
+}

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { stripeCount } from "../src/net/stripes";
+import { relayedStripeOffer, stripeCount, stripeKeepsIceUrl } from "../src/net/stripes";
 import { pickChannel } from "../src/transfer/sender";
 
 const dir = new URL("../../testdata/vectors/", import.meta.url);
@@ -12,6 +12,16 @@ test("stripes.json", () => {
   const vs = JSON.parse(readFileSync(new URL("stripes.json", dir), "utf8")) as { rttMs: number; remaining: number; want: number }[];
   assert.ok(vs.length > 0);
   for (const v of vs) assert.equal(stripeCount(v.rttMs, v.remaining), v.want, JSON.stringify(v));
+});
+
+test("stripe_config.json", () => {
+  const v = JSON.parse(readFileSync(new URL("stripe_config.json", dir), "utf8")) as {
+    urls: { url: string; relayed: boolean; keep: boolean }[];
+    offers: { sdp: string; relayed: boolean }[];
+  };
+  assert.ok(v.urls.length > 0 && v.offers.length > 0);
+  for (const u of v.urls) assert.equal(stripeKeepsIceUrl(u.url, u.relayed), u.keep, JSON.stringify(u));
+  for (const o of v.offers) assert.equal(relayedStripeOffer(o.sdp), o.relayed, JSON.stringify(o));
 });
 
 test("a chunk goes on the least buffered channel under the high-water mark", () => {

@@ -8,6 +8,7 @@ import { frameChunk, maxStripes, stripeDescribeWaitMs } from "../protocol/consta
 import { ConnLost } from "../protocol/errors";
 import type { IceServer, Signal } from "../protocol/signal";
 import { samplePath, type PathSample, type StatsLike } from "./path";
+import { relayedStripeOffer, stripeKeepsIceUrl } from "./stripes";
 
 // Generation is what the connection driver (transfer/driver.ts) and the
 // transfer engines use of one; the unit tests fake it.
@@ -311,7 +312,7 @@ export class PeerGeneration implements Generation {
     }
     if (st) return; // an offer for a stripe we have: a repeat
     // An offer with relay candidates stripes a relayed generation.
-    const nst = new Stripe(k, this, (s.sdp ?? "").includes(" typ relay"));
+    const nst = new Stripe(k, this, relayedStripeOffer(s.sdp ?? ""));
     this.stripeConns.set(k, nst);
     nst.pc.ondatachannel = (e) => {
       if (e.channel.label === stripeLabel) nst.watch(e.channel);
@@ -326,7 +327,7 @@ export class PeerGeneration implements Generation {
   // room for (PROTOCOL.md §3.4).
   stripeConfig(relay: boolean): RTCConfiguration {
     relay ||= this.relayOnly;
-    const keep = (u: string) => /^stuns?:/.test(u) || (relay && /^turn:[^?]*(\?transport=udp)?$/.test(u));
+    const keep = (u: string) => stripeKeepsIceUrl(u, relay);
     const iceServers = this.iceServers
       .map((s) => ({ ...s, urls: (Array.isArray(s.urls) ? s.urls : [s.urls]).filter(keep) }))
       .filter((s) => s.urls.length > 0);
