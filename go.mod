@@ -83,8 +83,8 @@ replace (
 	github.com/pion/dtls/v3 => ./third_party/pion-dtls
 	github.com/pion/ice/v4 => ./third_party/pion-ice
 	github.com/pion/sctp => ./third_party/pion-sctp
+	github.com/pion/turn/v5 => ./third_party/pion-turn
 	github.com/pion/webrtc/v4 => ./third_party/pion-webrtc
 	// quic-go with CUBIC and loss tolerance (third_party/quic-go/FERRY.md).
 	github.com/quic-go/quic-go => ./third_party/quic-go
 )
-

@@ -34,7 +34,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 //
 // Environment: NETLAB_BENCH_PATHS (comma-separated names from
 // netlab.StandardPaths, default "lan,30ms,30ms-loss0.2"), NETLAB_BENCH_MIB
-// (file size, default 64), NETLAB_BENCH_RUNS (default 3),
+// (file size, default 256, the issue's: a shorter transfer measures
+// mostly slow start and set-up at 30 ms), NETLAB_BENCH_RUNS (default 3),
 // NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay"; also
 // "ferry-lt": ferry with --loss-tolerance 0.02; "ferry-sctp": ferry with
 // --no-quic, over the data channel; and the browser tools of
@@ -43,14 +44,15 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // "chromium-relay", "chromium-go" and "go-chromium"). A browser side's
 // CPU and RSS are those of Chromium's whole process tree.
 // "ferry-base" is ferry from the binary NETLAB_BENCH_BASE (another build,
-// e.g. main's), for a before/after in the same run, interleaved.
+// e.g. main's), for a before/after in the same run, interleaved;
+// "ferry-base-relay" the same through the relay.
 // NETLAB_BENCH_PROFILE=<folder> keeps, for each Go peer run, both peers'
 // CPU profiles (FERRY_CPUPROFILE), their logs (the sender's has a "quic"
 // line a second: window, RTT, losses) and each namespace's nstat counters.
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
-	mib, err := strconv.Atoi(benchEnv("NETLAB_BENCH_MIB", "64")[0])
+	mib, err := strconv.Atoi(benchEnv("NETLAB_BENCH_MIB", "256")[0])
 	if err != nil || mib <= 0 {
 		b.Fatalf("NETLAB_BENCH_MIB: %v", err)
 	}
@@ -214,12 +216,12 @@ func (bp *benchPath) run(ctx context.Context, tool string) (measure, error) {
 		return bp.ferry(ctx, false)
 	case "ferry-relay":
 		return bp.ferry(ctx, true)
-	case "ferry-base":
+	case "ferry-base", "ferry-base-relay":
 		base := os.Getenv("NETLAB_BENCH_BASE")
 		if base == "" {
-			return measure{}, errors.New("ferry-base needs NETLAB_BENCH_BASE, a ferry binary to compare with")
+			return measure{}, errors.New(tool + " needs NETLAB_BENCH_BASE, a ferry binary to compare with")
 		}
-		return bp.ferryWith(ctx, base, false)
+		return bp.ferryWith(ctx, base, tool == "ferry-base-relay")
 	case "ferry-sctp":
 		return bp.ferry(ctx, false, "--no-quic")
 	case "ferry-lt":
@@ -363,7 +365,7 @@ func (bp *benchPath) ferryWith(ctx context.Context, bin string, relay bool, flag
 	res, err := tr.Finish(ctx)
 	if dir := bp.profile; dir != "" {
 		var sb strings.Builder
-		for _, ns := range []*netlab.NS{p.A, p.R, p.B} {
+		for _, ns := range []*netlab.NS{p.A, p.R, p.B, p.S} {
 			out, _ := ns.Exec("nstat", "-a")
 			sb.WriteString("== " + ns.Name + "\n" + out)
 		}
