@@ -45,7 +45,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // CPU and RSS are those of Chromium's whole process tree.
 // "ferry-base" is ferry from the binary NETLAB_BENCH_BASE (another build,
 // e.g. main's), for a before/after in the same run, interleaved;
-// "ferry-base-relay" the same through the relay.
+// "ferry-base-relay" the same through the relay, "ferry-base-sctp" with
+// --no-quic.
 // NETLAB_BENCH_PROFILE=<folder> keeps, for each Go peer run, both peers'
 // CPU profiles (FERRY_CPUPROFILE), their logs (the sender's has a "quic"
 // line a second: window, RTT, losses) and each namespace's nstat counters.
@@ -216,12 +217,16 @@ func (bp *benchPath) run(ctx context.Context, tool string) (measure, error) {
 		return bp.ferry(ctx, false)
 	case "ferry-relay":
 		return bp.ferry(ctx, true)
-	case "ferry-base", "ferry-base-relay":
+	case "ferry-base", "ferry-base-relay", "ferry-base-sctp":
 		base := os.Getenv("NETLAB_BENCH_BASE")
 		if base == "" {
 			return measure{}, errors.New(tool + " needs NETLAB_BENCH_BASE, a ferry binary to compare with")
 		}
-		return bp.ferryWith(ctx, base, tool == "ferry-base-relay")
+		var flags []string
+		if tool == "ferry-base-sctp" {
+			flags = []string{"--no-quic"}
+		}
+		return bp.ferryWith(ctx, base, tool == "ferry-base-relay", flags...)
 	case "ferry-sctp":
 		return bp.ferry(ctx, false, "--no-quic")
 	case "ferry-lt":

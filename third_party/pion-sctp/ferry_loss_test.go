@@ -623,21 +623,21 @@ func TestFerryLossTolerance(t *testing.T) {
 		name      string
 		tolerance float64
 		rtt       time.Duration
-		resent    int // bytes retransmitted in the round before, of 256 KiB delivered
+		resent    int // bytes retransmitted in the round before, of 1 MiB delivered
 		halved    bool
 	}{
 		// RTTs of seconds: a loaded machine pausing the test must not
 		// look like a queue.
-		{"random loss", 0.02, 10 * time.Second, 1 << 10, false},
-		{"queue building", 0.02, 20 * time.Second, 1 << 10, true},
-		{"loss share above", 0.02, 10 * time.Second, 16 << 10, true},
+		{"random loss", 0.02, 10 * time.Second, 4 << 10, false},
+		{"queue building", 0.02, 20 * time.Second, 4 << 10, true},
+		{"loss share above", 0.02, 10 * time.Second, 64 << 10, true},
 		{"option off", 0, 10 * time.Second, 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, sack := handFedAssociation(t, tc.tolerance, 10*time.Second, tc.rtt)
 			a.lossTolerance.started = true
 			a.lossTolerance.roundEnd = a.myNextTSN - 1
-			a.lossTolerance.prevDelivered, a.lossTolerance.prevRetransmitted = 256<<10, tc.resent
+			a.lossTolerance.prevDelivered, a.lossTolerance.prevRetransmitted = 1<<20, tc.resent
 			cwnd := a.CWND()
 			for end := uint16(2); end <= 4; end++ {
 				sack(9, end)
