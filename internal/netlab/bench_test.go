@@ -35,7 +35,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // Environment: NETLAB_BENCH_PATHS (comma-separated names from
 // netlab.StandardPaths, default "lan,30ms,30ms-loss0.2"), NETLAB_BENCH_MIB
 // (file size, default 256, the issue's: a shorter transfer measures
-// mostly slow start and set-up at 30 ms), NETLAB_BENCH_RUNS (default 3),
+// mostly slow start and set-up at 30 ms; 16 when a browser tool runs),
+// NETLAB_BENCH_RUNS (default 3),
 // NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay"; also
 // "ferry-lt": ferry with --loss-tolerance 0.02; "ferry-sctp": ferry with
 // --no-quic, over the data channel; and the browser tools of
@@ -53,7 +54,12 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 func BenchmarkPaths(b *testing.B) {
 	paths := benchEnv("NETLAB_BENCH_PATHS", "lan,30ms,30ms-loss0.2")
 	tools := benchEnv("NETLAB_BENCH_TOOLS", "iperf3,croc,ferry,ferry-relay")
-	mib, err := strconv.Atoi(benchEnv("NETLAB_BENCH_MIB", "256")[0])
+	// Browsers move a few MB/s here: 256 MiB would take minutes a run.
+	defMiB := "256"
+	if slices.ContainsFunc(tools, func(t string) bool { return strings.Contains(t, "chromium") }) {
+		defMiB = "16"
+	}
+	mib, err := strconv.Atoi(benchEnv("NETLAB_BENCH_MIB", defMiB)[0])
 	if err != nil || mib <= 0 {
 		b.Fatalf("NETLAB_BENCH_MIB: %v", err)
 	}
