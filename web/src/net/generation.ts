@@ -365,13 +365,33 @@ export class PeerGeneration implements Generation {
 
   // sample reads the selected candidate pair's path and the bytes per
   // path from the connection's stats (null once it is closed).
+  // sample: the path of the main connection's selected pair, and the
+  // bytes per path of every connection of the generation, stripes
+  // included (they may carry most of the bytes, and a relayed
+  // generation's stripes may move to direct pairs as the main one does).
   async sample(): Promise<PathSample | null> {
+    let out: PathSample;
     try {
-      return samplePath((await this.pc.getStats()) as unknown as StatsLike);
+      out = samplePath((await this.pc.getStats()) as unknown as StatsLike);
     } catch {
       return null;
     }
+    for (const st of [...this.stripeConns.values()]) {
+      try {
+        const s = samplePath((await st.pc.getStats()) as unknown as StatsLike);
+        this.stripeBytes.set(st.k, { direct: s.direct, relay: s.relay });
+      } catch {
+        // A stripe closed meanwhile: its last sample stands.
+      }
+    }
+    // A stripe that closed keeps its last counts, so the sum only grows.
+    for (const b of this.stripeBytes.values()) {
+      out.direct += b.direct;
+      out.relay += b.relay;
+    }
+    return out;
   }
+  private stripeBytes = new Map<number, { direct: number; relay: number }>();
 }
 
 // Stripe is one stripe connection of a generation (PROTOCOL.md §3.4). It
