@@ -290,6 +290,8 @@ export class PeerGeneration implements Generation {
 
   // Stripe connections by k (PROTOCOL.md §3.4), and the open channels.
   private stripeConns = new Map<number, Stripe>();
+  // stripeBytes is each stripe's latest path sample, by k (sample).
+  private stripeBytes = new Map<number, PathSample>();
   stripes: RTCDataChannel[] = [];
 
   stripe(n: number, relay: boolean): void {
@@ -363,35 +365,27 @@ export class PeerGeneration implements Generation {
     st.close();
   }
 
-  // sample reads the selected candidate pair's path and the bytes per
-  // path from the connection's stats (null once it is closed).
-  // sample: the path of the main connection's selected pair, and the
-  // bytes per path of every connection of the generation, stripes
-  // included (they may carry most of the bytes, and a relayed
-  // generation's stripes may move to direct pairs as the main one does).
+  // sample: the path of the main connection's selected pair (null once
+  // it is closed), and the bytes per path of every connection of the
+  // generation, stripes included: they may carry most of the bytes, and a
+  // relayed generation's stripes may move to direct pairs as the main one
+  // does.
   async sample(): Promise<PathSample | null> {
-    let out: PathSample;
-    try {
-      out = samplePath((await this.pc.getStats()) as unknown as StatsLike);
-    } catch {
-      return null;
-    }
-    for (const st of [...this.stripeConns.values()]) {
-      try {
-        const s = samplePath((await st.pc.getStats()) as unknown as StatsLike);
-        this.stripeBytes.set(st.k, { direct: s.direct, relay: s.relay });
-      } catch {
-        // A stripe closed meanwhile: its last sample stands.
-      }
-    }
-    // A stripe that closed keeps its last counts, so the sum only grows.
+    const stripes = [...this.stripeConns.values()];
+    const [main, ...rest] = await Promise.allSettled([this.pc, ...stripes.map((st) => st.pc)].map((pc) => pc.getStats()));
+    if (main.status === "rejected") return null;
+    const out = samplePath(main.value as unknown as StatsLike);
+    rest.forEach((r, i) => {
+      // A stripe closed meanwhile keeps its last sample.
+      if (r.status === "fulfilled") this.stripeBytes.set(stripes[i].k, samplePath(r.value as unknown as StatsLike));
+    });
+    // Each stripe's latest counts, closed ones too, so the sum only grows.
     for (const b of this.stripeBytes.values()) {
       out.direct += b.direct;
       out.relay += b.relay;
     }
     return out;
   }
-  private stripeBytes = new Map<number, { direct: number; relay: number }>();
 }
 
 // Stripe is one stripe connection of a generation (PROTOCOL.md §3.4). It
