@@ -46,8 +46,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // CPU and RSS are those of Chromium's whole process tree.
 // "ferry-base" is ferry from the binary NETLAB_BENCH_BASE (another build,
 // e.g. main's), for a before/after in the same run, interleaved;
-// "ferry-base-relay" the same through the relay, "ferry-base-sctp" with
-// --no-quic.
+// "ferry-base-relay", "ferry-base-sctp" and "ferry-base-lt" the same for
+// the other Go tools.
 // NETLAB_BENCH_PROFILE=<folder> keeps, for each Go peer run, both peers'
 // CPU profiles (FERRY_CPUPROFILE), their logs (the sender's has a "quic"
 // line a second: window, RTT, losses) and each namespace's nstat counters.
@@ -214,29 +214,26 @@ func (bp *benchPath) emulatorDelta(ctx context.Context, file string) func() {
 }
 
 func (bp *benchPath) run(ctx context.Context, tool string) (measure, error) {
+	if v, ok := ferryTools[tool]; ok {
+		return bp.ferry(ctx, ferryBin, v)
+	}
+	// "ferry-base…": a ferry variant run with NETLAB_BENCH_BASE.
+	if rest, ok := strings.CutPrefix(tool, "ferry-base"); ok {
+		v, ok := ferryTools["ferry"+rest]
+		if !ok {
+			return measure{}, fmt.Errorf("unknown tool %q", tool)
+		}
+		base := os.Getenv("NETLAB_BENCH_BASE")
+		if base == "" {
+			return measure{}, errors.New(tool + " needs NETLAB_BENCH_BASE, a ferry binary to compare with")
+		}
+		return bp.ferry(ctx, base, v)
+	}
 	switch tool {
 	case "iperf3":
 		return bp.iperf(ctx)
 	case "croc":
 		return bp.crocRun(ctx)
-	case "ferry":
-		return bp.ferry(ctx, false)
-	case "ferry-relay":
-		return bp.ferry(ctx, true)
-	case "ferry-base", "ferry-base-relay", "ferry-base-sctp":
-		base := os.Getenv("NETLAB_BENCH_BASE")
-		if base == "" {
-			return measure{}, errors.New(tool + " needs NETLAB_BENCH_BASE, a ferry binary to compare with")
-		}
-		var flags []string
-		if tool == "ferry-base-sctp" {
-			flags = []string{"--no-quic"}
-		}
-		return bp.ferryWith(ctx, base, tool == "ferry-base-relay", flags...)
-	case "ferry-sctp":
-		return bp.ferry(ctx, false, "--no-quic")
-	case "ferry-lt":
-		return bp.ferry(ctx, false, "--loss-tolerance", "0.02")
 	case "chromium-dc":
 		return bp.dcRun(ctx)
 	case "chromium":
@@ -350,16 +347,29 @@ func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
 	return m, nil
 }
 
-func (bp *benchPath) ferry(ctx context.Context, relay bool, flags ...string) (measure, error) {
-	return bp.ferryWith(ctx, ferryBin, relay, flags...)
+// ferryVariant is how a Go tool runs ferry: through the relay, and with
+// which flags on both peers.
+type ferryVariant struct {
+	relay bool
+	flags []string
 }
 
-func (bp *benchPath) ferryWith(ctx context.Context, bin string, relay bool, flags ...string) (measure, error) {
+// ferryTools are the Go tools by name; "ferry-base" followed by a name's
+// suffix ("", "-relay", …) runs the same variant with NETLAB_BENCH_BASE.
+var ferryTools = map[string]ferryVariant{
+	"ferry":       {},
+	"ferry-relay": {relay: true},
+	"ferry-sctp":  {flags: []string{"--no-quic"}},
+	"ferry-lt":    {flags: []string{"--loss-tolerance", "0.02"}},
+}
+
+func (bp *benchPath) ferry(ctx context.Context, bin string, v ferryVariant) (measure, error) {
+	relay, flags := v.relay, v.flags
 	p := bp.path
 	srvCPU, _ := bp.srv.CPU()
 	emuCPU := emulatorCPU(p)
 	spec := netlab.TransferSpec{Bin: bin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum,
-		SendArgs: flags, RecvArgs: flags}
+		SendArgs: slices.Clone(flags), RecvArgs: slices.Clone(flags)}
 	want := "direct"
 	if relay {
 		spec.SendArgs = append(spec.SendArgs, "--relay-only")
