@@ -35,6 +35,11 @@ const (
 	// batch to fill.
 	lingerPackets = 32
 	lingerFor     = 50 * time.Microsecond
+	// maxSpare bounds the sent packets' buffers kept for reuse: as many
+	// as a full queue holds, so that a busy sender, whose queue fills,
+	// reuses buffers that are still in cache instead of allocating new
+	// ones and leaving the old ones to the collector.
+	maxSpare = queueLimit / 1200
 )
 
 // Socket buffer sizes asked for (the kernel caps them at net.core.rmem_max
@@ -233,15 +238,19 @@ func (c *Conn) flusher() {
 		c.wmu.Unlock()
 
 		c.send(batch)
-
-		c.wmu.Lock()
-		for _, p := range batch {
-			if len(c.spare) < 256 {
-				c.spare = append(c.spare, p.b)
-			}
-		}
-		c.wmu.Unlock()
+		c.recycle(batch)
 		clear(batch)
+	}
+}
+
+// recycle keeps a sent batch's buffers for the next packets.
+func (c *Conn) recycle(batch []outPacket) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	for _, p := range batch {
+		if len(c.spare) < maxSpare {
+			c.spare = append(c.spare, p.b)
+		}
 	}
 }
 
