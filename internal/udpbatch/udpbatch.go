@@ -35,11 +35,15 @@ const (
 	// batch to fill.
 	lingerPackets = 32
 	lingerFor     = 50 * time.Microsecond
-	// maxSpare bounds the sent packets' buffers kept for reuse: as many
-	// as a full queue holds, so that a busy sender, whose queue fills,
-	// reuses buffers that are still in cache instead of allocating new
-	// ones and leaving the old ones to the collector.
-	maxSpare = queueLimit / 1200
+	// peerSpare bounds the sent packets' buffers a peer's socket keeps for
+	// reuse: as many as a full queue holds, so that a busy sender, whose
+	// queue fills, reuses buffers that are still in cache instead of
+	// allocating new ones and leaving the old ones to the collector (up
+	// to 5 MB per socket, and a peer has a few).
+	peerSpare = queueLimit / 1200
+	// sharedSpare is Wrap's: a relay server has a socket per allocation,
+	// thousands of them, which must not each keep megabytes.
+	sharedSpare = 256
 )
 
 // Socket buffer sizes asked for (the kernel caps them at net.core.rmem_max
@@ -68,11 +72,11 @@ func NewNet(batch bool) (*Net, error) {
 
 // wrap enlarges c's buffers and, if batching, wraps it.
 func (n *Net) wrap(c *net.UDPConn) transport.UDPConn {
+	setBuffers(c)
 	if !n.Batch {
-		setBuffers(c)
 		return c
 	}
-	return Wrap(c)
+	return newConn(c, peerSpare)
 }
 
 func setBuffers(c *net.UDPConn) {
@@ -81,10 +85,11 @@ func setBuffers(c *net.UDPConn) {
 }
 
 // Wrap makes c a batching socket with large buffers; c belongs to the
-// returned Conn from now on.
+// returned Conn from now on. It keeps fewer spare buffers than a peer's
+// sockets (sharedSpare): for servers with many sockets.
 func Wrap(c *net.UDPConn) *Conn {
 	setBuffers(c)
-	return newConn(c)
+	return newConn(c, sharedSpare)
 }
 
 // mdnsPort: pion's mDNS client reads its socket through x/net's
@@ -127,9 +132,11 @@ type Conn struct {
 	queue  []outPacket
 	queued int
 	spare  [][]byte
-	closed bool
-	wake   chan struct{}
-	done   chan struct{}
+	// maxSpare bounds spare, the sent packets' buffers kept for reuse.
+	maxSpare int
+	closed   bool
+	wake     chan struct{}
+	done     chan struct{}
 	// gsoBuf and gsoCtl are the flusher's, reused for every GSO send.
 	gsoBuf, gsoCtl []byte
 
@@ -149,8 +156,8 @@ type outPacket struct {
 
 var errClosed = net.ErrClosed
 
-func newConn(c *net.UDPConn) *Conn {
-	bc := &Conn{UDPConn: c, wake: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize), oob: make([]byte, 128)}
+func newConn(c *net.UDPConn, maxSpare int) *Conn {
+	bc := &Conn{UDPConn: c, maxSpare: maxSpare, wake: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize), oob: make([]byte, 128)}
 	bc.wcond = sync.NewCond(&bc.wmu)
 	bc.gso, bc.gro = enableOffload(c)
 	go bc.flusher()
@@ -248,7 +255,7 @@ func (c *Conn) recycle(batch []outPacket) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for _, p := range batch {
-		if len(c.spare) < maxSpare {
+		if len(c.spare) < c.maxSpare {
 			c.spare = append(c.spare, p.b)
 		}
 	}

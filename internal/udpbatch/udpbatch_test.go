@@ -19,7 +19,7 @@ func pair(t *testing.T) (*Conn, *Conn) {
 			t.Fatal(err)
 		}
 		c.SetReadBuffer(8 << 20)
-		cs[i] = newConn(c)
+		cs[i] = newConn(c, peerSpare)
 		t.Cleanup(func() { cs[i].Close() })
 	}
 	return cs[0], cs[1]
@@ -99,7 +99,7 @@ func TestBatchedDelivery(t *testing.T) {
 // a few hundred (the rest were garbage, and the next packets were copied
 // into freshly allocated, cold memory: a tenth of a LAN sender's CPU).
 func TestSentBuffersReused(t *testing.T) {
-	c := &Conn{wake: make(chan struct{}, 1)} // no flusher: the test is it
+	c := &Conn{wake: make(chan struct{}, 1), maxSpare: peerSpare} // no flusher: the test is it
 	c.wcond = sync.NewCond(&c.wmu)
 	p := make([]byte, 1200)
 	addr := netip.MustParseAddrPort("127.0.0.1:9")
