@@ -35,7 +35,7 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // Environment: NETLAB_BENCH_PATHS (comma-separated names from
 // netlab.StandardPaths, default "lan,30ms,30ms-loss0.2"), NETLAB_BENCH_MIB
 // (file size, default 256, the issue's: a shorter transfer measures
-// mostly slow start and set-up at 30 ms; 16 when a browser tool runs),
+// mostly slow start and set-up at 30 ms; 64 when a browser tool runs),
 // NETLAB_BENCH_RUNS (default 3),
 // NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay"; also
 // "ferry-lt": ferry with --loss-tolerance 0.02; "ferry-sctp": ferry with
