@@ -348,7 +348,7 @@ func (l *pionGeneration) Conn() transfer.Conn {
 	if l.quic != nil {
 		if l.qc == nil {
 			max := l.dataConnLocked().max // the same messages as over the data channel
-			l.qc = &quicConn{g: l, q: l.quic, max: max, buf: make([]byte, l.opts.maxMessage())}
+			l.qc = &quicConn{g: l, q: l.quic, max: max, limit: int(l.opts.maxMessage())}
 		}
 		return l.qc
 	}
@@ -368,16 +368,19 @@ func (l *pionGeneration) dataConnLocked() *dcConn {
 		if caps := l.pc.SCTP().GetCapabilities(); l.big && caps.MaxMessageSize > 0 {
 			max = int(min(caps.MaxMessageSize, l.opts.maxMessage()))
 		}
-		l.data = &dcConn{g: l, rw: l.raw, max: max, buf: make([]byte, l.opts.maxMessage())}
+		l.data = &dcConn{g: l, rw: l.raw, max: max, limit: int(l.opts.maxMessage())}
 	}
 	return l.data
 }
 
 // dcConn adapts a detached data channel to transfer.Conn.
 type dcConn struct {
-	g   *pionGeneration
-	rw  datachannel.ReadWriteCloser
-	max int
+	g     *pionGeneration
+	rw    datachannel.ReadWriteCloser
+	max   int
+	limit int // the largest message read: len(buf) once it is made
+	// buf is made by the first Recv and dropped once QUIC carries the
+	// transfer (releaseBuffer): 2 MiB of a QUIC receiver's heap otherwise.
 	buf []byte
 	// next is a message read before the transfer began, which Recv
 	// returns first (setupQUIC).
@@ -412,6 +415,9 @@ func (c *dcConn) Send(b []byte) error {
 }
 
 func (c *dcConn) Recv() ([]byte, error) {
+	if c.buf == nil {
+		c.buf = make([]byte, c.limit)
+	}
 	if c.next != nil {
 		n := copy(c.buf, c.next)
 		c.next = nil
@@ -429,6 +435,11 @@ func (c *dcConn) Recv() ([]byte, error) {
 }
 
 func (c *dcConn) MaxMessage() int { return c.max }
+
+// releaseBuffer lets the collector have the read buffer, by the goroutine
+// that read last, when the channel is read no more (QUIC carries the
+// transfer); a later Recv would make another.
+func (c *dcConn) releaseBuffer() { c.buf = nil }
 
 func (c *dcConn) Close() error {
 	c.g.fail(errConnClosed)

@@ -302,11 +302,14 @@ func (c *quicPacketConn) SyscallConn() (syscall.RawConn, error) {
 // quicConn is transfer.Conn over one bidirectional QUIC stream: each
 // message is a u32 big-endian length and the message (PROTOCOL §4.7).
 type quicConn struct {
-	g   *pionGeneration
-	q   *quicLink
-	max int
-	hdr [4]byte
-	rh  [4]byte
+	g     *pionGeneration
+	q     *quicLink
+	max   int
+	limit int // the largest message Recv takes
+	hdr   [4]byte
+	rh    [4]byte
+	// buf grows to the largest message read so far (a chunk frame):
+	// half of a 2 MiB limit with the usual 1 MiB chunks.
 	buf []byte
 }
 
@@ -329,10 +332,13 @@ func (c *quicConn) Recv() ([]byte, error) {
 		return nil, c.lost(err)
 	}
 	n := binary.BigEndian.Uint32(c.rh[:])
-	if int64(n) > int64(len(c.buf)) {
+	if int64(n) > int64(c.limit) {
 		err := fmt.Errorf("%w: %d bytes", errQUICTooLarge, n)
 		c.g.fail(err)
 		return nil, err
+	}
+	if int(n) > len(c.buf) {
+		c.buf = make([]byte, n)
 	}
 	if _, err := io.ReadFull(c.q.st, c.buf[:n]); err != nil {
 		return nil, c.lost(err)
@@ -456,6 +462,7 @@ func (l *pionGeneration) setupQUIC(ctx context.Context, offer, peerQUIC bool) {
 		l.mu.Unlock()
 		if q == nil {
 			l.log.Info("transfer over QUIC", "gen", l.gen)
+			dc.releaseBuffer()
 		}
 	}
 	if q != nil {
