@@ -64,6 +64,13 @@ func (c *Conn) sendGSO(ps []outPacket) error {
 	return nil // other errors are packet loss, as for a single write
 }
 
+// writeGSO sends b as datagrams of seg bytes to addr, in one sendmsg.
+func (c *Conn) writeGSO(b []byte, seg int, addr netip.AddrPort) error {
+	var ctl [64]byte
+	_, _, err := c.UDPConn.WriteMsgUDPAddrPort(b, gsoControl(ctl[:unix.CmsgSpace(2)], seg), addr)
+	return err
+}
+
 func isOffloadError(err error) bool {
 	var errno syscall.Errno
 	for e := err; e != nil; {

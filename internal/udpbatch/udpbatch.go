@@ -124,7 +124,9 @@ func (n *Net) ListenPacket(network, address string) (net.PacketConn, error) {
 // pion's allocation-free AddrPortReaderWriter.
 type Conn struct {
 	*net.UDPConn
-	gso bool // UDP_SEGMENT works on this socket
+	// gso: UDP_SEGMENT works on this socket; cleared, by whichever sender
+	// sees the device refuse it, for the socket's life.
+	gso atomic.Bool
 	gro bool // UDP_GRO is on
 
 	wmu    sync.Mutex
@@ -159,13 +161,15 @@ var errClosed = net.ErrClosed
 func newConn(c *net.UDPConn, maxSpare int) *Conn {
 	bc := &Conn{UDPConn: c, maxSpare: maxSpare, wake: make(chan struct{}, 1), done: make(chan struct{}), rbuf: make([]byte, readBufSize), oob: make([]byte, 128)}
 	bc.wcond = sync.NewCond(&bc.wmu)
-	bc.gso, bc.gro = enableOffload(c)
+	gso, gro := enableOffload(c)
+	bc.gso.Store(gso)
+	bc.gro = gro
 	go bc.flusher()
 	return bc
 }
 
 // Offload reports whether GSO and GRO are in use.
-func (c *Conn) Offload() (gso, gro bool) { return c.gso, c.gro }
+func (c *Conn) Offload() (gso, gro bool) { return c.gso.Load(), c.gro }
 
 // WriteToAddrPort queues b for addr; it returns at once unless the queue
 // is full. Errors of the actual send are not reported (UDP is lossy anyway).
@@ -194,6 +198,46 @@ func (c *Conn) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	default:
 	}
 	return len(b), nil
+}
+
+// WriteBatchToAddrPort sends b, datagrams of seg bytes each (the last may
+// be shorter), to addr. With GSO that is one sendmsg on the caller's
+// goroutine: the packets are not copied and do not queue (quic-go packs
+// its packets so, and sends each batch whole). Without GSO they go through
+// the queue one by one. Like WriteToAddrPort it reports only a closed
+// socket. A caller that sends everything this way keeps its packets in
+// order; its packets and the queue's may interleave.
+func (c *Conn) WriteBatchToAddrPort(b []byte, seg int, addr netip.AddrPort) error {
+	if len(b) == 0 {
+		return nil
+	}
+	addr = unmap(addr)
+	if seg <= 0 || seg > len(b) {
+		seg = len(b)
+	}
+	if c.gso.Load() && len(b) <= maxGSOBytes && (len(b)+seg-1)/seg <= maxSegments {
+		var err error
+		if seg == len(b) {
+			_, err = c.UDPConn.WriteToUDPAddrPort(b, addr)
+		} else {
+			err = c.writeGSO(b, seg, addr)
+		}
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, net.ErrClosed):
+			return errClosed
+		case seg == len(b) || !isOffloadError(err):
+			return nil // lost, as a queued packet would be
+		}
+		c.gso.Store(false) // the device refused offload: send singly
+	}
+	for off := 0; off < len(b); off += seg {
+		if _, err := c.WriteToAddrPort(b[off:min(off+seg, len(b))], addr); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WriteTo implements net.PacketConn.
@@ -266,7 +310,7 @@ func (c *Conn) recycle(batch []outPacket) {
 func (c *Conn) send(batch []outPacket) {
 	for i := 0; i < len(batch); {
 		j := i + 1
-		if c.gso {
+		if c.gso.Load() {
 			seg, total := len(batch[i].b), len(batch[i].b)
 			for j < len(batch) && j-i < maxSegments && batch[j].addr == batch[i].addr &&
 				len(batch[j].b) <= seg && total+len(batch[j].b) <= maxGSOBytes {
@@ -281,7 +325,7 @@ func (c *Conn) send(batch []outPacket) {
 			_, _ = c.UDPConn.WriteToUDPAddrPort(batch[i].b, batch[i].addr)
 		} else if err := c.sendGSO(batch[i:j]); err != nil {
 			// The device refused offload: stop using it and send singly.
-			c.gso = false
+			c.gso.Store(false)
 			for _, p := range batch[i:j] {
 				_, _ = c.UDPConn.WriteToUDPAddrPort(p.b, p.addr)
 			}

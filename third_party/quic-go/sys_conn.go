@@ -94,6 +94,10 @@ func wrapConn(pc net.PacketConn) (rawConn, error) {
 			}
 		}
 	}
+	// ferry patch: a connection that sends GSO batches itself.
+	if bc, ok := pc.(BatchPacketConn); ok {
+		return &ferryBatchConn{basicConn: basicConn{PacketConn: pc, supportsDF: supportsDF}, bc: bc}, nil
+	}
 	c, ok := pc.(OOBCapablePacketConn)
 	if !ok {
 		utils.DefaultLogger.Infof("PacketConn is not a net.UDPConn. Disabling optimizations possible on UDP connections.")

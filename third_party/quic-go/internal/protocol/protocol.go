@@ -111,7 +111,11 @@ type StatelessResetToken [16]byte
 const MaxPacketBufferSize = 1452
 
 // MaxLargePacketBufferSize is used when using GSO
-const MaxLargePacketBufferSize = 20 * 1024
+// ferry patch: 44 full-sized packets instead of 14 per GSO send (upstream:
+// 20 KiB), as many as fit one UDP datagram, as ferry's own batching
+// sockets send: fewer sendmsg calls on a busy sender. The send queue holds
+// at most 8 such buffers.
+const MaxLargePacketBufferSize = 65000
 
 // MinInitialPacketSize is the minimum size an Initial packet is required to have.
 const MinInitialPacketSize = 1200
