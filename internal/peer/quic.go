@@ -254,6 +254,10 @@ func (c *quicPacketConn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 func (c *quicPacketConn) WriteTo(p []byte, _ net.Addr) (int, error) { return c.ep.Write(p) }
 
+// quic-go sends batches only to a BatchPacketConn: batching would quietly
+// stop if the signatures drifted apart.
+var _ quic.BatchPacketConn = (*quicPacketConn)(nil)
+
 // batchWriter is our pion/webrtc's QUIC endpoint: it hands a batch of
 // packets to the ICE connection whole.
 type batchWriter interface {
@@ -267,6 +271,9 @@ type batchWriter interface {
 // queue on its own and was copied twice on the way, a fifth of a
 // sender's CPU.
 func (c *quicPacketConn) WriteBatch(b []byte, segSize int, _ net.Addr) error {
+	if segSize <= 0 || segSize > len(b) {
+		segSize = len(b)
+	}
 	if bw, ok := c.ep.(batchWriter); ok {
 		_, err := bw.WriteBatch(b, segSize)
 		return err

@@ -135,6 +135,7 @@ func TestSentBuffersReused(t *testing.T) {
 func TestWriteBatch(t *testing.T) {
 	for _, gso := range []bool{true, false} {
 		a, b := pair(t)
+		offload, _ := a.Offload()
 		if !gso {
 			a.gso.Store(false)
 		}
@@ -170,8 +171,19 @@ func TestWriteBatch(t *testing.T) {
 				t.Fatalf("GSO %v: datagram %d: got %d bytes starting %x, want %d starting %x", gso, i, n, got[:2], len(w), w[:2])
 			}
 		}
+		// The batches went out with GSO, not through the fallback.
+		if still, _ := a.Offload(); gso && offload && !still {
+			t.Fatal("GSO was turned off by a batch")
+		}
 	}
 }
+
+// The batching sockets take the batches of pion/ice's and pion/turn's
+// patches (third_party/*/ferry_batch.go): batching would quietly stop if
+// the signatures drifted apart.
+var _ interface {
+	WriteBatchToAddrPort(b []byte, seg int, addr netip.AddrPort) error
+} = (*Conn)(nil)
 
 // TestWriteBatchClosed: a batch on a closed socket says so.
 func TestWriteBatchClosed(t *testing.T) {

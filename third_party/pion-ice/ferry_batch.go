@@ -4,6 +4,8 @@
 package ice
 
 import (
+	"errors"
+	"io"
 	"net/netip"
 )
 
@@ -56,7 +58,14 @@ func (c *Conn) WriteBatch(b []byte, segSize int) (int, error) {
 		return len(b), nil
 	}
 	if err := bw.WriteBatchToAddrPort(b, segSize, to); err != nil {
-		return 0, err
+		// As writeTo: only a closed pipe is the caller's business; a
+		// socket closed under a dying agent is packet loss.
+		if errors.Is(err, io.ErrClosedPipe) {
+			return 0, err
+		}
+		c.agent.log.Infof("Failed to send packets: %v", err)
+
+		return len(b), nil
 	}
 	c.bytesSent.Add(uint64(len(b)))
 	for off := 0; off < len(b); off += segSize {

@@ -20,9 +20,16 @@ type batchWriter interface {
 	WriteBatch(b []byte, segSize int) (int, error)
 }
 
+// The ICE connection pion/webrtc gives the mux is one: batches would
+// quietly go out one by one if the signatures drifted apart.
+var _ batchWriter = (*ice.Conn)(nil)
+
 // WriteBatch writes b, packets of segSize bytes each (the last may be
 // shorter), as Write would write them one by one, with Write's errors.
 func (e *Endpoint) WriteBatch(b []byte, segSize int) (int, error) {
+	if segSize <= 0 || segSize > len(b) {
+		segSize = len(b)
+	}
 	bw, ok := e.mux.nextConn.(batchWriter)
 	if !ok {
 		for off := 0; off < len(b); off += segSize {
