@@ -772,8 +772,9 @@ func (c *Client) handleSTUNMessage(data []byte, from net.Addr) error { //nolint:
 func (c *Client) handleChannelData(data []byte) error {
 	// ferry patch: decode in place; HandleInbound copies the payload, so
 	// upstream's copy of the whole datagram was one copy and allocation
-	// too many per relayed packet.
-	chData := &proto.ChannelData{Raw: data}
+	// too many per relayed packet. The decoded message stays on the stack.
+	var chData proto.ChannelData
+	chData.Raw = data
 	if err := chData.Decode(); err != nil {
 		return err
 	}
@@ -790,7 +791,9 @@ func (c *Client) handleChannelData(data []byte) error {
 		return fmt.Errorf("%w: %d", errChannelBindNotFound, int(chData.Number))
 	}
 
-	c.log.Tracef("Channel data received from %s (ch=%d)", addr.String(), int(chData.Number))
+	// ferry patch: no trace line here: its arguments (the address as a
+	// string, the boxed channel number, the argument slice) were three
+	// allocations per relayed packet at every log level.
 
 	relayedConn.HandleInbound(chData.Data, addr)
 

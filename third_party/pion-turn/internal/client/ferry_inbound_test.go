@@ -72,3 +72,32 @@ func TestFerryHandleInboundGivesUp(t *testing.T) {
 		t.Fatalf("a closed connection held HandleInbound for %v", d)
 	}
 }
+
+// A relayed packet costs no allocation on its way to the reader: its
+// copy goes into a buffer an earlier ReadFrom gave back (ferry patch),
+// and the data read is the data handed in.
+func TestFerryHandleInboundReusesBuffers(t *testing.T) {
+	c := ferryConn()
+	c.readTimer = time.NewTimer(time.Hour)
+	defer c.readTimer.Stop()
+	pkt := make([]byte, 1200)
+	buf := make([]byte, 1500)
+	var seq byte
+	allocs := testing.AllocsPerRun(1000, func() {
+		seq++
+		pkt[0], pkt[len(pkt)-1] = seq, ^seq
+		c.HandleInbound(pkt, ferryPeer)
+		n, from, err := c.ReadFrom(buf)
+		if err != nil || n != len(pkt) || from != ferryPeer || buf[0] != seq || buf[n-1] != ^seq {
+			t.Fatalf("read %d bytes from %v (%v), first %d last %d, want %d bytes, %d and %d", n, from, err, buf[0], buf[n-1], len(pkt), seq, ^seq)
+		}
+	})
+	if allocs > 0.01 {
+		t.Errorf("%.2f allocations per relayed packet, want 0", allocs)
+	}
+	// A short buffer still fails, and the packet's buffer goes back.
+	c.HandleInbound(pkt, ferryPeer)
+	if _, _, err := c.ReadFrom(buf[:10]); err == nil {
+		t.Fatal("a 10-byte buffer read a 1200-byte packet")
+	}
+}

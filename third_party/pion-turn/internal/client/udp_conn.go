@@ -42,6 +42,7 @@ type UDPConn struct {
 	bindingMgr             *bindingManager   // Thread-safe
 	checkBindingsTimer     *PeriodicTimer    // Thread-safe
 	readCh                 chan *inboundData // Thread-safe
+	inboundPool            sync.Pool         // ferry patch: *inboundData for reuse
 	closeCh                chan struct{}     // Thread-safe
 	closeMutex             sync.Mutex        // Thread-safe
 	bindingRefreshInterval time.Duration     // Read-only
@@ -137,11 +138,14 @@ func (c *UDPConn) ReadFrom(p []byte) (n int, addr net.Addr, err error) {
 		select {
 		case ibData := <-c.readCh:
 			n := copy(p, ibData.data)
-			if n < len(ibData.data) {
+			short := n < len(ibData.data)
+			from := ibData.from
+			c.putInbound(ibData) // ferry patch: reuse the buffer
+			if short {
 				return 0, nil, io.ErrShortBuffer
 			}
 
-			return n, ibData.from, nil
+			return n, from, nil
 
 		case <-c.readTimer.C:
 			return 0, nil, &net.OpError{
@@ -414,11 +418,16 @@ func (a *allocation) CreatePermissions(addrs ...net.Addr) error {
 
 // HandleInbound passes inbound data in UDPConn.
 func (c *UDPConn) HandleInbound(data []byte, from net.Addr) {
-	// Copy data
-	copied := make([]byte, len(data))
-	copy(copied, data)
-
-	ib := &inboundData{data: copied, from: from}
+	// ferry patch: the copy goes into a buffer ReadFrom gave back
+	// (inboundPool) instead of a new one: upstream allocated a buffer per
+	// relayed packet, a relayed receiver's only garbage (~1 byte per byte
+	// received), which grew its heap to the collector's goal.
+	ib, _ := c.inboundPool.Get().(*inboundData)
+	if ib == nil {
+		ib = &inboundData{}
+	}
+	ib.data = append(ib.data[:0], data...)
+	ib.from = from
 	select {
 	case c.readCh <- ib:
 		return
@@ -436,8 +445,24 @@ func (c *UDPConn) HandleInbound(data []byte, from net.Addr) {
 	case <-c.closeCh:
 	case <-t.C:
 		c.log.Warnf("Receive buffer full")
+		c.putInbound(ib)
 	}
 }
+
+// putInbound gives a packet's buffer back for the next one (ferry patch).
+// Only buffers of an ordinary packet's size are kept, so a rare large one
+// does not stay in the pool.
+func (c *UDPConn) putInbound(ib *inboundData) {
+	if cap(ib.data) > maxPooledInbound {
+		return
+	}
+	ib.from = nil
+	c.inboundPool.Put(ib)
+}
+
+// maxPooledInbound is the largest buffer putInbound keeps (ferry patch):
+// a datagram on a 9000-byte MTU path.
+const maxPooledInbound = 9000
 
 // maxInboundWait bounds how long HandleInbound holds the client's read
 // loop, which also reads the server's responses (ferry patch).
