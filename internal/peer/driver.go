@@ -291,6 +291,11 @@ func (d *driver) loop(ctx context.Context) error {
 		// QUIC is decided, and its packets sized, during the run (a closed
 		// SCTP association no longer says its packet size).
 		d.res.Transport = g.Transport()
+		// The path too: a controlling browser may have nominated a relayed
+		// pair first and a direct one since (empty once ICE has closed).
+		if p := g.Path(); p != "" {
+			d.res.Path = p
+		}
 		if n := g.PacketSize(); n != 0 {
 			d.res.PacketSize = n
 		}

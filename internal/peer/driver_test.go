@@ -236,6 +236,36 @@ func TestDriverSenderRestartsAfterDeadConnection(t *testing.T) {
 	}
 }
 
+// The path a transfer reports is the one its connection ended on: a
+// controlling browser nominates whichever pair works first (a relayed one,
+// under load) and moves to a direct one moments later, and a report of
+// "relay" for a transfer that ran direct misleads the user and the
+// operator's audit.
+func TestDriverReportsPathAtEnd(t *testing.T) {
+	h := infoSender(t, 0)
+	g := h.genN(1)
+	g.setPath(proto.PathRelay)
+	h.sig.sdp(h.t, "offer", 1)
+	h.sig.deliver(sdp("answer", 1))
+	g.up()
+	h.running(1)
+	g.setPath(proto.PathDirect)
+	finish(t, g)
+	h.succeeded()
+	if h.d.res.Path != proto.PathDirect {
+		t.Errorf("result's path %q, want %q", h.d.res.Path, proto.PathDirect)
+	}
+	var reported []string
+	for _, m := range h.sig.messages() {
+		if m.Type == proto.MsgReport {
+			reported = append(reported, m.Path)
+		}
+	}
+	if len(reported) != 1 || reported[0] != proto.PathDirect {
+		t.Errorf("reported paths %q, want [%q]", reported, proto.PathDirect)
+	}
+}
+
 // A receiver that loses its connection asks the sender for a new one with
 // the generation it lost, answers the next offer, and after the transfer
 // keeps the channel until the sender says goodbye.

@@ -306,6 +306,7 @@ type fakeGen struct {
 	stripes            []proto.Signal
 	closed             bool
 	changed            changes
+	path               string // "" is direct
 }
 
 func newFakeGen(n int) *fakeGen {
@@ -350,7 +351,22 @@ func (g *fakeGen) Open() <-chan struct{} { return g.open }
 func (g *fakeGen) Dead() <-chan struct{} { return g.dead }
 func (g *fakeGen) Err() error            { return g.err }
 func (g *fakeGen) Conn() transfer.Conn   { return g.us }
-func (g *fakeGen) Path() string          { return proto.PathDirect }
+func (g *fakeGen) Path() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.path == "" {
+		return proto.PathDirect
+	}
+	return g.path
+}
+
+// setPath moves the connection to another path, as ICE does when the
+// controlling agent nominates another pair.
+func (g *fakeGen) setPath(p string) {
+	g.mu.Lock()
+	g.path = p
+	g.mu.Unlock()
+}
 func (g *fakeGen) PacketSize() uint32    { return 1191 }
 func (g *fakeGen) Transport() string     { return TransportSCTP }
 
