@@ -367,8 +367,8 @@ func (g *fakeGen) setPath(p string) {
 	g.path = p
 	g.mu.Unlock()
 }
-func (g *fakeGen) PacketSize() uint32    { return 1191 }
-func (g *fakeGen) Transport() string     { return TransportSCTP }
+func (g *fakeGen) PacketSize() uint32 { return 1191 }
+func (g *fakeGen) Transport() string  { return TransportSCTP }
 
 func (g *fakeGen) Close(err error) {
 	g.kill(err)
