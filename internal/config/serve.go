@@ -112,7 +112,7 @@ func DefaultServe() Serve {
 			Listen:         ":3478",
 			RelayBind:      "0.0.0.0",
 			CredentialTTL:  6 * time.Hour,
-			Quota:          16,
+			Quota:          32,
 			IPQuota:        32,
 			MaxAllocations: 1000,
 		},

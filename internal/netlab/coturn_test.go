@@ -99,7 +99,7 @@ func TestUclientAgainstFerryTURN(t *testing.T) {
 	// -m clients, -n messages of -l bytes each, one every -z ms per client.
 	light := []string{"-m", "5", "-n", "200", "-l", "1000", "-z", "5"}
 	// At most 5 client pairs: -y allocates two relays per client, and
-	// ferry allows 16 per user (--turn-quota).
+	// ferry allows 32 per user (--turn-quota).
 	load := []string{"-m", "5", "-n", "3000", "-l", "1200", "-z", "1"}
 	type uclientCase struct {
 		name string

@@ -33,7 +33,7 @@ export const receiverIdleMs = 120000;
 // Striped connection generations (PROTOCOL.md §3.4; proto.StripeCount).
 export const featureStripes = "stripes";
 export const maxStripes = 8;
-export const maxRelayStripes = 3;
+export const maxRelayStripes = 6;
 export const stripeMinRttMs = 5;
 export const stripeFullRttMs = 15;
 export const stripeMinBytes = 8388608;
