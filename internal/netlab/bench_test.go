@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -99,7 +101,30 @@ func BenchmarkPaths(b *testing.B) {
 				}
 			}
 			fmt.Print(table(spec, mib, runs, tools, res))
+			printIdleRSS(b, tools)
 		})
+	}
+}
+
+// printIdleRSS prints the peak RSS of an idle `ferry version` from each
+// ferry binary the tools ran: the binary's own pages, which every ferry
+// row's RSS includes. How many of them a process maps depends on how the
+// file came into the page cache (the kernel maps large folios whole):
+// 12–29 MiB for the same binary on this machine's 6.18 kernel.
+func printIdleRSS(b *testing.B, tools []string) {
+	bins := map[string]string{"ferry": ferryBin}
+	if slices.ContainsFunc(tools, func(t string) bool { return strings.HasPrefix(t, "ferry-base") }) {
+		bins["ferry-base"] = os.Getenv("NETLAB_BENCH_BASE")
+	}
+	for _, name := range slices.Sorted(maps.Keys(bins)) {
+		cmd := exec.Command(bins[name], "version")
+		if err := cmd.Run(); err != nil {
+			b.Logf("%s version: %v", name, err)
+			continue
+		}
+		if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			fmt.Printf("(%s: an idle `ferry version` peaks at %d MiB, the binary's pages as cached now)\n", name, ru.Maxrss>>10)
+		}
 	}
 }
 
