@@ -58,6 +58,9 @@ type Options struct {
 	// connections whatever the peer and the path (tests: two Go peers,
 	// which otherwise never stripe).
 	stripes int
+	// relayStripes makes stripe connections relay-only while the main one
+	// may go direct (tests: the path a transfer reports).
+	relayStripes bool
 	// stripeWrote, if set, is told of every chunk stripe k of generation
 	// gen wrote; true closes that stripe's connection (tests: a stripe
 	// lost mid-transfer).

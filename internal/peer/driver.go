@@ -85,6 +85,9 @@ type generation interface {
 	// Path is proto.PathDirect or proto.PathRelay; PacketSize the size of
 	// the packets this side sends; Transport TransportQUIC or TransportSCTP.
 	Path() string
+	// PathBytes is what the generation carried over each kind of path
+	// (the transfer reports the one that carried most, PROTOCOL §2.5).
+	PathBytes() PathBytes
 	PacketSize() uint32
 	// Stripes is how many of its connections carried chunks (1: only the
 	// main one; PROTOCOL §3.4).
@@ -93,6 +96,27 @@ type generation interface {
 	// Close ends the generation (Err: err, unless it had died already)
 	// and returns when its goroutines have ended.
 	Close(err error)
+}
+
+// PathBytes counts the bytes connections carried over direct and over
+// relayed candidate pairs.
+type PathBytes struct{ Direct, Relay uint64 }
+
+func (b *PathBytes) add(o PathBytes) {
+	b.Direct += o.Direct
+	b.Relay += o.Relay
+}
+
+// most is the path that carried most of the bytes, "" before any moved.
+func (b PathBytes) most() string {
+	switch {
+	case b.Direct+b.Relay == 0:
+		return ""
+	case b.Relay > b.Direct:
+		return proto.PathRelay
+	default:
+		return proto.PathDirect
+	}
 }
 
 // newGenFunc makes generation n; its candidates go out through signal.
@@ -291,9 +315,14 @@ func (d *driver) loop(ctx context.Context) error {
 		// QUIC is decided, and its packets sized, during the run (a closed
 		// SCTP association no longer says its packet size).
 		d.res.Transport = g.Transport()
-		// The path too: a controlling browser may have nominated a relayed
-		// pair first and a direct one since (empty once ICE has closed).
-		if p := g.Path(); p != "" {
+		// The path too: the one that carried most of the bytes so far (a
+		// controlling browser may nominate a relayed pair first and a
+		// direct one moments later; a direct generation's stripes may be
+		// relayed).
+		d.res.Carried.add(g.PathBytes())
+		if p := d.res.Carried.most(); p != "" {
+			d.res.Path = p
+		} else if p := g.Path(); p != "" {
 			d.res.Path = p
 		}
 		if n := g.PacketSize(); n != 0 {

@@ -266,6 +266,30 @@ func TestDriverReportsPathAtEnd(t *testing.T) {
 	}
 }
 
+// The report names the path that carried most of the transfer's bytes
+// over all its generations (PROTOCOL §2.5), not the last one's.
+func TestDriverReportsPathOfMostBytes(t *testing.T) {
+	h := infoSender(t, 0)
+	g1 := h.connectSender(1)
+	g1.setPath(proto.PathDirect)
+	g1.setCarried(PathBytes{Direct: 1 << 20, Relay: 10 << 20})
+	g1.kill(errConnFailed)
+	g2 := h.connectSender(2)
+	g2.setPath(proto.PathDirect)
+	g2.setCarried(PathBytes{Direct: 2 << 20})
+	finish(t, g2)
+	h.succeeded()
+	want := PathBytes{Direct: 3 << 20, Relay: 10 << 20}
+	if h.d.res.Path != proto.PathRelay || h.d.res.Carried != want {
+		t.Errorf("result's path %q, carried %+v; want %q, %+v", h.d.res.Path, h.d.res.Carried, proto.PathRelay, want)
+	}
+	for _, m := range h.sig.messages() {
+		if m.Type == proto.MsgReport && m.Path != proto.PathRelay {
+			t.Errorf("reported path %q, want %q", m.Path, proto.PathRelay)
+		}
+	}
+}
+
 // A receiver that loses its connection asks the sender for a new one with
 // the generation it lost, answers the next offer, and after the transfer
 // keeps the channel until the sender says goodbye.

@@ -9,6 +9,13 @@ func WithStripes(o Options, n int) Options {
 	return o
 }
 
+// WithRelayStripes makes stripe connections relay-only; the main one may
+// still go direct.
+func WithRelayStripes(o Options) Options {
+	o.relayStripes = true
+	return o
+}
+
 // WithStripeLost closes stripe k of generation gen once it wrote after
 // chunks.
 func WithStripeLost(o Options, gen, k, after int) Options {

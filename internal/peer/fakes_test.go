@@ -307,6 +307,7 @@ type fakeGen struct {
 	closed             bool
 	changed            changes
 	path               string // "" is direct
+	carried            PathBytes
 }
 
 func newFakeGen(n int) *fakeGen {
@@ -358,6 +359,19 @@ func (g *fakeGen) Path() string {
 		return proto.PathDirect
 	}
 	return g.path
+}
+
+// PathBytes is what setCarried set (none: the driver falls back to Path).
+func (g *fakeGen) PathBytes() PathBytes {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.carried
+}
+
+func (g *fakeGen) setCarried(b PathBytes) {
+	g.mu.Lock()
+	g.carried = b
+	g.mu.Unlock()
 }
 
 // setPath moves the connection to another path, as ICE does when the

@@ -119,6 +119,12 @@ func TestGoToGoDirect(t *testing.T) {
 	if res.send.Path != "direct" || res.recv.Path != "direct" {
 		t.Fatalf("paths %q/%q, want direct", res.send.Path, res.recv.Path)
 	}
+	// ICE counted the transfer's bytes (QUIC's batches too) on each side.
+	for _, r := range []*peer.Result{res.send, res.recv} {
+		if r.Carried.Direct < 3<<20 || r.Carried.Relay != 0 {
+			t.Fatalf("carried %+v, want the files' bytes direct", r.Carried)
+		}
+	}
 	// The sender knew its peer was a Go peer before connecting (its info
 	// arrives first), so chunks are not cut to a browser's 64 KiB.
 	if res.chunkSize != transfer.DefaultMaxChunk {
@@ -229,6 +235,11 @@ func TestGoToGoRelay(t *testing.T) {
 	}
 	if srv.Relay().RelayedBytes() < 2<<20 {
 		t.Fatalf("relay carried only %d bytes", srv.Relay().RelayedBytes())
+	}
+	for _, r := range []*peer.Result{res.send, res.recv} {
+		if r.Carried.Relay < 2<<20 || r.Carried.Direct != 0 {
+			t.Fatalf("carried %+v, want the file's bytes relayed", r.Carried)
+		}
 	}
 }
 

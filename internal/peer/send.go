@@ -16,8 +16,13 @@ import (
 
 // Result describes a finished transfer.
 type Result struct {
-	// Path is "direct" or "relay" for the last connection.
+	// Path is "direct" or "relay": the one that carried most of the bytes
+	// (Carried), or before any moved the last connection's.
 	Path string
+	// Carried is what the connections carried over direct and over
+	// relayed candidate pairs (ICE's counters: both directions, with
+	// the encryption's and protocols' overhead).
+	Carried PathBytes
 	// Bytes is the size of the transfer; Sent what the sender put on the
 	// wire (resends included, resumed chunks excluded).
 	Bytes, Sent int64

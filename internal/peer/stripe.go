@@ -45,7 +45,8 @@ func (l *pionGeneration) striped() bool { return l.answerer && (!l.big || l.opts
 // UDP URLs: one allocation per stripe and peer, which the relay's
 // allocations per link must leave room for (PROTOCOL §3.4).
 func (l *pionGeneration) stripeConfig(relay bool) webrtc.Configuration {
-	relay = relay || l.opts.RelayOnly
+	relayOnly := l.opts.RelayOnly || l.opts.relayStripes
+	relay = relay || relayOnly
 	var ice []webrtc.ICEServer
 	for _, s := range l.ice {
 		var urls []string
@@ -59,7 +60,7 @@ func (l *pionGeneration) stripeConfig(relay bool) webrtc.Configuration {
 		}
 	}
 	c := webrtc.Configuration{ICEServers: ice}
-	if l.opts.RelayOnly {
+	if relayOnly {
 		c.ICETransportPolicy = webrtc.ICETransportPolicyRelay
 	}
 	return c
@@ -402,7 +403,7 @@ func (l *pionGeneration) watchStripe(s *stripeConn, dc *webrtc.DataChannel, open
 		s.opened = true
 		opened(raw)
 		l.mu.Unlock()
-		l.log.Debug("stripe open", "gen", l.gen, "stripe", s.k)
+		l.log.Debug("stripe open", "gen", l.gen, "stripe", s.k, "path", pairPath(s.pc))
 	})
 	dc.OnClose(func() { l.dropStripe(s, errConnClosed) })
 }

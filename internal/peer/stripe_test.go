@@ -59,6 +59,40 @@ func TestGoToGoStripedRelay(t *testing.T) {
 	}
 }
 
+// TestGoToGoRelayedStripesCount: a transfer whose main connection goes
+// direct and whose stripes go through the relay counts the bytes of both,
+// and reports (and audits) the path that carried most.
+func TestGoToGoRelayedStripesCount(t *testing.T) {
+	srv := startServer(t)
+	src := t.TempDir()
+	files := []transfer.SourceFile{randomFile(t, src, "a.bin", 1<<20+5)}
+	out := t.TempDir()
+	o := peer.WithRelayStripes(peer.WithStripes(peer.Options{MaxChunk: 4 << 10, NoQUIC: true}, 3))
+	res := transferGoGo(t, srv, files, out, o, peer.SendOptions{})
+	if res.sendErr != nil || res.recvErr != nil {
+		t.Fatalf("send %v, receive %v", res.sendErr, res.recvErr)
+	}
+	if fileSum(t, files[0].Local) != fileSum(t, filepath.Join(out, files[0].Path)) {
+		t.Fatal("the received file differs")
+	}
+	if res.send.Stripes < 2 || res.recv.Stripes < 2 {
+		t.Fatalf("sender used %d connections, receiver got chunks over %d; want stripes", res.send.Stripes, res.recv.Stripes)
+	}
+	for _, r := range []*peer.Result{res.send, res.recv} {
+		t.Logf("carried %+v, path %s", r.Carried, r.Path)
+		if r.Carried.Direct == 0 || r.Carried.Relay == 0 {
+			t.Errorf("carried %+v, want bytes on both paths", r.Carried)
+		}
+		want := "direct"
+		if r.Carried.Relay > r.Carried.Direct {
+			want = "relay"
+		}
+		if r.Path != want {
+			t.Errorf("path %q, want %q", r.Path, want)
+		}
+	}
+}
+
 // TestGoToGoStripeLost: a stripe lost mid-transfer ends its generation (it
 // may have taken chunks with it); the next generation resumes and the
 // file arrives intact.
