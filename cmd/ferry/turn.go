@@ -23,6 +23,9 @@ func runTurn(ctx context.Context, args []string, io stdio) error {
 		return err
 	}
 	log := newLogger(io.err, logLevel, "text")
+	for _, a := range t.Advice() {
+		log.Warn(a)
+	}
 	ts, err := turn.New(turn.Config{
 		ListenAddr: t.Listen, RelayIP: server.RelayIP(t.RelayIP, t.RelayBind), RelayBind: t.RelayBind,
 		MinPort: t.Ports.Min, MaxPort: t.Ports.Max, Secret: t.Secret, AllowPrivate: t.AllowPrivate,

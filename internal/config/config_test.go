@@ -168,6 +168,38 @@ func TestTURNAddressCap(t *testing.T) {
 	}
 }
 
+// TestTURNAdvice: caps below what a relayed browser transfer takes (two
+// generations of striped connections) are accepted but explained.
+func TestTURNAdvice(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, nil},
+		{[]string{"--turn-quota", "0", "--turn-ip-quota", "0"}, nil},
+		{[]string{"--turn-quota", "28", "--turn-ip-quota", "28"}, nil},
+		{[]string{"--turn-quota", "16"}, []string{"--turn-quota 16 is below 28"}},
+		{[]string{"--turn-ip-quota", "20"}, []string{"capped at 20 "}},
+		{[]string{"--turn-max-allocations", "40"}, []string{"capped at 20 "}},
+		{[]string{"--turn-quota", "4", "--turn-ports", "49152-49171"}, []string{"--turn-quota 4 ", "capped at 10 "}},
+	} {
+		c, err := parse(t, tc.args, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := c.TURN.Advice()
+		if len(got) != len(tc.want) {
+			t.Errorf("%v: advice %q, want %d lines", tc.args, got, len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%v: advice %q, want %q in it", tc.args, got[i], w)
+			}
+		}
+	}
+}
+
 func TestValidateStandalone(t *testing.T) {
 	for _, tc := range []struct {
 		secret, want string

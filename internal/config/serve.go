@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/ferrydev/ferry/internal/proto"
 )
 
 // Serve is the configuration of `ferry serve`.
@@ -209,6 +211,25 @@ func (t *TURN) AddressCap() int {
 		n = min(n, max(1, g/2))
 	}
 	return n
+}
+
+// Advice explains relay caps that work but slow relayed transfers down,
+// for the operator's log at start-up: a relayed browser transfer holds up
+// to proto.RelayAllocationsPerGeneration allocations, twice as many while
+// a connection generation replaces another; below that it stripes over
+// fewer connections.
+func (t *TURN) Advice() []string {
+	need := 2 * proto.RelayAllocationsPerGeneration
+	var out []string
+	if t.Quota > 0 && t.Quota < need {
+		out = append(out, fmt.Sprintf("--turn-quota %d is below %d: a relayed browser transfer takes up to %d relay allocations (%d while it reconnects), so it will use fewer connections and be slower",
+			t.Quota, need, proto.RelayAllocationsPerGeneration, need))
+	}
+	if c := t.AddressCap(); c > 0 && c < need {
+		out = append(out, fmt.Sprintf("relay allocations per client address are capped at %d (--turn-ip-quota, at most half of --turn-max-allocations and of --turn-ports), below %d: a relayed browser transfer between two devices behind one address will use fewer connections and be slower",
+			c, need))
+	}
+	return out
 }
 
 // validateCaps checks the caps shared by both commands.

@@ -35,6 +35,11 @@ const (
 	// bytes at 30 ms and 46 % with 0.2 % loss between two Chromiums, six
 	// 74 % on both (issue 13: at least 70 %).
 	MaxRelayStripes = 6
+	// RelayAllocationsPerGeneration is how many relay allocations a
+	// relayed generation may hold: per peer, one for each of the main
+	// connection's TURN URLs (UDP and TCP) and one per stripe (UDP).
+	// While a generation replaces another, a link holds twice as many.
+	RelayAllocationsPerGeneration = 2 * (2 + MaxRelayStripes - 1)
 	// StripeDescribeWait bounds how long a stripe connection gathers
 	// candidates before it sends its description (stripes do not trickle).
 	StripeDescribeWait = 2 * time.Second

@@ -353,6 +353,9 @@ func (s *Server) setupTURN() error {
 	if s.turnHost == "" && s.base != nil {
 		s.turnHost = s.base.Hostname()
 	}
+	for _, a := range t.Advice() {
+		s.log.Warn(a)
+	}
 	ts, err := turn.New(turn.Config{
 		ListenAddr:      t.Listen,
 		RelayIP:         s.relayIP,
