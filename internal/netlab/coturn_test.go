@@ -98,8 +98,9 @@ func TestUclientAgainstFerryTURN(t *testing.T) {
 	home := in.Home("a").Host
 	// -m clients, -n messages of -l bytes each, one every -z ms per client.
 	light := []string{"-m", "5", "-n", "200", "-l", "1000", "-z", "5"}
-	// At most 5 client pairs: -y allocates two relays per client, and
-	// ferry allows 32 per user (--turn-quota).
+	// 5 clients, and -y allocates two relays per client: 10 allocations
+	// on one credential from one address, within ferry's caps per link
+	// (--turn-quota) and per address (--turn-ip-quota), 32 each.
 	load := []string{"-m", "5", "-n", "3000", "-l", "1200", "-z", "1"}
 	type uclientCase struct {
 		name string
