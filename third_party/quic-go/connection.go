@@ -560,6 +560,9 @@ func (c *Conn) preSetup(r *pathReceiver) {
 		c.config.RequireStreamCreditRelease,
 		c.perspective,
 	)
+	// ferry patch: a connection that tolerates random loss also repairs
+	// it twice as surely (ferry_duplicate.go).
+	c.streamsMap.duplicateRetransmissions = c.config.LossTolerance > 0
 	c.framer = newFramer(c.connFlowController)
 	c.receivedPackets.Init(r)
 	c.notifyReceivedPacket = make(chan struct{}, 1)

@@ -33,6 +33,9 @@ type SendStream struct {
 
 	numOutstandingFrames int64 // outstanding STREAM and RESET_STREAM frames
 	retransmissionQueue  []*wire.StreamFrame
+	// duplicateRetransmissions sends a lost STREAM frame's data twice
+	// (ferry patch, ferry_duplicate.go); set at creation, never changed.
+	duplicateRetransmissions bool
 
 	ctx       context.Context
 	ctxCancel context.CancelCauseFunc
@@ -950,6 +953,11 @@ func (s *sendStreamAckHandler) OnLost(f wire.Frame) {
 	sf.DataLenPresent = true
 	wasEmpty := len(s.retransmissionQueue) == 0
 	s.retransmissionQueue = append(s.retransmissionQueue, sf)
+	if s.duplicateRetransmissions { // ferry patch
+		if dup := duplicateStreamFrame(sf); dup != nil {
+			s.retransmissionQueue = append(s.retransmissionQueue, dup)
+		}
+	}
 	s.mutex.Unlock()
 
 	if wasEmpty {

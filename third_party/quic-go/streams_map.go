@@ -37,6 +37,9 @@ type streamsMap struct {
 	incomingUniStreams    *incomingStreamsMap[*ReceiveStream]
 	reset                 bool
 	supportsResetStreamAt bool
+	// duplicateRetransmissions is every send stream's (ferry patch,
+	// ferry_duplicate.go); set before the first stream is made.
+	duplicateRetransmissions bool
 }
 
 func newStreamsMap(
@@ -67,7 +70,9 @@ func (m *streamsMap) initMaps() {
 	m.outgoingBidiStreams = newOutgoingStreamsMap(
 		protocol.StreamTypeBidi,
 		func(id protocol.StreamID) *Stream {
-			return newStream(m.ctx, id, m.sender, m.newFlowController(id), m.supportsResetStreamAt)
+			s := newStream(m.ctx, id, m.sender, m.newFlowController(id), m.supportsResetStreamAt)
+			s.sendStr.duplicateRetransmissions = m.duplicateRetransmissions // ferry patch
+			return s
 		},
 		m.queueControlFrame,
 		m.perspective,
@@ -75,7 +80,9 @@ func (m *streamsMap) initMaps() {
 	m.incomingBidiStreams = newIncomingStreamsMap(
 		protocol.StreamTypeBidi,
 		func(id protocol.StreamID) *Stream {
-			return newStream(m.ctx, id, m.sender, m.newFlowController(id), m.supportsResetStreamAt)
+			s := newStream(m.ctx, id, m.sender, m.newFlowController(id), m.supportsResetStreamAt)
+			s.sendStr.duplicateRetransmissions = m.duplicateRetransmissions // ferry patch
+			return s
 		},
 		m.maxIncomingBidiStreams,
 		m.requireStreamCreditRelease,
@@ -85,7 +92,9 @@ func (m *streamsMap) initMaps() {
 	m.outgoingUniStreams = newOutgoingStreamsMap(
 		protocol.StreamTypeUni,
 		func(id protocol.StreamID) *SendStream {
-			return newSendStream(m.ctx, id, m.sender, m.newFlowController(id), m.supportsResetStreamAt)
+			s := newSendStream(m.ctx, id, m.sender, m.newFlowController(id), m.supportsResetStreamAt)
+			s.duplicateRetransmissions = m.duplicateRetransmissions // ferry patch
+			return s
 		},
 		m.queueControlFrame,
 		m.perspective,
