@@ -14,10 +14,13 @@ import (
 // writeBuffers the chunks; when all buffers are in use the receive loop
 // waits, which is the backpressure a slow disk needs. Bytes, not chunks:
 // eight 1 MiB chunks were 8 MiB of a receiver's live heap, and a disk
-// that keeps up with the network needs only a few chunks of slack (the
-// transport's receive window queues behind them).
+// that keeps up with the network needs only one chunk written while the
+// next is filled (the transport's receive window queues behind them):
+// 4 MiB held 3.5-4.7 MB of a QUIC receiver's 20 MB peak live heap at 1 %
+// loss, where each repaired hole releases a burst; 2 MiB cut its peak RSS
+// by 2-3 MiB at the same speed (issue 13).
 const (
-	writeQueueBytes = 4 << 20
+	writeQueueBytes = 2 << 20
 	writeBuffers    = 8
 )
 
