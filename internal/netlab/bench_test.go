@@ -49,7 +49,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // "ferry-base" is ferry from the binary NETLAB_BENCH_BASE (another build,
 // e.g. main's), for a before/after in the same run, interleaved;
 // "ferry-base-relay", "ferry-base-sctp" and "ferry-base-lt" the same for
-// the other Go tools.
+// the other Go tools; NETLAB_BENCH_BASE_ENV (space-separated KEY=value)
+// adds to the base's environment, e.g. GOGC=100 with the same binary.
 // NETLAB_BENCH_PROFILE=<folder> keeps, for each Go peer run, both peers'
 // CPU profiles (FERRY_CPUPROFILE), their logs (the sender's has a "quic"
 // line a second: window, RTT, losses) and each namespace's nstat counters.
@@ -256,6 +257,7 @@ func (bp *benchPath) run(ctx context.Context, tool string) (measure, error) {
 		if base == "" {
 			return measure{}, errors.New(tool + " needs NETLAB_BENCH_BASE, a ferry binary to compare with")
 		}
+		v.env = strings.Fields(os.Getenv("NETLAB_BENCH_BASE_ENV"))
 		return bp.ferry(ctx, base, v)
 	}
 	switch tool {
@@ -381,6 +383,7 @@ func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
 type ferryVariant struct {
 	relay bool
 	flags []string
+	env   []string // both peers' extra environment
 }
 
 // ferryTools are the Go tools by name; "ferry-base" followed by a name's
@@ -398,7 +401,8 @@ func (bp *benchPath) ferry(ctx context.Context, bin string, v ferryVariant) (mea
 	srvCPU, _ := bp.srv.CPU()
 	emuCPU := emulatorCPU(p)
 	spec := netlab.TransferSpec{Bin: bin, Server: bp.srv.URL, From: p.A, To: p.B, File: bp.file, Sum: bp.sum,
-		SendArgs: slices.Clone(flags), RecvArgs: slices.Clone(flags)}
+		SendArgs: slices.Clone(flags), RecvArgs: slices.Clone(flags),
+		SendEnv: slices.Clone(v.env), RecvEnv: slices.Clone(v.env)}
 	want := "direct"
 	if relay {
 		spec.SendArgs = append(spec.SendArgs, "--relay-only")
@@ -407,8 +411,8 @@ func (bp *benchPath) ferry(ctx context.Context, bin string, v ferryVariant) (mea
 	}
 	if dir := bp.profile; dir != "" {
 		name := fmt.Sprintf("%s-%s%s-%d", bp.path.Spec.Name, want, strings.Join(flags, ""), bp.seq)
-		spec.SendEnv = []string{"FERRY_CPUPROFILE=" + filepath.Join(dir, name+"-send.pprof")}
-		spec.RecvEnv = []string{"FERRY_CPUPROFILE=" + filepath.Join(dir, name+"-recv.pprof")}
+		spec.SendEnv = append(spec.SendEnv, "FERRY_CPUPROFILE="+filepath.Join(dir, name+"-send.pprof"))
+		spec.RecvEnv = append(spec.RecvEnv, "FERRY_CPUPROFILE="+filepath.Join(dir, name+"-recv.pprof"))
 	}
 	tr := bp.lab.StartTransfer(ctx, spec)
 	defer os.RemoveAll(tr.Out)
