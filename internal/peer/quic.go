@@ -2,6 +2,7 @@ package peer
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -345,6 +346,19 @@ type quicConn struct {
 	buf []byte
 }
 
+// RTT is the path's lowest round-trip time so far (the receiver sizes its
+// credit window for it): at the transfer's start the handshake's, before
+// any queue builds.
+func (c *quicConn) RTT() time.Duration {
+	if c.q.conn == nil {
+		return 0
+	}
+	st := c.q.conn.ConnectionStats()
+	rtt := cmp.Or(st.MinRTT, st.SmoothedRTT)
+	c.g.log.Debug("round trip for the credit window", "gen", c.g.gen, "rtt", rtt)
+	return rtt
+}
+
 func (c *quicConn) Send(b []byte) error {
 	if len(b) > c.max {
 		return fmt.Errorf("%w: %d bytes", errQUICTooLarge, len(b))
@@ -394,7 +408,7 @@ func (c *quicConn) Close() error {
 	return nil
 }
 
-var _ transfer.Conn = (*quicConn)(nil)
+var _ transfer.RTTConn = (*quicConn)(nil)
 
 // setupQUIC moves the generation's transfer onto QUIC when both peers
 // can (PROTOCOL §4.7): the sender (offer: it offered, peerQUIC: the

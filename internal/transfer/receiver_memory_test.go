@@ -122,3 +122,51 @@ func TestReceiverLiveHeapBounded(t *testing.T) {
 		t.Fatalf("received file: %v, %v", fi, err)
 	}
 }
+
+// rttConn is a Conn that reports a round-trip time.
+type rttConn struct {
+	transfer.Conn
+	rtt time.Duration
+}
+
+func (c rttConn) RTT() time.Duration { return c.rtt }
+
+// TestReceiverWindowFollowsRTT: a receiver that knows the round-trip time
+// grants enough credit for the path (8 MiB up to 50 ms, more beyond, at
+// most 24 MiB); one that does not grants 8 MiB.
+func TestReceiverWindowFollowsRTT(t *testing.T) {
+	const chunk = 1 << 20
+	for _, tc := range []struct {
+		rtt     time.Duration
+		hasRTT  bool
+		wantMiB int
+	}{
+		{0, false, 8},
+		{0, true, 8},
+		{30 * time.Millisecond, true, 8},
+		{100 * time.Millisecond, true, 16}, // 160 MiB/s × 100 ms
+		{150 * time.Millisecond, true, 24},
+		{2 * time.Second, true, 24},
+	} {
+		ctx := testCtx(t)
+		r := &transfer.Receiver{Dir: t.TempDir()}
+		sc, rc := transfer.Pipe(chunk+proto.ChunkHeaderLen, 16)
+		var c transfer.Conn = rc
+		if tc.hasRTT {
+			c = rttConn{Conn: rc, rtt: tc.rtt}
+		}
+		errc := make(chan error, 1)
+		go func() { errc <- r.Run(ctx, c) }()
+		e := &evilSender{t: t, c: sc}
+		e.control(&proto.Manifest{Version: proto.Version, ChunkSize: chunk, TotalSize: 4 * chunk,
+			Files: []proto.File{{Path: "f", Size: 4 * chunk}}})
+		if got := e.accept().Window * chunk >> 20; got != tc.wantMiB {
+			t.Errorf("RTT %v (known %v): window %d MiB, want %d", tc.rtt, tc.hasRTT, got, tc.wantMiB)
+		}
+		sc.Close()
+		if err := <-errc; err != nil && !errors.Is(err, transfer.ErrConnLost) {
+			t.Errorf("receiver: %v", err)
+		}
+		r.Close()
+	}
+}
