@@ -57,6 +57,9 @@ type pionGeneration struct {
 	chunkQ     chan []byte
 	// used has bit k set once stripe k carried a chunk.
 	used atomic.Uint32
+	// testLost: stripeWrote closed stripe testLostK (set before).
+	testLost  atomic.Bool
+	testLostK int
 	// allOpen is closed once every stripe offered is open (forced stripes).
 	allOpen chan struct{}
 	opening int // stripes offered and not open yet, under mu

@@ -268,6 +268,17 @@ func (l *pionGeneration) drain(rw datachannel.ReadWriteCloser, k int) {
 	for {
 		select {
 		case b := <-l.chunkQ:
+			if l.testLost.Load() && k != l.testLostK {
+				// Tests: a stripe was closed (stripeWrote). The others
+				// wait, so that the transfer cannot complete before the
+				// closed stripe's next write fails, however fast they are.
+				select {
+				case l.chunkQ <- b:
+				case <-l.dead:
+				}
+				<-l.dead
+				return
+			}
 			if _, err := rw.Write(b); err != nil {
 				if k > 0 {
 					err = fmt.Errorf("%w: stripe %d: %v", errStripe, k, err)
@@ -282,6 +293,8 @@ func (l *pionGeneration) drain(rw datachannel.ReadWriteCloser, k int) {
 					l.wg.Go(func() { _ = s.pc.Close() })
 				}
 				l.mu.Unlock()
+				l.testLostK = k
+				l.testLost.Store(true)
 			}
 		case <-l.dead:
 			return
