@@ -637,6 +637,12 @@ func (d *driver) route(ev sigEvent) {
 			}
 		case m.Type == "offer" && !d.role.offers() && m.Gen > d.curN && (d.offer == nil || m.Gen > d.offer.Gen):
 			d.offer = &m
+			// The sender offers a newer generation only once it gave the
+			// current one up: end ours now, not when we notice (up to 4 s
+			// without traffic), so that the transfer resumes at once.
+			if d.cancelRun != nil && d.cur != nil {
+				d.retire(d.cur, errSenderMovedOn)
+			}
 		case m.Type == "answer" && d.role.offers() && d.cur != nil && m.Gen == d.curN:
 			if err := d.cur.SetAnswer(m.SDP); err != nil {
 				d.retire(d.cur, fmt.Errorf("bad answer: %w", err))

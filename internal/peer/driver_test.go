@@ -312,6 +312,29 @@ func TestDriverReceiverAsksForRestart(t *testing.T) {
 	}
 }
 
+// A receiver whose generation still runs when the sender offers the next
+// one (the sender gave it up first) ends it at once and answers, instead
+// of waiting until it notices the loss itself.
+func TestDriverReceiverTakesNewerOffer(t *testing.T) {
+	h := startReceiver(t, 0)
+	g1 := h.connectReceiver(1)
+	g2 := h.connectReceiver(2)
+	select {
+	case <-g1.Dead():
+		if !errors.Is(g1.Err(), errSenderMovedOn) {
+			t.Errorf("generation 1 ended with %v, want %v", g1.Err(), errSenderMovedOn)
+		}
+	default:
+		t.Fatal("generation 1 still runs after generation 2 connected")
+	}
+	finish(t, g2)
+	h.sig.deliver(proto.Signal{T: proto.SigBye, Reason: byeDone})
+	h.succeeded()
+	if h.d.res.Generations != 2 {
+		t.Errorf("generations %d, want 2", h.d.res.Generations)
+	}
+}
+
 // A receiver that finished leaves by itself when the sender neither
 // closes nor says goodbye.
 func TestDriverReceiverLingerBounded(t *testing.T) {

@@ -19,6 +19,8 @@ import (
 var (
 	errConnFailed = errors.New("peer: connection failed")
 	errConnClosed = errors.New("peer: connection closed")
+	// errSenderMovedOn: the sender offered a newer generation.
+	errSenderMovedOn = errors.New("peer: the sender started a new connection")
 )
 
 const (

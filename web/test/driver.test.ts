@@ -326,6 +326,20 @@ test("receiver: a dead generation asks the sender for the next", async () => {
   await completes(r, 2);
 });
 
+test("receiver: a newer offer during the transfer ends the running generation at once", async () => {
+  const r = rig(new Answerer());
+  await r.offer(1, "o1");
+  const g1 = r.last();
+  await r.open();
+  await r.offer(2, "o2");
+  assert.equal(g1.why, "superseded", "the sender gave generation 1 up");
+  const g2 = r.last();
+  assert.equal(g2.gen, 2);
+  assert.equal(g2.answered, "o2");
+  await r.open();
+  await completes(r, 2);
+});
+
 test("sender: a new address resumes signaling, then the next generation", async () => {
   const r = await started(new Offerer());
   const g1 = r.last();

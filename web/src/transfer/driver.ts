@@ -457,6 +457,10 @@ export class Answerer implements Role {
     const g = d.current;
     if (m.t === "sdp" && m.type === "offer") {
       this.offers.push(m);
+      // The sender offers a newer generation only once it gave the current
+      // one up: end ours now, not when we notice (up to 4 s without
+      // traffic), so that the transfer resumes at once.
+      if (g && !g.failed && (m.gen ?? 0) > g.gen) g.fail("superseded");
     } else if (m.t === "cand") {
       if (g && m.gen === g.gen) {
         g.addCandidate(m);
