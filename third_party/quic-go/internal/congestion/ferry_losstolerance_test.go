@@ -70,3 +70,33 @@ func TestFerryLossTolerance(t *testing.T) {
 		})
 	}
 }
+
+// A sample of about 1 MiB with 2.2 % loss, within random 1 % loss (a
+// tail that over 1 MiB came once in ten transfers), is too small to call
+// congestion: no cut while the RTT shows no queue.
+func TestFerryLossToleranceSmallSample(t *testing.T) {
+	const pkt = protocol.ByteCount(1400)
+	var clock mockClock
+	rttStats := utils.NewRTTStats()
+	for range 20 {
+		rttStats.UpdateRTT(31*time.Millisecond, 0)
+	}
+	c := newCubicSender(&clock, rttStats, &utils.ConnectionStats{}, false, pkt, 1000*pkt, 10000*pkt, nil)
+	c.SetLossTolerance(0.02)
+	c.slowStartThreshold = c.congestionWindow
+	var pn protocol.PacketNumber
+	for i := range 750 { // ~1 MiB, the connection's first, 2.2 % lost
+		c.OnPacketSent(monotime.Time(clock), 0, pn, pkt, true)
+		if i%45 == 0 {
+			c.lossTolerance.onLoss(pkt)
+		} else {
+			c.lossTolerance.onAck(pn, pkt, pn)
+		}
+		pn++
+	}
+	before := c.GetCongestionWindow()
+	c.OnCongestionEvent(pn-1, pkt, before)
+	if c.GetCongestionWindow() < before {
+		t.Fatalf("window %d → %d: cut on a 1 MiB sample", before, c.GetCongestionWindow())
+	}
+}
