@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,11 +94,10 @@ type pionGeneration struct {
 	// closed is closed when the PeerConnection is closed and the
 	// goroutines the generation started have ended.
 	closed chan struct{}
-	// carried is PathBytes when the generation died (counted is closed
-	// once it is set).
-	carried PathBytes
-	counted chan struct{}
-	wg      sync.WaitGroup
+	// meters count the bytes of the main connection and of every stripe
+	// made (PathBytes), under mu.
+	meters []*pathMeter
+	wg     sync.WaitGroup
 }
 
 func newPionGeneration(api *webrtc.API, gen int, o Options, ice []proto.ICEServer, big bool, log *slog.Logger,
@@ -112,7 +112,8 @@ func newPionGeneration(api *webrtc.API, gen int, o Options, ice []proto.ICEServe
 	}
 	l := &pionGeneration{gen: gen, pc: pc, log: log, big: big, opts: o, api: api, ice: ice, onSignal: onCandidate,
 		stripes: map[int]*stripeConn{}, msgs: make(chan rmsg), chunkQ: make(chan []byte), allOpen: make(chan struct{}),
-		open: make(chan struct{}), dead: make(chan struct{}), closed: make(chan struct{}), counted: make(chan struct{})}
+		open: make(chan struct{}), dead: make(chan struct{}), closed: make(chan struct{})}
+	l.meters = []*pathMeter{newPathMeter(pc)}
 	pc.OnICECandidate(func(c *webrtc.ICECandidate) {
 		empty := ""
 		if c == nil {
@@ -279,9 +280,6 @@ func (l *pionGeneration) fail(err error) {
 		// Unblock readers and writers of the detached channel. Not here:
 		// fail runs in pion's callbacks too, which Close would wait for.
 		go func() {
-			// What the connections carried, before closing them loses it.
-			l.carried = l.countPaths()
-			close(l.counted)
 			l.closeStripes()
 			l.mu.Lock()
 			q := l.quic
@@ -309,54 +307,14 @@ func (l *pionGeneration) Close(err error) {
 func (l *pionGeneration) Path() string { return pairPath(l.pc) }
 
 // PathBytes is what the generation's connections (the main one and its
-// stripes) carried over direct and over relayed candidate pairs; once the
-// generation is dead, what they had carried when it died.
+// stripes) carried over direct and over relayed candidate pairs.
 func (l *pionGeneration) PathBytes() PathBytes {
-	select {
-	case <-l.dead:
-		<-l.counted
-		return l.carried
-	default:
-		return l.countPaths()
-	}
-}
-
-func (l *pionGeneration) countPaths() PathBytes {
-	b := pairBytes(l.pc)
 	l.mu.Lock()
-	pcs := make([]*webrtc.PeerConnection, 0, len(l.stripes))
-	for _, s := range l.stripes {
-		pcs = append(pcs, s.pc)
-	}
+	meters := slices.Clone(l.meters)
 	l.mu.Unlock()
-	for _, pc := range pcs {
-		s := pairBytes(pc)
-		b.Direct += s.Direct
-		b.Relay += s.Relay
-	}
-	return b
-}
-
-// pairBytes adds up the bytes each of pc's candidate pairs carried (ICE's
-// counters: DTLS records, so the transfer's bytes and their overhead).
-func pairBytes(pc *webrtc.PeerConnection) PathBytes {
-	report := pc.GetStats()
-	relay := map[string]bool{}
-	for _, st := range report {
-		if c, ok := st.(webrtc.ICECandidateStats); ok {
-			relay[c.ID] = c.CandidateType == webrtc.ICECandidateTypeRelay
-		}
-	}
 	var b PathBytes
-	for _, st := range report {
-		if p, ok := st.(webrtc.ICECandidatePairStats); ok {
-			n := p.BytesSent + p.BytesReceived
-			if relay[p.LocalCandidateID] || relay[p.RemoteCandidateID] {
-				b.Relay += n
-			} else {
-				b.Direct += n
-			}
-		}
+	for _, m := range meters {
+		b.add(m.bytes())
 	}
 	return b
 }

@@ -106,6 +106,7 @@ func (l *pionGeneration) Stripe(m proto.Signal) {
 	}
 	s := &stripeConn{k: m.Stripe, pc: pc}
 	l.stripes[m.Stripe] = s
+	l.meters = append(l.meters, newPathMeter(pc))
 	l.wg.Go(func() { l.answerStripe(s, m.SDP) })
 	l.mu.Unlock()
 }
@@ -172,6 +173,7 @@ func (l *pionGeneration) offerStripes() {
 			return
 		}
 		l.stripes[k] = s
+		l.meters = append(l.meters, newPathMeter(pc))
 		l.wg.Go(func() { l.offerStripe(s) })
 		l.mu.Unlock()
 	}
