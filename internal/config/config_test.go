@@ -181,7 +181,8 @@ func TestTURNAdvice(t *testing.T) {
 		{[]string{"--turn-quota", "16"}, []string{"--turn-quota 16 is below 28"}},
 		{[]string{"--turn-ip-quota", "20"}, []string{"capped at 20 "}},
 		{[]string{"--turn-max-allocations", "40"}, []string{"capped at 20 "}},
-		{[]string{"--turn-quota", "4", "--turn-ports", "49152-49171"}, []string{"--turn-quota 4 ", "capped at 10 "}},
+		{[]string{"--turn-quota", "4", "--turn-ports", "49152-49171"}, []string{"--turn-quota 4 ", "in all are capped at 20 ", "per client address are capped at 10 "}},
+		{[]string{"--turn-ip-quota", "0", "--turn-ports", "49152-49161"}, []string{"in all are capped at 10 "}},
 	} {
 		c, err := parse(t, tc.args, nil)
 		if err != nil {

@@ -225,6 +225,10 @@ func (t *TURN) Advice() []string {
 		out = append(out, fmt.Sprintf("--turn-quota %d is below %d: a relayed browser transfer takes up to %d relay allocations (%d while it reconnects), so it will use fewer connections and be slower",
 			t.Quota, need, proto.RelayAllocationsPerGeneration, need))
 	}
+	if g := t.GlobalCap(); g > 0 && g < need {
+		out = append(out, fmt.Sprintf("relay allocations in all are capped at %d (--turn-max-allocations, at most the --turn-ports range), below %d: a relayed browser transfer will use fewer connections and be slower",
+			g, need))
+	}
 	if c := t.AddressCap(); c > 0 && c < need {
 		out = append(out, fmt.Sprintf("relay allocations per client address are capped at %d (--turn-ip-quota, at most half of --turn-max-allocations and of --turn-ports), below %d: a relayed browser transfer between two devices behind one address will use fewer connections and be slower",
 			c, need))

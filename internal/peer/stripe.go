@@ -297,6 +297,9 @@ func (l *pionGeneration) drain(rw datachannel.ReadWriteCloser, k int) {
 				l.mu.Unlock()
 				l.testLostK = k
 				l.testLost.Store(true)
+				// Closed here too, so that its next write fails at once
+				// rather than once the connection's close lands.
+				_ = rw.Close()
 			}
 		case <-l.dead:
 			return

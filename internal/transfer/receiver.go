@@ -58,7 +58,7 @@ type RTTConn interface {
 // windowBytes is the credit window, in bytes, for a path with round-trip
 // time rtt (0: unknown).
 func windowBytes(rtt time.Duration) int {
-	return min(maxInFlightBytes, max(inFlightBytes, int(float64(windowRate)*rtt.Seconds())))
+	return int(min(maxInFlightBytes, max(inFlightBytes, int64(windowRate)*int64(rtt)/int64(time.Second))))
 }
 
 // Receiver writes a transfer into Dir. One Receiver lives for the whole

@@ -460,7 +460,8 @@ export class Answerer implements Role {
       // The sender offers a newer generation only once it gave the current
       // one up: end ours now, not when we notice (up to 4 s without
       // traffic), so that the transfer resumes at once.
-      if (g && !g.failed && (m.gen ?? 0) > g.gen) g.fail("superseded");
+      // (A generation still connecting is superseded by connect itself.)
+      if (g && !g.failed && g.dc && (m.gen ?? 0) > g.gen) g.fail("superseded");
     } else if (m.t === "cand") {
       if (g && m.gen === g.gen) {
         g.addCandidate(m);
