@@ -322,18 +322,34 @@ func (l *pionGeneration) PathBytes() PathBytes {
 // pairPath is proto.PathRelay or proto.PathDirect for pc's selected
 // candidate pair, "" before there is one.
 func pairPath(pc *webrtc.PeerConnection) string {
-	sctp := pc.SCTP()
-	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+	t := iceTransport(pc)
+	if t == nil {
 		return ""
 	}
-	pair, err := sctp.Transport().ICETransport().GetSelectedCandidatePair()
+	pair, err := t.GetSelectedCandidatePair()
 	if err != nil || pair == nil || pair.Local == nil || pair.Remote == nil {
 		return ""
 	}
-	if pair.Local.Typ == webrtc.ICECandidateTypeRelay || pair.Remote.Typ == webrtc.ICECandidateTypeRelay {
+	if relayedPair(pair) {
 		return proto.PathRelay
 	}
 	return proto.PathDirect
+}
+
+// iceTransport is pc's ICE transport, nil if it has none.
+func iceTransport(pc *webrtc.PeerConnection) *webrtc.ICETransport {
+	sctp := pc.SCTP()
+	if sctp == nil || sctp.Transport() == nil {
+		return nil
+	}
+	return sctp.Transport().ICETransport()
+}
+
+// relayedPair reports whether either end of a complete pair is a relay
+// candidate.
+func relayedPair(p *webrtc.ICECandidatePair) bool {
+	return p != nil && p.Local != nil && p.Remote != nil &&
+		(p.Local.Typ == webrtc.ICECandidateTypeRelay || p.Remote.Typ == webrtc.ICECandidateTypeRelay)
 }
 
 // What a transfer runs over (Result.Transport).

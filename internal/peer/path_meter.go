@@ -23,11 +23,11 @@ type pathMeter struct {
 // newPathMeter follows pc's selected candidate pair; nil if pc has no ICE
 // transport.
 func newPathMeter(pc *webrtc.PeerConnection) *pathMeter {
-	sctp := pc.SCTP()
-	if sctp == nil || sctp.Transport() == nil || sctp.Transport().ICETransport() == nil {
+	t := iceTransport(pc)
+	if t == nil {
 		return nil
 	}
-	m := &pathMeter{ice: sctp.Transport().ICETransport()}
+	m := &pathMeter{ice: t}
 	m.ice.OnSelectedCandidatePairChange(m.changed)
 	return m
 }
@@ -43,8 +43,7 @@ func (m *pathMeter) changed(p *webrtc.ICECandidatePair) {
 	defer m.mu.Unlock()
 	m.addLocked(n)
 	m.selected = true
-	m.relay = p != nil && p.Local != nil && p.Remote != nil &&
-		(p.Local.Typ == webrtc.ICECandidateTypeRelay || p.Remote.Typ == webrtc.ICECandidateTypeRelay)
+	m.relay = relayedPair(p)
 }
 
 // addLocked attributes the bytes since the last mark to the selected pair.
