@@ -157,8 +157,12 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("signaling: subscribe: %w", err)
 	}
+	// Connections get their own context, so that ending ctx ends them
+	// with ErrShutdown as the cause, the close reason clients act on.
+	conns, closeConns := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer closeConns(ErrShutdown)
 	s.mu.Lock()
-	s.ctx = ctx
+	s.ctx = conns
 	s.mu.Unlock()
 	close(s.ready)
 	gc := time.NewTicker(time.Minute)
@@ -166,7 +170,6 @@ func (s *Server) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			s.closeAll(ErrShutdown)
 			return nil
 		case m, ok := <-msgs:
 			if !ok {
@@ -191,14 +194,6 @@ func (s *Server) Conns() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
-}
-
-func (s *Server) closeAll(err error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, c := range s.conns {
-		c.fail(err)
-	}
 }
 
 // envelope is a message between connections, possibly across instances.
@@ -275,6 +270,7 @@ type conn struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	inbox  chan envelope
+	wg     sync.WaitGroup // the read loop and a ping in flight
 
 	// Set once the first message is handled; read-only afterwards.
 	role     string
@@ -298,6 +294,15 @@ type conn struct {
 }
 
 func (c *conn) fail(err error) { c.cancel(err) }
+
+// wsCtx is the context of an operation on the WebSocket, bounded by d.
+// It is not cancelled with the connection: coder/websocket closes the
+// connection at once when an operation's context ends, even one that has
+// just completed, and the close frame with our reason could then never be
+// sent. A failing connection ends its operations by closing the WebSocket.
+func (c *conn) wsCtx(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(c.ctx), d)
+}
 
 // ServeHTTP upgrades to a WebSocket and runs one client connection.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -344,6 +349,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	err = c.run()
 	c.cleanup(err)
+	defer c.wg.Wait() // closing the WebSocket ends them
 	if errors.Is(err, errClientClosed) {
 		ws.CloseNow()
 		return
@@ -412,7 +418,9 @@ func (c *conn) run() error {
 	if err := c.start(first); err != nil {
 		return err
 	}
-	go c.readLoop()
+	c.wg.Go(c.readLoop)
+	pinging := false
+	pinged := make(chan error, 1)
 	ping := time.NewTicker(pingInterval)
 	defer ping.Stop()
 	refresh := time.NewTicker(slotRefresh)
@@ -428,9 +436,17 @@ func (c *conn) run() error {
 				return err
 			}
 		case <-ping.C:
-			pctx, cancel := context.WithTimeout(c.ctx, pingTimeout)
-			err := c.ws.Ping(pctx)
-			cancel()
+			if pinging {
+				continue // the last one is still waiting, within pingTimeout
+			}
+			pinging = true
+			c.wg.Go(func() { // waits for the pong while we go on
+				pctx, cancel := c.wsCtx(pingTimeout)
+				defer cancel()
+				pinged <- c.ws.Ping(pctx)
+			})
+		case err := <-pinged:
+			pinging = false
 			if err != nil {
 				return errClientClosed
 			}
@@ -475,6 +491,9 @@ func (c *conn) checkDeadlines(now time.Time) error {
 }
 
 func (c *conn) readFirst() (proto.ClientMessage, error) {
+	// Unlike later reads, this one ends with the connection (see wsCtx):
+	// a connection that has said nothing yet loses little if it is dropped
+	// without a reason, and a shutdown should not wait for it.
 	ctx, cancel := context.WithTimeout(c.ctx, firstMsgTimeout)
 	defer cancel()
 	typ, data, err := c.ws.Read(ctx)
@@ -502,9 +521,13 @@ func (c *conn) readFirst() (proto.ClientMessage, error) {
 
 func (c *conn) writeJSON(m proto.ServerMessage) error {
 	b, _ := json.Marshal(m)
-	ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
+	return c.write(websocket.MessageText, b)
+}
+
+func (c *conn) write(typ websocket.MessageType, b []byte) error {
+	ctx, cancel := c.wsCtx(writeTimeout)
 	defer cancel()
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
+	if err := c.ws.Write(ctx, typ, b); err != nil {
 		return errClientClosed
 	}
 	return nil
@@ -725,10 +748,8 @@ func (c *conn) handleEnvelope(e envelope) error {
 		return c.writeJSON(proto.ServerMessage{Type: proto.MsgPaired})
 	case envData:
 		if c.peerIs(e.From) {
-			ctx, cancel := context.WithTimeout(c.ctx, writeTimeout)
-			defer cancel()
-			if err := c.ws.Write(ctx, websocket.MessageBinary, e.Data); err != nil {
-				return errClientClosed
+			if err := c.write(websocket.MessageBinary, e.Data); err != nil {
+				return err
 			}
 			if e.Sent != 0 {
 				c.observe(Event{Kind: EventRelayed, Latency: time.Since(time.Unix(0, e.Sent))})
@@ -759,7 +780,8 @@ func (c *conn) peerIs(id string) bool {
 
 func (c *conn) readLoop() {
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		// Ends when the WebSocket closes (see wsCtx).
+		typ, data, err := c.ws.Read(context.WithoutCancel(c.ctx))
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.fail(errClientClosed)

@@ -45,6 +45,7 @@ type env struct {
 	mu     sync.Mutex
 	events []signaling.Event
 	ttls   []time.Duration // of each ICE credential handed out
+	stop   func()          // ends the server's Run and waits for it
 }
 
 func (e *env) observed(kind string) []signaling.Event {
@@ -93,9 +94,12 @@ func newEnv(t *testing.T, mod func(*signaling.Config)) *env {
 	go func() { defer close(done); _ = srv.Run(runCtx) }()
 	<-srv.Ready()
 	hs := httptest.NewServer(srv)
-	t.Cleanup(func() {
+	e.stop = func() {
 		stop()
 		<-done
+	}
+	t.Cleanup(func() {
+		e.stop()
 		hs.Close()
 	})
 	e.base, _ = url.Parse(hs.URL)
@@ -292,6 +296,24 @@ func TestCancel(t *testing.T) {
 	}
 	if _, err := s.NextFrame(e.ctx); !errors.Is(err, sigclient.ErrCanceled) {
 		t.Fatalf("sender after cancel: %v", err)
+	}
+}
+
+// TestShutdown: a server that stops tells its clients why, with the close
+// code of PROTOCOL.md §2.6, rather than dropping them; the clients then
+// resume elsewhere. Both clients are waiting to read when it stops.
+func TestShutdown(t *testing.T) {
+	e := newEnv(t, nil)
+	s, r, _ := e.pairUp()
+	waiting := e.dial()
+	if _, err := waiting.Create(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.stop()
+	for name, c := range map[string]*sigclient.Conn{"sender": s, "receiver": r, "waiting sender": waiting} {
+		if _, err := c.Next(e.ctx); !errors.Is(err, sigclient.ErrShutdown) {
+			t.Errorf("%s: %v", name, err)
+		}
 	}
 }
 
