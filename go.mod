@@ -16,7 +16,6 @@ require (
 	github.com/pion/datachannel v1.6.2
 	github.com/pion/logging v0.2.4
 	github.com/pion/transport/v4 v4.1.0
-	github.com/pion/turn/v4 v4.1.4
 	github.com/pion/webrtc/v4 v4.2.20
 	github.com/prometheus/client_golang v1.25.0
 	github.com/quic-go/quic-go v0.65.0
@@ -65,7 +64,7 @@ require (
 	github.com/pion/stun/v3 v3.0.1
 	github.com/pion/stun/v4 v4.0.0 // indirect
 	github.com/pion/transport/v3 v3.0.8 // indirect
-	github.com/pion/turn/v5 v5.1.0 // indirect
+	github.com/pion/turn/v5 v5.1.0
 	github.com/prometheus/client_model v0.6.3 // indirect
 	github.com/prometheus/common v0.72.0 // indirect
 	github.com/prometheus/procfs v0.22.0 // indirect

@@ -19,7 +19,7 @@ import (
 
 	"github.com/ferrydev/ferry/internal/pionlog"
 	"github.com/ferrydev/ferry/internal/udpbatch"
-	pionturn "github.com/pion/turn/v4"
+	pionturn "github.com/pion/turn/v5"
 )
 
 // Sentinel errors.
@@ -29,6 +29,8 @@ var (
 	// ErrCapacity refuses an allocation over MaxAllocations (the client
 	// sees 508 Insufficient Capacity).
 	ErrCapacity = errors.New("turn: relay at capacity")
+	// ErrTCPRelay refuses a TCP relay (RFC 6062), which ferry does not offer.
+	ErrTCPRelay = errors.New("turn: TCP relays are not offered")
 )
 
 // Realm is the TURN realm ferry uses.
@@ -379,7 +381,8 @@ func ticketOf(username string) string {
 	return ""
 }
 
-func (s *Server) auth(username, realm string, _ net.Addr) ([]byte, bool) {
+func (s *Server) auth(ra *pionturn.RequestAttributes) (userID string, key []byte, ok bool) {
+	username, realm := ra.Username, ra.Realm
 	exp, user, ok := parseUsername(username)
 	reason := ""
 	switch {
@@ -392,9 +395,10 @@ func (s *Server) auth(username, realm string, _ net.Addr) ([]byte, bool) {
 	}
 	if reason != "" {
 		s.cfg.Observe(Event{Kind: EventAuthFailure, TicketID: user, Reason: reason})
-		return nil, false
+		return "", nil, false
 	}
-	return pionturn.GenerateAuthKey(username, realm, Password(s.cfg.Secret, username)), true
+	// The user ID pion reports allocations under is the whole username.
+	return username, pionturn.GenerateAuthKey(username, realm, Password(s.cfg.Secret, username)), true
 }
 
 // clientIP is the IP address of a TURN client (UDP or TCP).
@@ -599,7 +603,7 @@ type generator struct {
 
 func (g *generator) Validate() error { return g.base.Validate() }
 
-func (g *generator) AllocatePacketConn(network string, port int) (net.PacketConn, net.Addr, error) {
+func (g *generator) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
 	// The global cap counts relay sockets, reserved before one is opened,
 	// so it holds exactly even for concurrent TCP clients; pion answers
 	// the error with 508.
@@ -608,7 +612,7 @@ func (g *generator) AllocatePacketConn(network string, port int) (net.PacketConn
 		g.s.cfg.Observe(Event{Kind: EventQuota, Cap: CapGlobal})
 		return nil, nil, ErrCapacity
 	}
-	pc, addr, err := g.base.AllocatePacketConn(network, port)
+	pc, addr, err := g.base.AllocatePacketConn(conf)
 	if err != nil {
 		g.s.sockets.Add(-1)
 		return nil, nil, err
@@ -633,8 +637,14 @@ func (g *generator) AllocatePacketConn(network string, port int) (net.PacketConn
 	return mc, addr, nil
 }
 
-func (g *generator) AllocateConn(network string, port int) (net.Conn, net.Addr, error) {
-	return g.base.AllocateConn(network, port)
+// TCP relays (RFC 6062) are not offered: peers reach each other over UDP,
+// and a TCP relay would let credentials open connections to any host.
+func (g *generator) AllocateListener(pionturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
+	return nil, nil, ErrTCPRelay
+}
+
+func (g *generator) AllocateConn(pionturn.AllocateConnConfig) (net.Conn, error) {
+	return nil, ErrTCPRelay
 }
 
 // meteredConn counts relayed bytes and polices bandwidth. It never blocks:

@@ -19,7 +19,7 @@ import (
 	"github.com/ferrydev/ferry/turn"
 	"github.com/pion/logging"
 	"github.com/pion/stun/v3"
-	pionturn "github.com/pion/turn/v4"
+	pionturn "github.com/pion/turn/v5"
 )
 
 type fakeClock struct {
@@ -429,6 +429,44 @@ func TestNestedAllocationRefused(t *testing.T) {
 	if s.RefusedBytes() == 0 || s.Allocations() != 1 {
 		t.Fatalf("refused %d bytes, %d allocations", s.RefusedBytes(), s.Allocations())
 	}
+}
+
+// TestNoTCPRelay: a TCP relay (RFC 6062) would let anyone with
+// credentials open TCP connections from the server; it is refused, and a
+// UDP allocation over the same TCP control connection still works.
+func TestNoTCPRelay(t *testing.T) {
+	s, clk, _ := start(t, func(c *turn.Config) { c.AllowPrivate = true })
+	turnAddr := "127.0.0.1:" + strconv.Itoa(s.Port())
+	tc, err := net.Dial("tcp4", turnAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	un, pw := turn.Credentials(secret, "ticketT", time.Hour, clk.Now())
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	c, err := pionturn.NewClient(&pionturn.ClientConfig{
+		STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: pionturn.NewSTUNConn(tc),
+		Username: un, Password: pw, Realm: turn.Realm, LoggerFactory: lf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	if a, err := c.AllocateTCP(); err == nil {
+		a.Close()
+		t.Fatal("a TCP relay was allocated")
+	}
+	if s.Allocations() != 0 {
+		t.Fatalf("%d allocations after the refusal", s.Allocations())
+	}
+	relay, err := c.Allocate()
+	if err != nil {
+		t.Fatalf("UDP relay over TCP: %v", err)
+	}
+	relay.Close()
 }
 
 // TestQuotaPerAddress: links are free, so one client address must not

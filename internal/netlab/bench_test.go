@@ -1,6 +1,7 @@
 package netlab_test
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -51,6 +52,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // "ferry-base-relay", "ferry-base-sctp" and "ferry-base-lt" the same for
 // the other Go tools; NETLAB_BENCH_BASE_ENV (space-separated KEY=value)
 // adds to the base's environment, e.g. GOGC=100 with the same binary.
+// NETLAB_BENCH_SERVER is a ferry binary for the lab's server and its TURN
+// relay (default: the working tree's), for a before/after of the server.
 // NETLAB_BENCH_PROFILE=<folder> keeps, for each Go peer run, both peers'
 // CPU profiles (FERRY_CPUPROFILE), their logs (the sender's has a "quic"
 // line a second: window, RTT, losses) and each namespace's nstat counters.
@@ -195,7 +198,10 @@ func newBenchPath(b *testing.B, spec netlab.PathSpec, croc string, size int64) *
 		// covering the whole path (written at its exit).
 		env = append(env, "FERRY_CPUPROFILE="+filepath.Join(dir, spec.Name+"-serve.pprof"))
 	}
-	bp.srv = p.ServeEnv(env, ferryBin, "--log-level", "info")
+	// NETLAB_BENCH_SERVER: another ferry binary for the server (and its
+	// relay), to compare servers in runs otherwise alike.
+	srvBin := cmp.Or(os.Getenv("NETLAB_BENCH_SERVER"), ferryBin)
+	bp.srv = p.ServeEnv(env, srvBin, "--log-level", "info")
 	var err error
 	if bp.file, bp.sum, err = netlab.RandomFile(b.TempDir(), "payload.bin", size); err != nil {
 		b.Fatal(err)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/ferrydev/ferry/turn"
 	"github.com/pion/logging"
-	pionturn "github.com/pion/turn/v4"
+	pionturn "github.com/pion/turn/v5"
 )
 
 // Allocate asks the TURN server at addr (host:port) for a relay over conn

@@ -373,7 +373,12 @@ func (a *Allocation) WriteTo(p []byte, addr net.Addr) (n int, err error) {
 const rtpMTU = 1600
 
 func (a *Allocation) packetConnHandler(manager *Manager) {
-	buffer := make([]byte, rtpMTU)
+	// ferry patch: the datagram is read after room for the ChannelData
+	// header, which is then written in front of it: no allocation and no
+	// copy per relayed packet (Encode allocated a new message for each),
+	// and no trace line, whose arguments were built at every log level.
+	frame := make([]byte, proto.ChannelDataHeaderSize+rtpMTU+3)
+	buffer := frame[proto.ChannelDataHeaderSize : proto.ChannelDataHeaderSize+rtpMTU]
 
 	for {
 		n, srcAddr, err := a.relayPacketConn.ReadFrom(buffer)
@@ -383,19 +388,9 @@ func (a *Allocation) packetConnHandler(manager *Manager) {
 			return
 		}
 
-		a.log.Debugf("Relay socket %s received %d bytes from %s",
-			a.relayPacketConn.LocalAddr(),
-			n,
-			srcAddr)
-
 		if channel := a.GetChannelByAddr(srcAddr); channel != nil { // nolint:nestif
-			channelData := &proto.ChannelData{
-				Data:   buffer[:n],
-				Number: channel.Number,
-			}
-			channelData.Encode()
-
-			if _, err = a.TurnSocket.WriteTo(channelData.Raw, a.fiveTuple.SrcAddr); err != nil {
+			// ferry patch: framed in place (above).
+			if _, err = a.TurnSocket.WriteTo(proto.FrameChannelData(frame, channel.Number, n), a.fiveTuple.SrcAddr); err != nil {
 				a.log.Errorf("Failed to send ChannelData from allocation %v %v", srcAddr, err)
 			}
 		} else if p := a.GetPermission(srcAddr); p != nil {

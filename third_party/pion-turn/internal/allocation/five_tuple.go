@@ -52,24 +52,35 @@ type FiveTupleFingerprint struct {
 
 // Fingerprint is the identity of a FiveTuple.
 func (f *FiveTuple) Fingerprint() (fp FiveTupleFingerprint) {
-	srcIP, srcPort := netAddrIPAndPort(f.SrcAddr)
-	copy(fp.srcIP[:], srcIP)
-	fp.srcPort = srcPort
-	dstIP, dstPort := netAddrIPAndPort(f.DstAddr)
-	copy(fp.dstIP[:], dstIP)
-	fp.dstPort = dstPort
+	// ferry patch: without allocating (netAddrIPAndPort).
+	fp.srcPort = netAddrIPAndPort(&fp.srcIP, f.SrcAddr)
+	fp.dstPort = netAddrIPAndPort(&fp.dstIP, f.DstAddr)
 	fp.protocol = f.Protocol
 
 	return
 }
 
-func netAddrIPAndPort(addr net.Addr) (net.IP, uint16) {
-	switch a := addr.(type) {
+// netAddrIPAndPort writes addr's IP, in its 16-byte form, to ip and
+// returns its port. ferry patch: net.IP.To16 allocated the 16-byte form
+// of every IPv4 address, and a fingerprint is taken per relayed packet.
+func netAddrIPAndPort(ip *[16]byte, addr net.Addr) uint16 {
+	var a net.IP
+	var port int
+	switch addr := addr.(type) {
 	case *net.UDPAddr:
-		return a.IP.To16(), uint16(a.Port) // nolint:gosec // G115
+		a, port = addr.IP, addr.Port
 	case *net.TCPAddr:
-		return a.IP.To16(), uint16(a.Port) // nolint:gosec // G115
+		a, port = addr.IP, addr.Port
 	default:
-		return nil, 0
+		return 0
 	}
+	switch len(a) {
+	case net.IPv4len:
+		ip[10], ip[11] = 0xff, 0xff
+		copy(ip[12:], a)
+	case net.IPv6len:
+		copy(ip[:], a)
+	}
+
+	return uint16(port) // nolint:gosec // G115
 }

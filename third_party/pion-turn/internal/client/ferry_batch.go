@@ -4,10 +4,11 @@
 package client
 
 import (
-	"encoding/binary"
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/pion/turn/v5/internal/proto"
 )
 
 // ferry patch: a batch of equal-sized packets for one peer (quic-go's GSO
@@ -70,12 +71,7 @@ func (c *UDPConn) WriteBatchToAddrPort(b []byte, seg int, addr netip.AddrPort) e
 		for k := 0; k < maxBatchFrames && off < len(b) && len(buf)+frame <= maxBatchBytes; k++ {
 			p := b[off:min(off+seg, len(b))]
 			off += len(p)
-			buf = binary.BigEndian.AppendUint16(buf, bound.number)
-			buf = binary.BigEndian.AppendUint16(buf, uint16(len(p))) //nolint:gosec // a datagram
-			buf = append(buf, p...)
-			for len(buf)%4 != 0 {
-				buf = append(buf, 0)
-			}
+			buf = proto.AppendChannelData(buf, proto.ChannelNumber(bound.number), p)
 		}
 		*bp = buf
 		if err := bc.WriteBatchTo(buf, frame, c.serverAddr); err != nil {

@@ -46,8 +46,9 @@ type Request struct {
 
 // HandleRequest processes the give Request.
 func HandleRequest(r Request) error {
-	r.Log.Debugf("Received %d bytes of udp from %s on %s", len(r.Buff), r.SrcAddr, r.Conn.LocalAddr())
-
+	// ferry patch: no trace lines on the path of every relayed packet
+	// (here, handleDataPacket, handleChannelData): their arguments were
+	// built, and allocated, at every log level.
 	if proto.IsChannelData(r.Buff) {
 		return handleDataPacket(r)
 	}
@@ -56,7 +57,7 @@ func HandleRequest(r Request) error {
 }
 
 func handleDataPacket(req Request) error {
-	req.Log.Debugf("Received DataPacket from %s", req.SrcAddr.String())
+	// ferry patch: no trace line (see HandleRequest).
 	c := proto.ChannelData{Raw: req.Buff}
 	if err := c.Decode(); err != nil {
 		return fmt.Errorf("%w: %v", errFailedToCreateChannelData, err) //nolint:errorlint
@@ -71,7 +72,8 @@ func handleDataPacket(req Request) error {
 }
 
 func handleTURNPacket(req Request) error {
-	req.Log.Debug("Handling TURN packet")
+	// ferry patch: HandleRequest's trace line, for STUN messages only.
+	req.Log.Debugf("Received %d bytes of udp from %s on %s", len(req.Buff), req.SrcAddr, req.Conn.LocalAddr())
 	stunMsg := &stun.Message{Raw: append([]byte{}, req.Buff...)}
 	if err := stunMsg.Decode(); err != nil {
 		// nolint:errorlint
