@@ -8,6 +8,7 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,9 +34,14 @@ import (
 //   - chromium-go: the send page → `ferry receive`; go-chromium: `ferry
 //     send` → the receive page.
 //
+// A receiving page's rate is timed as the anchor's is, from the first
+// chunk's arrival to the last's (the click-to-saved-file rate is logged
+// beside it); a Go receiver's from its connection to its done event.
 // A browser side's CPU time is that of Chromium's whole process tree, its
 // "RSS" the peak of the tree's summed PSS (shared pages split between the
-// processes that share them), sampled.
+// processes that share them), sampled. NETLAB_BENCH_PROCS=1 prints each
+// side's CPU time by Chromium process kind (browser, renderer, GPU,
+// network service...).
 
 // dcMessage and dcBuffered shape the anchor's sender: 64 KiB messages,
 // refilled up to 8 MiB whenever the buffer drains below 6 MiB.
@@ -254,7 +260,11 @@ func (bp *benchPath) openReceivePage(b benchBrowser, link string, relay bool) (*
 // accept clicks Accept and returns when the page is done and the download
 // complete, with the time from the click to then; it checks the
 // downloaded file's SHA-256 and the page's path badge.
-func (rp *receivePage) accept(bp *benchPath, want string) (time.Duration, error) {
+// The page's rate is taken as the anchor's is, from its first chunk's
+// arrival to its last's (the bytes after the first); the rate from the
+// click to the saved file, which adds the connection's set-up and the
+// download's end, is logged beside it.
+func (rp *receivePage) accept(bp *benchPath, want string) (mbps float64, err error) {
 	stopProfile := jsProfile(rp.b.ctx)
 	start := time.Now()
 	if err := chromedp.Do(rp.b.ctx, chromedp.Click(chromedp.ID("accept"))); err != nil {
@@ -283,7 +293,16 @@ func (rp *receivePage) accept(bp *benchPath, want string) (time.Duration, error)
 	if err := pathBadge(rp.b, want); err != nil {
 		return 0, err
 	}
-	return elapsed, nil
+	a, err := pageEval[dcReceived](rp.b.ctx, `(() => {
+  const a = window.ferryDebug.flow.receiver.arrivals;
+  return { bytes: 0, after: a.after, ms: a.last - a.first };
+})()`)
+	if err != nil || a.MS <= 0 || a.After <= 0 {
+		return 0, fmt.Errorf("the page's chunk arrivals: %+v (%v)", a, err)
+	}
+	mbps = float64(a.After) / 1e6 / (a.MS / 1000)
+	bp.b.Logf("%s: first to last chunk %.1f MB/s; click on Accept to saved file %.1f MB/s", bp.path.Spec.Name, mbps, float64(bp.size)/1e6/elapsed.Seconds())
+	return mbps, nil
 }
 
 // jsProfile, with NETLAB_BENCH_JSPROFILE set to a folder, records a V8
@@ -351,7 +370,7 @@ func (bp *benchPath) pagesRun(ctx context.Context, relay bool) (measure, error) 
 		return measure{}, err
 	}
 	sm, rm := startTree(sb.pid), startTree(rb.pid)
-	elapsed, err := rp.accept(bp, want)
+	mbps, err := rp.accept(bp, want)
 	if err != nil {
 		return measure{}, err
 	}
@@ -361,7 +380,7 @@ func (bp *benchPath) pagesRun(ctx context.Context, relay bool) (measure, error) 
 	if err := pathBadge(sb, want); err != nil {
 		return measure{}, err
 	}
-	m := measure{mbps: float64(bp.size) / 1e6 / elapsed.Seconds()}
+	m := measure{mbps: mbps}
 	m.sendCPU, m.sendRSS = sm.end()
 	m.recvCPU, m.recvRSS = rm.end()
 	return m, nil
@@ -428,7 +447,7 @@ func (bp *benchPath) goToPage(ctx context.Context) (measure, error) {
 		return measure{}, err
 	}
 	rm := startTree(rb.pid)
-	elapsed, err := rp.accept(bp, "direct")
+	mbps, err := rp.accept(bp, "direct")
 	if err != nil {
 		return measure{}, err
 	}
@@ -438,7 +457,7 @@ func (bp *benchPath) goToPage(ctx context.Context) (measure, error) {
 	if err := send.Wait(ctx); err != nil {
 		return measure{}, fmt.Errorf("ferry send: %w\n%s", err, send.Describe())
 	}
-	m := measure{mbps: float64(bp.size) / 1e6 / elapsed.Seconds()}
+	m := measure{mbps: mbps}
 	m.sendCPU, m.sendRSS, _ = send.Usage()
 	m.recvCPU, m.recvRSS = rm.end()
 	return m, nil
@@ -453,10 +472,16 @@ type treeMeter struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	peak int64
+	// kinds0 is the CPU time by process kind at the start, with
+	// NETLAB_BENCH_PROCS set (see kindCPU).
+	kinds0 map[string]time.Duration
 }
 
 func startTree(root int) *treeMeter {
 	m := &treeMeter{root: root, stop: make(chan struct{})}
+	if os.Getenv("NETLAB_BENCH_PROCS") != "" {
+		m.kinds0 = kindCPU(root)
+	}
 	var rss int64
 	m.cpu0, rss = treeUsage(root)
 	m.peak = rss
@@ -484,7 +509,63 @@ func (m *treeMeter) end() (time.Duration, int64) {
 	close(m.stop)
 	m.wg.Wait()
 	cpu, rss := treeUsage(m.root)
+	if m.kinds0 != nil {
+		var parts []string
+		for k, v := range kindCPU(m.root) {
+			if d := v - m.kinds0[k]; d >= 10*time.Millisecond {
+				parts = append(parts, fmt.Sprintf("%s %.2fs", k, d.Seconds()))
+			}
+		}
+		slices.Sort(parts)
+		fmt.Printf("(chromium %d: CPU by process: %s)\n", m.root, strings.Join(parts, ", "))
+	}
 	return cpu - m.cpu0, max(m.peak, rss)
+}
+
+// kindCPU is the CPU time of root's tree by process kind: Chromium's
+// --type and --utility-sub-type (renderer, gpu-process, network.mojom...;
+// "browser" for the root), to tell where a page's time goes. Processes
+// that exited within the tree are left out.
+func kindCPU(root int) map[string]time.Duration {
+	entries, _ := os.ReadDir("/proc")
+	children := map[int][]int{}
+	all := map[int]procstat.Stat{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := procstat.Read(pid); err == nil {
+			all[pid] = st
+			children[st.PPID] = append(children[st.PPID], pid)
+		}
+	}
+	out := map[string]time.Duration{}
+	for todo := []int{root}; len(todo) > 0; {
+		pid := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		st, ok := all[pid]
+		if !ok {
+			continue
+		}
+		kind := "browser"
+		if pid != root {
+			kind = "other"
+			cmd, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+			// Zygote-forked processes rewrite theirs, with spaces.
+			for _, arg := range strings.FieldsFunc(string(cmd), func(r rune) bool { return r == 0 || r == ' ' }) {
+				if v, ok := strings.CutPrefix(arg, "--type="); ok {
+					kind = v
+				}
+				if v, ok := strings.CutPrefix(arg, "--utility-sub-type="); ok {
+					kind = v
+				}
+			}
+		}
+		out[kind] += st.CPU
+		todo = append(todo, children[pid]...)
+	}
+	return out
 }
 
 // treeUsage sums, over root and its descendants, the CPU time (their own,

@@ -70,6 +70,10 @@ export class Receiver {
   private fileDone = new Float64Array(0);
   private roots: string[] = [];
   stats: Record<string, number> = {};
+  // arrivals times the chunks as they arrive (performance.now()): the
+  // first's, the last's, and the payload bytes after the first, which is
+  // how the bench times a plain data channel (internal/netlab).
+  arrivals = { first: 0, last: 0, after: 0 };
   refetched = 0; // chunks that failed verification and were asked for again
   dropped = 0; // verified chunks a sequential sink let go at a reconnection
   held = 0; // NACKs held back by the test hook
@@ -363,6 +367,10 @@ export class Receiver {
     }
     if (f.have.has(h.index) || f.atWorker.has(h.index)) throw fail("protocol", protocolError(`duplicate chunk ${h.file}/${h.index}`));
     f.atWorker.add(h.index);
+    const now = performance.now();
+    if (this.arrivals.first === 0) this.arrivals.first = now;
+    else this.arrivals.after += b.length - chunkHeaderLen;
+    this.arrivals.last = now;
     this.start(h.file);
     const buf = b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? (b.buffer as ArrayBuffer) : (b.slice().buffer as ArrayBuffer);
     this.worker.post({ t: "chunk", file: h.file, index: h.index, frame: buf }, [buf]);
