@@ -205,6 +205,16 @@ func (bp *benchPath) sendPage(b benchBrowser, relay bool) (string, error) {
 	if err := chromedp.Do(b.ctx, chromedp.Navigate(u)); err != nil {
 		return "", fmt.Errorf("open send page: %w", err)
 	}
+	// NETLAB_BENCH_STRIPES=n: the page's test hook fixes the number of
+	// connections (0: never stripe) instead of choosing it from the RTT.
+	if n := os.Getenv("NETLAB_BENCH_STRIPES"); n != "" {
+		if _, err := strconv.Atoi(n); err != nil {
+			return "", fmt.Errorf("NETLAB_BENCH_STRIPES=%q: %w", n, err)
+		}
+		if _, err := pageEval[bool](b.ctx, `(() => { window.ferryTest = Object.assign(window.ferryTest || {}, { stripes: `+n+` }); return true; })()`); err != nil {
+			return "", err
+		}
+	}
 	if err := chromedp.Do(b.ctx, chromedp.SetUploadFiles(chromedp.ID("file-input"), []string{bp.file})); err != nil {
 		return "", fmt.Errorf("pick file: %w", err)
 	}

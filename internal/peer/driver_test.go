@@ -645,8 +645,8 @@ func TestDriverStripesFor(t *testing.T) {
 	if n := d.stripesFor(Options{}, true)(rtt); n != 1 {
 		t.Errorf("Go peer: %d connections, want 1", n)
 	}
-	if n := d.stripesFor(Options{}, false)(time.Millisecond); n != 1 {
-		t.Errorf("browser on a LAN: %d connections, want 1", n)
+	if n := d.stripesFor(Options{}, false)(time.Millisecond); n != proto.MaxStripes/2 {
+		t.Errorf("browser on a LAN: %d connections, want %d", n, proto.MaxStripes/2)
 	}
 	d.left.Store(1 << 20)
 	if n := d.stripesFor(Options{}, false)(rtt); n != 1 {

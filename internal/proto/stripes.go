@@ -14,16 +14,14 @@ const FeatureStripes = "stripes"
 // browser data channel's SCTP association is slow with latency and loss;
 // several peer connections add up (issue 13: at 30 ms RTT one moves
 // ~4 MB/s, four 6.1 MB/s; with 0.2 % loss one 1.0 MB/s, eight 5.1 MB/s).
-// On a LAN-like path one is as fast and costs less.
+// On a LAN too: between two Chromiums on the lab's routed LAN one moved
+// 16.9 MB/s, two 20.7 and four 20.7-21.4, at less CPU per byte.
 const (
 	// MaxStripes caps the connections of one generation, main included:
 	// each costs a DTLS handshake and two sealed signals.
 	MaxStripes = 8
-	// StripeMinRTT: below it the path is LAN-like and one connection is
-	// enough.
-	StripeMinRTT = 5 * time.Millisecond
-	// StripeFullRTT: from it on the generation uses MaxStripes; between
-	// StripeMinRTT and it, half as many.
+	// StripeFullRTT: from it on the generation uses MaxStripes; below it
+	// (a LAN, or an RTT not known yet), half as many.
 	StripeFullRTT = 15 * time.Millisecond
 	// StripeMinBytes: a generation with less left to send than this does
 	// not stripe (it would be over before the stripes are up).
@@ -50,7 +48,7 @@ const (
 // with remaining bytes still to send.
 func StripeCount(rtt time.Duration, remaining int64) int {
 	switch {
-	case remaining < StripeMinBytes || rtt < StripeMinRTT:
+	case remaining < StripeMinBytes:
 		return 1
 	case rtt < StripeFullRTT:
 		return MaxStripes / 2

@@ -22,10 +22,11 @@ func TestStripeCount(t *testing.T) {
 		remaining int64
 		want      int
 	}{
-		{0, 1 << 30, 1},
-		{time.Millisecond, 1 << 30, 1},
-		{4900 * time.Microsecond, 1 << 30, 1},
+		{0, 1 << 30, 4},
+		{100 * time.Microsecond, 1 << 30, 4},
+		{time.Millisecond, 1 << 30, 4},
 		{5 * time.Millisecond, 1 << 30, 4},
+		{time.Millisecond, proto.StripeMinBytes - 1, 1},
 		{14 * time.Millisecond, 1 << 30, 4},
 		{15 * time.Millisecond, 1 << 30, 8},
 		{30 * time.Millisecond, 1 << 30, 8},

@@ -129,7 +129,6 @@ func constants() []byte {
 		kv{"featureStripes", proto.FeatureStripes, false},
 		kv{"maxStripes", proto.MaxStripes, false},
 		kv{"maxRelayStripes", proto.MaxRelayStripes, false},
-		kv{"stripeMinRttMs", int(proto.StripeMinRTT.Milliseconds()), false},
 		kv{"stripeFullRttMs", int(proto.StripeFullRTT.Milliseconds()), false},
 		kv{"stripeMinBytes", proto.StripeMinBytes, false},
 		kv{"stripeDescribeWaitMs", int(proto.StripeDescribeWait.Milliseconds()), false},

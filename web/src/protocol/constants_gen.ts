@@ -34,7 +34,6 @@ export const receiverIdleMs = 120000;
 export const featureStripes = "stripes";
 export const maxStripes = 8;
 export const maxRelayStripes = 6;
-export const stripeMinRttMs = 5;
 export const stripeFullRttMs = 15;
 export const stripeMinBytes = 8388608;
 export const stripeDescribeWaitMs = 2000;
