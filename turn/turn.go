@@ -1,4 +1,5 @@
-// Package turn is ferry's bundled TURN relay (github.com/pion/turn/v4) with
+// Package turn is ferry's bundled TURN relay (github.com/pion/turn/v5, our
+// patched copy in third_party/pion-turn) with
 // TURN REST credentials handed out per ticket, allocation caps (per ticket,
 // per client address, in all), an optional bandwidth cap, byte accounting,
 // and a permission filter that refuses to relay to loopback, private and
@@ -31,6 +32,9 @@ var (
 	ErrCapacity = errors.New("turn: relay at capacity")
 	// ErrTCPRelay refuses a TCP relay (RFC 6062), which ferry does not offer.
 	ErrTCPRelay = errors.New("turn: TCP relays are not offered")
+	// ErrFamily refuses a relay of the other address family than the
+	// relay address (RFC 6156's REQUESTED-ADDRESS-FAMILY).
+	ErrFamily = errors.New("turn: relay address family not offered")
 )
 
 // Realm is the TURN realm ferry uses.
@@ -263,12 +267,17 @@ func (s *Server) Run(ctx context.Context) error {
 	gen := &generator{base: base, s: s}
 	perm := s.permit
 	srv, err := pionturn.NewServer(pionturn.ServerConfig{
-		Realm:             Realm,
-		AuthHandler:       s.auth,
-		QuotaHandler:      s.quota,
-		LoggerFactory:     pionlog.New(s.log, slog.LevelWarn), // pion's logs are ours
-		PacketConnConfigs: []pionturn.PacketConnConfig{{PacketConn: s.udp, RelayAddressGenerator: gen, PermissionHandler: perm}},
-		ListenerConfigs:   []pionturn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: perm}},
+		Realm:         Realm,
+		AuthHandler:   s.auth,
+		QuotaHandler:  s.quota,
+		LoggerFactory: pionlog.New(s.log, slog.LevelWarn), // pion's logs are ours
+		// A request without REQUESTED-ADDRESS-FAMILY gets an IPv4 relay
+		// (RFC 6156), as RelayIP is, whatever the family of the client's
+		// address: otherwise pion follows a dual-stack listener's client
+		// and asks for a udp6 socket on an IPv4 RelayBind.
+		StrictAddressFamily: true,
+		PacketConnConfigs:   []pionturn.PacketConnConfig{{PacketConn: s.udp, RelayAddressGenerator: gen, PermissionHandler: perm}},
+		ListenerConfigs:     []pionturn.ListenerConfig{{Listener: s.tcp, RelayAddressGenerator: gen, PermissionHandler: perm}},
 		EventHandler: pionturn.EventHandler{
 			OnAllocationCreated: func(src, _ net.Addr, _, username, _ string, relay net.Addr, _ int) {
 				s.allocated(username, src, relay)
@@ -604,6 +613,9 @@ type generator struct {
 func (g *generator) Validate() error { return g.base.Validate() }
 
 func (g *generator) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
+	if v4 := g.s.cfg.RelayIP.To4() != nil; v4 != (conf.Network == "udp4") {
+		return nil, nil, ErrFamily
+	}
 	// The global cap counts relay sockets, reserved before one is opened,
 	// so it holds exactly even for concurrent TCP clients; pion answers
 	// the error with 508.

@@ -431,6 +431,58 @@ func TestNestedAllocationRefused(t *testing.T) {
 	}
 }
 
+// TestIPv6Client: a client that reaches a dual-stack listener over IPv6
+// without asking for an address family (as browsers do) gets the IPv4
+// relay RelayIP advertises: pion/turn v5 would otherwise ask for a relay
+// of the client's family, on an IPv4 RelayBind, and answer 508. One that
+// asks for IPv6 is refused.
+func TestIPv6Client(t *testing.T) {
+	s, clk, _ := start(t, func(c *turn.Config) { c.ListenAddr, c.AllowPrivate = ":0", true })
+	turnAddr := "[::1]:" + strconv.Itoa(s.Port())
+	lf := logging.NewDefaultLoggerFactory()
+	lf.DefaultLogLevel = logging.LogLevelError
+	for _, family := range []pionturn.RequestedAddressFamily{pionturn.RequestedAddressFamilyIPv4, pionturn.RequestedAddressFamilyIPv6} {
+		conn, err := net.ListenPacket("udp6", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback here: %v", err)
+		}
+		un, pw := turn.Credentials(secret, "ticket6", time.Hour, clk.Now())
+		c, err := pionturn.NewClient(&pionturn.ClientConfig{
+			STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: conn,
+			Username: un, Password: pw, Realm: turn.Realm, LoggerFactory: lf,
+			RequestedAddressFamily: family,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close(); conn.Close() })
+		if err := c.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		relay, err := c.Allocate()
+		if family == pionturn.RequestedAddressFamilyIPv6 {
+			if err == nil {
+				relay.Close()
+				t.Fatalf("an IPv6 relay at %v", relay.LocalAddr())
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("allocation over IPv6: %v", err)
+		}
+		defer relay.Close()
+		if ua, ok := relay.LocalAddr().(*net.UDPAddr); !ok || ua.IP.To4() == nil {
+			t.Fatalf("relay address %v, want the IPv4 relay IP", relay.LocalAddr())
+		}
+		peer, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer peer.Close()
+		sendUntilReceived(t, relay, peer, peer.LocalAddr(), []byte("over v6, relayed on v4"))
+	}
+}
+
 // TestNoTCPRelay: a TCP relay (RFC 6062) would let anyone with
 // credentials open TCP connections from the server; it is refused, and a
 // UDP allocation over the same TCP control connection still works.
