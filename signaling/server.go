@@ -116,6 +116,12 @@ type Server struct {
 	perIP map[netip.Prefix]int // open connections per client address
 	ctx   context.Context      // set by Run: ends every connection on shutdown
 	ready chan struct{}
+	// active counts the handlers running; once stopping, none start, and
+	// Run waits for drained (closed when active reaches 0), so that every
+	// client has its close reason before the process goes on to exit.
+	active   int
+	stopping bool
+	drained  chan struct{}
 }
 
 // New returns a Server; call Run before serving requests.
@@ -160,7 +166,7 @@ func (s *Server) Run(ctx context.Context) error {
 	// Connections get their own context, so that ending ctx ends them
 	// with ErrShutdown as the cause, the close reason clients act on.
 	conns, closeConns := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer closeConns(ErrShutdown)
+	defer s.stop(closeConns)
 	s.mu.Lock()
 	s.ctx = conns
 	s.mu.Unlock()
@@ -183,6 +189,45 @@ func (s *Server) Run(ctx context.Context) error {
 			s.cfg.CreateLimit.Prune()
 			s.cfg.JoinLimit.Prune()
 		}
+	}
+}
+
+// stop ends every connection with ErrShutdown and waits until their
+// handlers have returned (each within its write and close timeouts).
+func (s *Server) stop(closeConns context.CancelCauseFunc) {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	closeConns(ErrShutdown)
+	s.mu.Lock()
+	var drained chan struct{}
+	if s.active > 0 {
+		drained = make(chan struct{})
+		s.drained = drained
+	}
+	s.mu.Unlock()
+	if drained != nil {
+		<-drained
+	}
+}
+
+// enter counts a handler in, unless the server is stopping.
+func (s *Server) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.active++
+	return true
+}
+
+func (s *Server) exit() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active--; s.active == 0 && s.drained != nil {
+		close(s.drained)
+		s.drained = nil
 	}
 }
 
@@ -312,6 +357,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "starting", http.StatusServiceUnavailable)
 		return
 	}
+	if !s.enter() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.exit()
 	ip := s.cfg.ClientIP(r)
 	admitted := s.admit(ip)
 	if admitted {
@@ -334,6 +384,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	base := s.ctx
 	s.mu.Unlock()
 	ctx, cancel := context.WithCancelCause(base)
+	defer cancel(errDone) // (a connection that failed early was never cancelled)
 	c := &conn{
 		s: s, id: newConnID(s.cfg.Instance), ws: ws, r: r, ip: ip,
 		ctx: ctx, cancel: cancel, inbox: make(chan envelope, inboxSize),
@@ -348,6 +399,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 
 	err = c.run()
+	if err != nil && !errors.Is(err, errDone) && !errors.Is(err, errClientClosed) && errors.Is(context.Cause(c.ctx), ErrShutdown) {
+		err = ErrShutdown // what failed was cut short by the shutdown (a store call, say)
+	}
 	c.cleanup(err)
 	defer c.wg.Wait() // closing the WebSocket ends them
 	if errors.Is(err, errClientClosed) {
@@ -410,6 +464,9 @@ var (
 func (c *conn) run() error {
 	if c.ws.Subprotocol() != proto.Subprotocol {
 		return ErrVersion
+	}
+	if c.ctx.Err() != nil { // opened as the server stops
+		return context.Cause(c.ctx)
 	}
 	first, err := c.readFirst()
 	if err != nil {

@@ -309,11 +309,15 @@ func TestShutdown(t *testing.T) {
 	if _, err := waiting.Create(e.ctx); err != nil {
 		t.Fatal(err)
 	}
-	e.stop()
+	e.stop() // returns once every handler has sent its close
 	for name, c := range map[string]*sigclient.Conn{"sender": s, "receiver": r, "waiting sender": waiting} {
 		if _, err := c.Next(e.ctx); !errors.Is(err, sigclient.ErrShutdown) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+	if late, err := sigclient.Dial(e.ctx, e.base, sigclient.Options{}); err == nil {
+		late.Close()
+		t.Error("a connection was accepted after the shutdown")
 	}
 }
 

@@ -258,8 +258,8 @@ export class Sender {
     };
     report(true);
     const hooks = (globalThis as { ferryTest?: TestHooks }).ferryTest;
-    // Stripe once the main connection works, if enough is left to send
-    // and the path is long (PROTOCOL.md §3.4).
+    // Stripe once the main connection works, if enough is left to send,
+    // over as many connections as the path's RTT asks for (PROTOCOL.md §3.4).
     if (this.canStripe() && hooks?.stripes !== 0) {
       const left = this.man.totalSize - resumed - this.files.reduce((a, f) => a + (f.verified ? f.src.file.size : 0), 0);
       void g.sample().then((p) => {
