@@ -17,7 +17,6 @@ import (
 	"github.com/ferrydev/ferry/internal/netlab"
 	"github.com/ferrydev/ferry/internal/turntest"
 	"github.com/ferrydev/ferry/turn"
-	"github.com/pion/logging"
 	"github.com/pion/stun/v3"
 	pionturn "github.com/pion/turn/v5"
 )
@@ -408,20 +407,9 @@ func TestNestedAllocationRefused(t *testing.T) {
 	// A TURN client speaking through the allocation to the relay's own port.
 	turnAddr := "127.0.0.1:" + strconv.Itoa(s.Port())
 	un, pw := turn.Credentials(secret, "ticketL", time.Hour, clk.Now())
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	nested, err := pionturn.NewClient(&pionturn.ClientConfig{
-		STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: a.relay,
-		Username: un, Password: pw, Realm: turn.Realm, LoggerFactory: lf,
-		RTO: 10 * time.Millisecond, // gives up after about a second
+	nested := turntest.Client(t, a.relay, turnAddr, un, pw, func(c *pionturn.ClientConfig) {
+		c.RTO = 10 * time.Millisecond // gives up after about a second
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nested.Close()
-	if err := nested.Listen(); err != nil {
-		t.Fatal(err)
-	}
 	if relay, err := nested.Allocate(); err == nil {
 		relay.Close()
 		t.Fatalf("nested allocation %s through %s", relay.LocalAddr(), a.relay.LocalAddr())
@@ -439,26 +427,13 @@ func TestNestedAllocationRefused(t *testing.T) {
 func TestIPv6Client(t *testing.T) {
 	s, clk, _ := start(t, func(c *turn.Config) { c.ListenAddr, c.AllowPrivate = ":0", true })
 	turnAddr := "[::1]:" + strconv.Itoa(s.Port())
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
 	for _, family := range []pionturn.RequestedAddressFamily{pionturn.RequestedAddressFamilyIPv4, pionturn.RequestedAddressFamilyIPv6} {
 		conn, err := net.ListenPacket("udp6", "[::1]:0")
 		if err != nil {
 			t.Skipf("no IPv6 loopback here: %v", err)
 		}
 		un, pw := turn.Credentials(secret, "ticket6", time.Hour, clk.Now())
-		c, err := pionturn.NewClient(&pionturn.ClientConfig{
-			STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: conn,
-			Username: un, Password: pw, Realm: turn.Realm, LoggerFactory: lf,
-			RequestedAddressFamily: family,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close(); conn.Close() })
-		if err := c.Listen(); err != nil {
-			t.Fatal(err)
-		}
+		c := turntest.Client(t, conn, turnAddr, un, pw, func(c *pionturn.ClientConfig) { c.RequestedAddressFamily = family })
 		relay, err := c.Allocate()
 		if family == pionturn.RequestedAddressFamilyIPv6 {
 			if err == nil {
@@ -494,19 +469,7 @@ func TestNoTCPRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	un, pw := turn.Credentials(secret, "ticketT", time.Hour, clk.Now())
-	lf := logging.NewDefaultLoggerFactory()
-	lf.DefaultLogLevel = logging.LogLevelError
-	c, err := pionturn.NewClient(&pionturn.ClientConfig{
-		STUNServerAddr: turnAddr, TURNServerAddr: turnAddr, Conn: pionturn.NewSTUNConn(tc),
-		Username: un, Password: pw, Realm: turn.Realm, LoggerFactory: lf,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if err := c.Listen(); err != nil {
-		t.Fatal(err)
-	}
+	c := turntest.Client(t, pionturn.NewSTUNConn(tc), turnAddr, un, pw, nil)
 	if a, err := c.AllocateTCP(); err == nil {
 		a.Close()
 		t.Fatal("a TCP relay was allocated")

@@ -537,27 +537,8 @@ func (m *treeMeter) end() (time.Duration, int64) {
 // "browser" for the root), to tell where a page's time goes. Processes
 // that exited within the tree are left out.
 func kindCPU(root int) map[string]time.Duration {
-	entries, _ := os.ReadDir("/proc")
-	children := map[int][]int{}
-	all := map[int]procstat.Stat{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if st, err := procstat.Read(pid); err == nil {
-			all[pid] = st
-			children[st.PPID] = append(children[st.PPID], pid)
-		}
-	}
 	out := map[string]time.Duration{}
-	for todo := []int{root}; len(todo) > 0; {
-		pid := todo[len(todo)-1]
-		todo = todo[:len(todo)-1]
-		st, ok := all[pid]
-		if !ok {
-			continue
-		}
+	for pid, st := range processTree(root) {
 		kind := "browser"
 		if pid != root {
 			kind = "other"
@@ -593,9 +574,41 @@ func kindCPU(root int) map[string]time.Duration {
 				}
 			}
 		}
-		todo = append(todo, children[pid]...)
 	}
 	return out
+}
+
+// processTree yields root and its descendants, each with its stat.
+func processTree(root int) iter.Seq2[int, procstat.Stat] {
+	return func(yield func(int, procstat.Stat) bool) {
+		entries, _ := os.ReadDir("/proc")
+		all := map[int]procstat.Stat{}
+		children := map[int][]int{}
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			st, err := procstat.Read(pid)
+			if err != nil {
+				continue // gone meanwhile
+			}
+			all[pid] = st
+			children[st.PPID] = append(children[st.PPID], pid)
+		}
+		for todo := []int{root}; len(todo) > 0; {
+			pid := todo[len(todo)-1]
+			todo = todo[:len(todo)-1]
+			st, ok := all[pid]
+			if !ok {
+				continue
+			}
+			if !yield(pid, st) {
+				return
+			}
+			todo = append(todo, children[pid]...)
+		}
+	}
 }
 
 // treeUsage sums, over root and its descendants, the CPU time (their own,
@@ -603,33 +616,11 @@ func kindCPU(root int) map[string]time.Duration {
 // the proportional set size: Chromium's processes share most of their
 // pages, which a sum of their RSS would count once per process.
 func treeUsage(root int) (time.Duration, int64) {
-	entries, _ := os.ReadDir("/proc")
-	all := map[int]procstat.Stat{}
-	children := map[int][]int{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		s, err := procstat.Read(pid)
-		if err != nil {
-			continue // gone meanwhile
-		}
-		all[pid] = s
-		children[s.PPID] = append(children[s.PPID], pid)
-	}
 	var cpu time.Duration
 	var rss int64
-	for todo := []int{root}; len(todo) > 0; {
-		pid := todo[len(todo)-1]
-		todo = todo[:len(todo)-1]
-		s, ok := all[pid]
-		if !ok {
-			continue
-		}
+	for pid, s := range processTree(root) {
 		cpu += s.CPU + s.Children
 		rss += pss(pid)
-		todo = append(todo, children[pid]...)
 	}
 	return cpu, rss
 }
