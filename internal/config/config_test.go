@@ -86,6 +86,9 @@ func TestValidate(t *testing.T) {
 		{"log level", []string{"--log-level", "loud"}, "--log-level"},
 		{"proxies", []string{"--trusted-proxies", "10.0.0.0/8,nonsense"}, "--trusted-proxies"},
 		{"relay ip", []string{"--turn-relay-ip", "host"}, "--turn-relay-ip"},
+		{"relay ip v6", []string{"--turn-relay-ip", "2001:db8::1"}, "--turn-relay-ip \"2001:db8::1\": the relay's address must be IPv4"},
+		{"relay ip v4", []string{"--turn-relay-ip", "203.0.113.7"}, ""},
+		{"relay bind v6", []string{"--turn-relay-bind", "::"}, "--turn-relay-bind"},
 		{"turn url scheme", []string{"--turn-url", "http://x", "--turn-secret", "0123456789abcdef"}, "--turn-url"},
 		{"turn url needs secret", []string{"--turn-url", "turn:x:3478"}, "--turn-secret"},
 		{"redis", []string{"--redis", "localhost:6379"}, "--redis"},
@@ -203,14 +206,15 @@ func TestTURNAdvice(t *testing.T) {
 
 func TestValidateStandalone(t *testing.T) {
 	for _, tc := range []struct {
-		secret, want string
+		secret, relayIP, want string
 	}{
-		{"", "--turn-secret is required"},
-		{"short", "--turn-secret must be at least 16 characters"},
-		{"0123456789abcdef", ""},
+		{"", "", "--turn-secret is required"},
+		{"short", "", "--turn-secret must be at least 16 characters"},
+		{"0123456789abcdef", "", ""},
+		{"0123456789abcdef", "2001:db8::1", "the relay's address must be IPv4"},
 	} {
 		turn := config.DefaultServe().TURN
-		turn.Secret = tc.secret
+		turn.Secret, turn.RelayIP = tc.secret, tc.relayIP
 		err := turn.ValidateStandalone()
 		if tc.want == "" {
 			if err != nil {

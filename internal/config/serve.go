@@ -157,8 +157,8 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 	t := &c.TURN
 	fs.StringVar(&t.Listen, "turn-listen", t.Listen, "bundled TURN/STUN listen address, UDP and TCP (empty: no bundled TURN)")
 	fs.StringVar(&t.Host, "turn-host", t.Host, "host name or IP clients use to reach TURN (default: the host of --public-url or of the request)")
-	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
-	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
+	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IPv4 address the relay advertises (default: the address of the default route); clients may reach the relay over IPv6, but relay addresses are IPv4")
+	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local IPv4 address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, at least 16 characters (default: random at start-up)")
 	fs.DurationVar(&t.CredentialTTL, "turn-credential-ttl", t.CredentialTTL, "how long TURN credentials last for a transfer once a link is opened (a waiting sender's also cover the link's remaining lifetime); they die with their link earlier")
@@ -171,8 +171,8 @@ func (c *Serve) Flags(fs *flag.FlagSet) {
 // named as in `ferry serve` so one set of FERRY_TURN_* variables serves both.
 func (t *TURN) TURNFlags(fs *flag.FlagSet) {
 	fs.StringVar(&t.Listen, "turn-listen", t.Listen, "TURN/STUN listen address, UDP and TCP")
-	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IP the relay advertises (default: the address of the default route)")
-	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local address relay sockets bind to")
+	fs.StringVar(&t.RelayIP, "turn-relay-ip", t.RelayIP, "public IPv4 address the relay advertises (default: the address of the default route); clients may reach the relay over IPv6, but relay addresses are IPv4")
+	fs.StringVar(&t.RelayBind, "turn-relay-bind", t.RelayBind, "local IPv4 address relay sockets bind to")
 	fs.Var(&t.Ports, "turn-ports", "relay port range, e.g. 49152-65535 (default: any free port)")
 	fs.StringVar(&t.Secret, "turn-secret", t.Secret, "TURN REST shared secret, the same as the ferry servers' --turn-secret (required, at least 16 characters)")
 	fs.BoolVar(&t.AllowPrivate, "turn-allow-private", t.AllowPrivate, "let the relay reach loopback, private and link-local addresses and this host's own, never its TURN port")
@@ -237,6 +237,27 @@ func (t *TURN) Advice() []string {
 }
 
 // validateCaps checks the caps shared by both commands.
+// validateRelayAddrs checks --turn-relay-ip and --turn-relay-bind. The
+// relay gives IPv4 relay addresses (clients may reach it over IPv4 or
+// IPv6): an IPv6 one would be refused to every client that does not ask
+// for one, browsers included.
+func (t *TURN) validateRelayAddrs() error {
+	var errs []error
+	if t.RelayIP != "" {
+		if a, err := netip.ParseAddr(t.RelayIP); err != nil {
+			errs = append(errs, fmt.Errorf("%w: --turn-relay-ip %q is not an IP address", ErrInvalid, t.RelayIP))
+		} else if !a.Unmap().Is4() {
+			errs = append(errs, fmt.Errorf("%w: --turn-relay-ip %q: the relay's address must be IPv4 (clients may still reach it over IPv6)", ErrInvalid, t.RelayIP))
+		}
+	}
+	if a, err := netip.ParseAddr(t.RelayBind); err != nil {
+		errs = append(errs, fmt.Errorf("%w: --turn-relay-bind %q is not an IP address", ErrInvalid, t.RelayBind))
+	} else if !a.Unmap().Is4() {
+		errs = append(errs, fmt.Errorf("%w: --turn-relay-bind %q: relay sockets bind to an IPv4 address (0.0.0.0 for all)", ErrInvalid, t.RelayBind))
+	}
+	return errors.Join(errs...)
+}
+
 func (t *TURN) validateCaps() error {
 	var errs []error
 	for _, c := range []struct {
@@ -261,15 +282,7 @@ func (t *TURN) ValidateStandalone() error {
 	} else if len(t.Secret) < MinSecretLen {
 		errs = append(errs, shortSecret("turn-secret"))
 	}
-	if t.RelayIP != "" {
-		if _, err := netip.ParseAddr(t.RelayIP); err != nil {
-			errs = append(errs, fmt.Errorf("%w: --turn-relay-ip %q is not an IP address", ErrInvalid, t.RelayIP))
-		}
-	}
-	if _, err := netip.ParseAddr(t.RelayBind); err != nil {
-		errs = append(errs, fmt.Errorf("%w: --turn-relay-bind %q is not an IP address", ErrInvalid, t.RelayBind))
-	}
-	errs = append(errs, t.validateCaps())
+	errs = append(errs, t.validateRelayAddrs(), t.validateCaps())
 	return errors.Join(errs...)
 }
 
@@ -369,13 +382,8 @@ func (c *Serve) Validate() error {
 		if _, _, err := net.SplitHostPort(t.Listen); err != nil {
 			bad("--turn-listen %q: %v", t.Listen, err)
 		}
-		if t.RelayIP != "" {
-			if _, err := netip.ParseAddr(t.RelayIP); err != nil {
-				bad("--turn-relay-ip %q is not an IP address", t.RelayIP)
-			}
-		}
-		if _, err := netip.ParseAddr(t.RelayBind); err != nil {
-			bad("--turn-relay-bind %q is not an IP address", t.RelayBind)
+		if err := t.validateRelayAddrs(); err != nil {
+			errs = append(errs, err)
 		}
 		if err := positive("turn-credential-ttl", t.CredentialTTL); err != nil {
 			errs = append(errs, err)
