@@ -236,7 +236,6 @@ func (t *TURN) Advice() []string {
 	return out
 }
 
-// validateCaps checks the caps shared by both commands.
 // validateRelayAddrs checks --turn-relay-ip and --turn-relay-bind. The
 // relay gives IPv4 relay addresses (clients may reach it over IPv4 or
 // IPv6): an IPv6 one would be refused to every client that does not ask
@@ -258,6 +257,7 @@ func (t *TURN) validateRelayAddrs() error {
 	return errors.Join(errs...)
 }
 
+// validateCaps checks the caps shared by both commands.
 func (t *TURN) validateCaps() error {
 	var errs []error
 	for _, c := range []struct {

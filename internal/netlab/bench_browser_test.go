@@ -558,20 +558,16 @@ func kindCPU(root int) map[string]time.Duration {
 			// And by thread: which one is the bottleneck.
 			tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
 			for _, t := range tasks {
-				dir := "/proc/" + strconv.Itoa(pid) + "/task/" + t.Name()
-				comm, _ := os.ReadFile(dir + "/comm")
-				b, err := os.ReadFile(dir + "/stat")
+				tid, err := strconv.Atoi(t.Name())
 				if err != nil {
 					continue
 				}
-				// The same format as a process's stat (procstat).
-				if i := strings.LastIndexByte(string(b), ')'); i >= 0 {
-					if f := strings.Fields(string(b[i+1:])); len(f) > 12 {
-						u, _ := strconv.ParseInt(f[11], 10, 64)
-						sy, _ := strconv.ParseInt(f[12], 10, 64)
-						out["renderer/"+strings.TrimSpace(string(comm))] += time.Duration(u+sy) * 10 * time.Millisecond
-					}
+				ts, err := procstat.ReadThread(pid, tid)
+				if err != nil {
+					continue // ended meanwhile
 				}
+				comm, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/comm")
+				out["renderer/"+strings.TrimSpace(string(comm))] += ts.CPU
 			}
 		}
 	}

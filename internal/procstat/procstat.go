@@ -35,6 +35,16 @@ func Read(pid int) (Stat, error) {
 	return parse(b)
 }
 
+// ReadThread reads the stat line of thread tid of process pid, whose CPU
+// is that thread's alone.
+func ReadThread(pid, tid int) (Stat, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/stat", pid, tid))
+	if err != nil {
+		return Stat{}, err
+	}
+	return parse(b)
+}
+
 func parse(b []byte) (Stat, error) {
 	// The command name (field 2) may hold spaces: count from its last ')'.
 	i := bytes.LastIndexByte(b, ')')

@@ -45,3 +45,23 @@ func TestReadSelf(t *testing.T) {
 		t.Fatalf("CPU %v then %v (%v)", s.CPU, s2.CPU, err)
 	}
 }
+
+// ReadThread sees this process's main thread (its tid is its pid), whose
+// CPU time is at most the whole process's.
+func TestReadThread(t *testing.T) {
+	pid := os.Getpid()
+	th, err := ReadThread(pid, pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := Read(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if th.PPID != os.Getppid() || th.CPU > all.CPU {
+		t.Fatalf("main thread %+v, process %+v", th, all)
+	}
+	if _, err := ReadThread(pid, -1); err == nil {
+		t.Fatal("a thread that does not exist was read")
+	}
+}
