@@ -63,7 +63,7 @@ func (c *UDPConn) WriteBatchToAddrPort(b []byte, seg int, addr netip.AddrPort) e
 	// Each message (RFC 8656 §12.4): channel number and length, 2 bytes
 	// each, the packet, zeros to a multiple of 4 bytes, as
 	// proto.ChannelData encodes it.
-	frame := (4 + seg + 3) &^ 3
+	frame := proto.ChannelDataLen(seg)
 	bp := batchBufs.Get().(*[]byte) //nolint:forcetypeassert
 	defer batchBufs.Put(bp)
 	for off := 0; off < len(b); {

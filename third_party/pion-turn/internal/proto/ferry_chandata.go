@@ -13,6 +13,12 @@ import "encoding/binary"
 // channel number and length, 2 bytes each (RFC 8656 §12.4).
 const ChannelDataHeaderSize = channelDataHeaderSize
 
+// ChannelDataLen is the length of the ChannelData message that carries n
+// bytes: header, data and padding to a multiple of 4 bytes.
+func ChannelDataLen(n int) int {
+	return nearestPaddedValueLength(ChannelDataHeaderSize + n)
+}
+
 // AppendChannelData appends p framed as a ChannelData message for channel
 // number (header, p, zeros to a multiple of 4 bytes, as Encode does).
 func AppendChannelData(buf []byte, number ChannelNumber, p []byte) []byte {
@@ -31,8 +37,7 @@ func AppendChannelData(buf []byte, number ChannelNumber, p []byte) []byte {
 func FrameChannelData(frame []byte, number ChannelNumber, n int) []byte {
 	binary.BigEndian.PutUint16(frame[0:], uint16(number))
 	binary.BigEndian.PutUint16(frame[2:], uint16(n)) //nolint:gosec // a datagram
-	end := ChannelDataHeaderSize + n
-	padded := nearestPaddedValueLength(end)
+	end, padded := ChannelDataHeaderSize+n, ChannelDataLen(n)
 	clear(frame[end:padded])
 
 	return frame[:padded]

@@ -26,6 +26,9 @@ func TestFerryChannelDataFraming(t *testing.T) {
 		want := &ChannelData{Number: MinChannelNumber + ChannelNumber(n), Data: data}
 		want.Encode()
 		copy(frame[ChannelDataHeaderSize:], data)
+		if ChannelDataLen(n) != len(want.Raw) {
+			t.Fatalf("ChannelDataLen(%d) = %d, want %d", n, ChannelDataLen(n), len(want.Raw))
+		}
 		if got := FrameChannelData(frame, want.Number, n); !bytes.Equal(got, want.Raw) {
 			t.Fatalf("FrameChannelData, %d bytes: % x, want % x", n, got, want.Raw)
 		}
