@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/ferrydev/ferry/internal/browsertest"
 )
@@ -18,6 +19,9 @@ func (n *NS) Browser(ctx context.Context, origin string) context.Context {
 	t := n.lab.t
 	t.Helper()
 	browsertest.Require(t)
+	if err := n.Settle(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	script := filepath.Join(t.TempDir(), "chromium-in-"+n.Role)
 	body := "#!/bin/sh\nexec ip netns exec " + n.Name + " " + browsertest.Path() + ` "$@"` + "\n"
 	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {

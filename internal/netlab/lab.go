@@ -36,6 +36,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -227,6 +228,14 @@ func (l *Lab) NS(role string) *NS {
 	l.mu.Lock()
 	l.nss = append(l.nss, ns)
 	l.mu.Unlock()
+	// The lab is IPv4. With IPv6 on, every interface that comes up gets a
+	// link-local address a second or two later, after duplicate address
+	// detection; Chromium takes that as a network change and fails the
+	// page loads in flight with ERR_NETWORK_CHANGED.
+	if _, err := os.Stat("/proc/sys/net/ipv6"); err == nil {
+		ns.Sysctl("net.ipv6.conf.default.disable_ipv6", "1")
+		ns.Sysctl("net.ipv6.conf.all.disable_ipv6", "1")
+	}
 	ns.IP("link", "set", "lo", "up")
 	return ns
 }
@@ -404,6 +413,53 @@ func (n *NS) WaitLink(dev string, timeout time.Duration) error {
 		}
 		time.Sleep(20 * time.Millisecond) // polling the kernel's state, bounded by the deadline
 	}
+}
+
+// Settle waits until every interface of the namespace that is set up
+// reports the operational state UP. The kernel reports a new carrier up to
+// a second late (linkwatch); a browser started before that sees a network
+// change and fails its page loads with ERR_NETWORK_CHANGED.
+func (n *NS) Settle(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		out, err := exec.Command("ip", "-n", n.Name, "-o", "link", "show").Output()
+		if err != nil {
+			return fmt.Errorf("netlab: links of %s: %w", n.Role, err)
+		}
+		pending := unsettledLinks(string(out))
+		if len(pending) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("netlab: in %s, %s not up after %s", n.Role, strings.Join(pending, ", "), timeout)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the kernel's state, bounded by the deadline
+	}
+}
+
+// unsettledLinks names the links of `ip -o link show` output that are set
+// up but whose operational state is neither UP nor UNKNOWN (loopback's).
+func unsettledLinks(out string) []string {
+	var names []string
+	for line := range strings.Lines(out) {
+		f := strings.Fields(line)
+		if len(f) < 3 {
+			continue
+		}
+		flags := strings.Split(strings.Trim(f[2], "<>"), ",")
+		if !slices.Contains(flags, "UP") {
+			continue // set down on purpose
+		}
+		state := ""
+		if i := slices.Index(f, "state"); i >= 0 && i+1 < len(f) {
+			state = f[i+1]
+		}
+		if state != "UP" && state != "UNKNOWN" {
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			names = append(names, name)
+		}
+	}
+	return names
 }
 
 // ListenPacket opens a packet socket inside the namespace.

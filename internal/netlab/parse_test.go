@@ -1,6 +1,7 @@
 package netlab
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -83,5 +84,28 @@ func TestParseQueueDrops(t *testing.T) {
 	out := "    0  10619     3 1     0     7     2  1454408  1\n    1  10619     0 1     0     0     1    47442  1\n"
 	if n := parseQueueDrops(out); n != 10 {
 		t.Fatalf("%d", n)
+	}
+}
+
+func TestUnsettledLinks(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		want      []string
+	}{
+		{"settled", `1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+2: eth0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000\    link/ether 8e:e3:43:47:2a:77 brd ff:ff:ff:ff:ff:ff link-netns tR
+`, nil},
+		{"carrier not yet reported", `1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000\    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+2: eth0@if2: <NO-CARRIER,BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state DOWN mode DEFAULT group default qlen 1000\    link/ether 8e:e3:43:47:2a:77 brd ff:ff:ff:ff:ff:ff link-netns tR
+3: wan: <BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue state LOWERLAYERDOWN mode DEFAULT group default qlen 1000\    link/ether 8e:e3:43:47:2a:78 brd ff:ff:ff:ff:ff:ff
+`, []string{"eth0", "wan"}},
+		{"set down on purpose", `2: wan@if7: <BROADCAST,MULTICAST> mtu 1500 qdisc noqueue state DOWN mode DEFAULT group default qlen 1000\    link/ether 8e:e3:43:47:2a:77 brd ff:ff:ff:ff:ff:ff link-netns tR
+`, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := unsettledLinks(tc.out); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
 	}
 }
