@@ -250,7 +250,7 @@ func (s *Server) Close() error {
 }
 
 // RefusedBytes is the total not relayed because the destination was one of
-// the host's own addresses and not an allocation (see mayReach).
+// the host's own addresses and not an allocation (see route).
 func (s *Server) RefusedBytes() int64 { return s.refused.Load() }
 
 // Run serves until ctx ends.
@@ -538,32 +538,34 @@ func (s *Server) isLocal(a netip.Addr) bool {
 	return ok
 }
 
-// mayReach is the per-packet check on the relay's way out (see the policy
-// above). It only reads the cached address set.
-func (s *Server) mayReach(addr net.Addr) bool {
+// route is the per-packet check on the relay's way out (see the policy
+// above): whether a packet may go to addr and, when addr is another relay
+// of this server, that relay, to which it is handed without the kernel. It
+// only reads the cached address set and the relays.
+func (s *Server) route(addr net.Addr) (relay *meteredConn, ok bool) {
 	ua, ok := addr.(*net.UDPAddr)
 	if !ok {
-		return false
+		return nil, false
 	}
 	ap := relayKey(ua)
-	if !s.isLocal(ap.Addr()) {
-		return true
-	}
 	if ap.Addr() == s.relayIP {
 		s.mu.RLock()
-		_, live := s.byRelay[ap]
+		relay = s.byRelay[ap]
 		s.mu.RUnlock()
-		if live {
-			return true
+		if relay != nil {
+			return relay, true
 		}
 	}
-	return s.cfg.AllowPrivate && ap.Port() != s.listenPort
+	if !s.isLocal(ap.Addr()) {
+		return nil, true
+	}
+	return nil, s.cfg.AllowPrivate && ap.Port() != s.listenPort
 }
 
 // permit refuses relaying to addresses inside the server's own networks
 // and to the host's own addresses, so the relay cannot be used to reach
 // internal services. The relay IP stays allowed (two peers relaying to
-// each other); mayReach limits it to allocation ports.
+// each other); route limits it to allocation ports.
 func (s *Server) permit(_ net.Addr, peer net.IP) bool {
 	a, ok := netip.AddrFromSlice(peer)
 	if !ok {
@@ -610,6 +612,8 @@ type generator struct {
 	s    *Server
 }
 
+var _ pionturn.LocalDeliverer = (*meteredConn)(nil)
+
 func (g *generator) Validate() error { return g.base.Validate() }
 
 func (g *generator) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
@@ -638,7 +642,7 @@ func (g *generator) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (ne
 		g.s.sockets.Add(-1)
 		return nil, nil, fmt.Errorf("%w: relay address %v", ErrConfig, addr)
 	}
-	mc := &meteredConn{PacketConn: pc, s: g.s, relay: relayKey(ua)}
+	mc := &meteredConn{PacketConn: pc, s: g.s, relay: relayKey(ua), addr: ua}
 	if bw := g.s.cfg.Bandwidth; bw > 0 {
 		mc.in = newPolicer(bw, g.s.cfg.Now)
 		mc.out = newPolicer(bw, g.s.cfg.Now)
@@ -666,6 +670,8 @@ type meteredConn struct {
 	net.PacketConn
 	s       *Server
 	relay   netip.AddrPort
+	addr    *net.UDPAddr // relay, as its peers see it
+	local   atomic.Pointer[func(p []byte, from net.Addr)]
 	user    atomic.Pointer[string]
 	bytes   atomic.Int64
 	in, out *policer
@@ -687,20 +693,52 @@ func (c *meteredConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if !c.s.mayReach(addr) {
+	relay, ok := c.s.route(addr)
+	if !ok {
 		c.s.refused.Add(int64(len(p)))
-		return len(p), nil // see mayReach
+		return len(p), nil // see route
 	}
 	if !c.out.allow(len(p)) {
 		c.s.dropped.Add(int64(len(p)))
 		return len(p), nil // dropped by the cap
 	}
-	n, err := c.PacketConn.WriteTo(p, addr)
+	var n int
+	var err error
+	if relay != nil && relay.deliver(p, c.addr) {
+		n = len(p)
+	} else {
+		n, err = c.PacketConn.WriteTo(p, addr)
+	}
 	if n > 0 {
 		c.bytes.Add(int64(n))
 		c.s.relayed.Add(int64(n))
 	}
 	return n, err
+}
+
+// SetLocalDelivery takes the function that relays a packet to this relay's
+// client as if this socket had read it (pion's LocalDeliverer).
+func (c *meteredConn) SetLocalDelivery(f func(p []byte, from net.Addr)) {
+	c.local.Store(&f)
+}
+
+// deliver hands p, from the relay at from, to this relay's allocation
+// without the kernel, metered and policed as ReadFrom would; false if it
+// cannot (no delivery function yet, or closed), and the packet then goes
+// through the kernel.
+func (c *meteredConn) deliver(p []byte, from *net.UDPAddr) bool {
+	f := c.local.Load()
+	if f == nil || c.closed.Load() {
+		return false
+	}
+	if !c.in.allow(len(p)) {
+		c.s.dropped.Add(int64(len(p)))
+		return true
+	}
+	c.bytes.Add(int64(len(p)))
+	c.s.relayed.Add(int64(len(p)))
+	(*f)(p, from)
+	return true
 }
 
 func (c *meteredConn) Close() error {

@@ -132,6 +132,53 @@ func TestRelayBetweenAllocations(t *testing.T) {
 	}
 }
 
+// TestRelayBetweenAllocationsBehindNAT: two peers relaying through the
+// same server reach each other without the kernel, so even when the
+// advertised relay IP is not the host's (a relay behind a NAT that does
+// not hairpin; here 127.0.0.2, which the relay sockets on 127.0.0.1 do not
+// receive), and each sees the other's advertised relay address.
+func TestRelayBetweenAllocationsBehindNAT(t *testing.T) {
+	s, clk, _ := start(t, func(c *turn.Config) { c.RelayIP = net.IPv4(127, 0, 0, 2) })
+	a, err := allocate(t, s, "ticketA", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := allocate(t, s, "ticketB", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ip := a.relay.LocalAddr().(*net.UDPAddr).IP; !ip.Equal(net.IPv4(127, 0, 0, 2)) {
+		t.Fatalf("relay address %v", a.relay.LocalAddr())
+	}
+	if _, err := b.relay.WriteTo([]byte("open"), a.relay.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"first, as a Send indication", "then over a channel"} {
+		src := sendUntilReceivedFrom(t, a.relay, b.relay, b.relay.LocalAddr(), []byte(m))
+		if src == nil {
+			t.Fatalf("%q never arrived", m)
+		}
+		if src.String() != a.relay.LocalAddr().String() {
+			t.Fatalf("from %v, want %v", src, a.relay.LocalAddr())
+		}
+	}
+	// And back, to the address it came from.
+	sendUntilReceived(t, b.relay, a.relay, a.relay.LocalAddr(), []byte("back"))
+	// A peer without a permission for the relay IP gets nothing.
+	c, err := allocate(t, s, "ticketC", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.relay.WriteTo([]byte("unasked"), c.relay.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	sendUntilReceived(t, a.relay, b.relay, b.relay.LocalAddr(), []byte("after"))
+	_ = c.relay.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, from, err := c.relay.ReadFrom(make([]byte, 64)); err == nil {
+		t.Fatalf("a peer without a permission got %d bytes from %v", n, from)
+	}
+}
+
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
@@ -666,18 +713,28 @@ func TestAbandonedAllocationReleased(t *testing.T) {
 // test's own deadline bounds the loop.
 func sendUntilReceived(t testing.TB, from, to net.PacketConn, addr net.Addr, msg []byte) {
 	t.Helper()
+	if got := sendUntilReceivedFrom(t, from, to, addr, msg); got == nil {
+		t.Fatalf("%q never arrived", msg)
+	}
+}
+
+// sendUntilReceivedFrom sends msg until to reads it (UDP may lose a try)
+// and returns the address it came from, or nil after 10 s.
+func sendUntilReceivedFrom(t testing.TB, from, to net.PacketConn, addr net.Addr, msg []byte) net.Addr {
+	t.Helper()
 	buf := make([]byte, 1600)
-	for {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
 		if _, err := from.WriteTo(msg, addr); err != nil {
 			t.Fatal(err)
 		}
 		_ = to.SetReadDeadline(time.Now().Add(time.Second))
-		n, _, err := to.ReadFrom(buf)
+		n, src, err := to.ReadFrom(buf)
 		if err == nil && bytes.Equal(buf[:n], msg) {
-			return
+			return src
 		}
 		if err != nil && !isTimeout(err) {
 			t.Fatal(err)
 		}
 	}
+	return nil
 }

@@ -60,6 +60,10 @@ type Allocation struct {
 	// cache for response lost and client retry to implement 'stateless stack approach'
 	// See: https://datatracker.ietf.org/doc/html/rfc5766#section-6.2
 	responseCache atomic.Value // *allocationResponse
+
+	// ferry patch: deliverLocal's frame (ferry_local.go).
+	localMu    sync.Mutex
+	localFrame []byte
 }
 
 // NewAllocation creates a new instance of NewAllocation.
@@ -388,43 +392,59 @@ func (a *Allocation) packetConnHandler(manager *Manager) {
 			return
 		}
 
-		if channel := a.GetChannelByAddr(srcAddr); channel != nil { // nolint:nestif
-			// ferry patch: framed in place (above).
-			if _, err = a.TurnSocket.WriteTo(proto.FrameChannelData(frame, channel.Number, n), a.fiveTuple.SrcAddr); err != nil {
-				a.log.Errorf("Failed to send ChannelData from allocation %v %v", srcAddr, err)
-			}
-		} else if p := a.GetPermission(srcAddr); p != nil {
-			udpAddr, ok := srcAddr.(*net.UDPAddr)
-			if !ok {
-				a.log.Errorf("Failed to send DataIndication from allocation %v %v", srcAddr, err)
-
-				return
-			}
-
-			peerAddressAttr := proto.PeerAddress{IP: udpAddr.IP, Port: udpAddr.Port}
-			dataAttr := proto.Data(buffer[:n])
-
-			msg, err := stun.Build(
-				stun.TransactionID,
-				stun.NewType(stun.MethodData, stun.ClassIndication),
-				peerAddressAttr,
-				dataAttr,
-			)
-			if err != nil {
-				a.log.Errorf("Failed to send DataIndication from allocation %v %v", srcAddr, err)
-
-				return
-			}
-			a.log.Debugf("Relaying message from %s to client at %s",
-				srcAddr,
-				a.fiveTuple.SrcAddr)
-			if _, err = a.TurnSocket.WriteTo(msg.Raw, a.fiveTuple.SrcAddr); err != nil {
-				a.log.Errorf("Failed to send DataIndication from allocation %v %v", srcAddr, err)
-			}
-		} else {
-			a.log.Infof("No Permission or Channel exists for %v on allocation %v", srcAddr, a.RelayAddr)
+		// ferry patch: one packet's relaying is toClient, shared with
+		// deliverLocal.
+		if !a.toClient(frame, n, srcAddr) {
+			return
 		}
 	}
+}
+
+// toClient relays the n bytes of a peer's datagram, which start
+// ChannelDataHeaderSize bytes into frame (with 3 bytes of room after them),
+// to the client, and reports false where upstream's loop gave up (ferry
+// patch: the body of packetConnHandler's loop).
+func (a *Allocation) toClient(frame []byte, n int, srcAddr net.Addr) bool {
+	buffer := frame[proto.ChannelDataHeaderSize : proto.ChannelDataHeaderSize+n]
+	var err error
+	if channel := a.GetChannelByAddr(srcAddr); channel != nil { // nolint:nestif
+		// ferry patch: framed in place (above).
+		if _, err = a.TurnSocket.WriteTo(proto.FrameChannelData(frame, channel.Number, n), a.fiveTuple.SrcAddr); err != nil {
+			a.log.Errorf("Failed to send ChannelData from allocation %v %v", srcAddr, err)
+		}
+	} else if p := a.GetPermission(srcAddr); p != nil {
+		udpAddr, ok := srcAddr.(*net.UDPAddr)
+		if !ok {
+			a.log.Errorf("Failed to send DataIndication from allocation %v %v", srcAddr, err)
+
+			return false
+		}
+
+		peerAddressAttr := proto.PeerAddress{IP: udpAddr.IP, Port: udpAddr.Port}
+		dataAttr := proto.Data(buffer[:n])
+
+		msg, err := stun.Build(
+			stun.TransactionID,
+			stun.NewType(stun.MethodData, stun.ClassIndication),
+			peerAddressAttr,
+			dataAttr,
+		)
+		if err != nil {
+			a.log.Errorf("Failed to send DataIndication from allocation %v %v", srcAddr, err)
+
+			return false
+		}
+		a.log.Debugf("Relaying message from %s to client at %s",
+			srcAddr,
+			a.fiveTuple.SrcAddr)
+		if _, err = a.TurnSocket.WriteTo(msg.Raw, a.fiveTuple.SrcAddr); err != nil {
+			a.log.Errorf("Failed to send DataIndication from allocation %v %v", srcAddr, err)
+		}
+	} else {
+		a.log.Infof("No Permission or Channel exists for %v on allocation %v", srcAddr, a.RelayAddr)
+	}
+
+	return true
 }
 
 func (a *Allocation) connHandler(manager *Manager) {

@@ -212,6 +212,14 @@ func (m *Manager) CreateAllocation( // nolint: cyclop
 		}
 		alloc.relayPacketConn = conn
 		alloc.RelayAddr = relayAddr
+		// ferry patch: a relay socket that can reach this server's other
+		// relays without the kernel is told how to deliver to this one.
+		// Not for a client over TCP: the sender's goroutine (for UDP
+		// clients, the server's one read loop) would wait for that
+		// client's TCP window.
+		if ld, ok := conn.(LocalDeliverer); ok && fiveTuple.Protocol == UDP {
+			ld.SetLocalDelivery(alloc.deliverLocal)
+		}
 	case proto.ProtoTCP:
 		network := "tcp4"
 		if addressFamily == proto.RequestedFamilyIPv6 {
