@@ -41,6 +41,8 @@ const crocModule = "github.com/schollz/croc/v10@v10.7.0"
 // mostly slow start and set-up at 30 ms; 64 when a browser tool runs),
 // NETLAB_BENCH_RUNS (default 3),
 // NETLAB_BENCH_TOOLS (default "iperf3,croc,ferry,ferry-relay"; also
+// "ferry-relay-send": through the relay with only the sender relay-only
+// ("ferry-relay" relays both peers, each packet crossing the relay twice);
 // "ferry-lt": ferry with --loss-tolerance 0.02; "ferry-sctp": ferry with
 // --no-quic, over the data channel; and the browser tools of
 // bench_browser_test.go: "chromium-dc", the plain Chromium data channel
@@ -388,17 +390,22 @@ func (bp *benchPath) crocRun(ctx context.Context) (measure, error) {
 // which flags on both peers.
 type ferryVariant struct {
 	relay bool
-	flags []string
-	env   []string // both peers' extra environment
+	// senderOnly: only the sender is relay-only, so the relay reaches the
+	// receiver directly, as when one peer alone cannot be reached (each
+	// packet crosses the relay once); else both are (twice).
+	senderOnly bool
+	flags      []string
+	env        []string // both peers' extra environment
 }
 
 // ferryTools are the Go tools by name; "ferry-base" followed by a name's
 // suffix ("", "-relay", …) runs the same variant with NETLAB_BENCH_BASE.
 var ferryTools = map[string]ferryVariant{
-	"ferry":       {},
-	"ferry-relay": {relay: true},
-	"ferry-sctp":  {flags: []string{"--no-quic"}},
-	"ferry-lt":    {flags: []string{"--loss-tolerance", "0.02"}},
+	"ferry":            {},
+	"ferry-relay":      {relay: true},
+	"ferry-relay-send": {relay: true, senderOnly: true},
+	"ferry-sctp":       {flags: []string{"--no-quic"}},
+	"ferry-lt":         {flags: []string{"--loss-tolerance", "0.02"}},
 }
 
 func (bp *benchPath) ferry(ctx context.Context, bin string, v ferryVariant) (measure, error) {
@@ -412,7 +419,9 @@ func (bp *benchPath) ferry(ctx context.Context, bin string, v ferryVariant) (mea
 	want := "direct"
 	if relay {
 		spec.SendArgs = append(spec.SendArgs, "--relay-only")
-		spec.RecvArgs = append(spec.RecvArgs, "--relay-only")
+		if !v.senderOnly {
+			spec.RecvArgs = append(spec.RecvArgs, "--relay-only")
+		}
 		want = "relay"
 	}
 	if dir := bp.profile; dir != "" {
