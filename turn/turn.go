@@ -693,6 +693,11 @@ func (c *meteredConn) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.closed.Load() {
+		// Revoked: the socket may not be closed yet (its batcher's drain),
+		// but nothing more leaves it, by the kernel or by deliver.
+		return 0, net.ErrClosed
+	}
 	relay, ok := c.s.route(addr)
 	if !ok {
 		c.s.refused.Add(int64(len(p)))
@@ -704,9 +709,17 @@ func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	var n int
 	var err error
-	if relay != nil && relay.deliver(p, c.addr) {
+	switch {
+	case relay == nil:
+		n, err = c.PacketConn.WriteTo(p, addr)
+	case relay.closed.Load():
+		// Closed since route: its port is no allocation any more, and
+		// the kernel path would skip route's check for that.
+		c.s.refused.Add(int64(len(p)))
+		return len(p), nil
+	case relay.deliver(p, c.addr):
 		n = len(p)
-	} else {
+	default: // its allocation is not set up yet
 		n, err = c.PacketConn.WriteTo(p, addr)
 	}
 	if n > 0 {
@@ -724,11 +737,12 @@ func (c *meteredConn) SetLocalDelivery(f func(p []byte, from net.Addr)) {
 
 // deliver hands p, from the relay at from, to this relay's allocation
 // without the kernel, metered and policed as ReadFrom would; false if it
-// cannot (no delivery function yet, or closed), and the packet then goes
+// cannot: no delivery function yet (being set up, or a client over TCP,
+// whose window must not hold up the sender), and the packet then goes
 // through the kernel.
 func (c *meteredConn) deliver(p []byte, from *net.UDPAddr) bool {
 	f := c.local.Load()
-	if f == nil || c.closed.Load() {
+	if f == nil {
 		return false
 	}
 	if !c.in.allow(len(p)) {

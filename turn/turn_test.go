@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -176,6 +177,68 @@ func TestRelayBetweenAllocationsBehindNAT(t *testing.T) {
 	_ = c.relay.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if n, from, err := c.relay.ReadFrom(make([]byte, 64)); err == nil {
 		t.Fatalf("a peer without a permission got %d bytes from %v", n, from)
+	}
+}
+
+// stallingConn stops reading, from its next read on, once stop is set,
+// until release is closed: a TURN client that no longer reads its
+// connection.
+type stallingConn struct {
+	net.PacketConn
+	stop    atomic.Bool
+	release chan struct{}
+}
+
+func (c *stallingConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if c.stop.Load() {
+		<-c.release
+	}
+	return c.PacketConn.ReadFrom(b)
+}
+
+// TestTCPClientCannotStallRelaying: a client over TCP that stops reading
+// holds up its own relaying only. Packets for it go through its relay
+// socket, never straight from the sender's goroutine (for UDP clients, the
+// server's only read loop) into its full TCP window, so other clients are
+// still relayed and served.
+func TestTCPClientCannotStallRelaying(t *testing.T) {
+	s, clk, _ := start(t, nil)
+	addr := "127.0.0.1:" + strconv.Itoa(s.Port())
+	tc, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stalled := &stallingConn{PacketConn: pionturn.NewSTUNConn(tc), release: make(chan struct{})}
+	un, pw := turn.Credentials(secret, "ticketT", time.Hour, clk.Now())
+	c := turntest.Client(t, stalled, addr, un, pw, nil)
+	t.Cleanup(func() { close(stalled.release) }) // before the client's cleanup
+	trelay, err := c.Allocate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := allocate(t, s, "ticketB", time.Hour, clk.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The TCP client lets the relay IP in (pion's client has the
+	// permission before it sends), then stops reading.
+	if _, err := trelay.WriteTo([]byte("open"), b.relay.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	stalled.stop.Store(true)
+	// Far more than its TCP buffers hold (some 8 MB here) is relayed on.
+	buf := make([]byte, 1200)
+	deadline := time.Now().Add(30 * time.Second)
+	for s.RelayedBytes() < 64<<20 {
+		if time.Now().After(deadline) {
+			t.Fatalf("relaying stalled at %d bytes", s.RelayedBytes())
+		}
+		if _, err := b.relay.WriteTo(buf, trelay.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := allocate(t, s, "ticketC", time.Hour, clk.Now()); err != nil {
+		t.Fatalf("a new client after the flood: %v", err)
 	}
 }
 

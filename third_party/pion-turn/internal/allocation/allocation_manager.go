@@ -214,11 +214,14 @@ func (m *Manager) CreateAllocation( // nolint: cyclop
 		alloc.RelayAddr = relayAddr
 		// ferry patch: a relay socket that can reach this server's other
 		// relays without the kernel is told how to deliver to this one.
-		// Not for a client over TCP: the sender's goroutine (for UDP
-		// clients, the server's one read loop) would wait for that
-		// client's TCP window.
-		if ld, ok := conn.(LocalDeliverer); ok && fiveTuple.Protocol == UDP {
-			ld.SetLocalDelivery(alloc.deliverLocal)
+		// Not for a client over TCP or TLS: the sender's goroutine (for
+		// UDP clients, the server's one read loop) would wait for that
+		// client's TCP window. The five-tuple's Protocol is always UDP
+		// (the relay's); the client's address says how it came.
+		if _, overUDP := fiveTuple.SrcAddr.(*net.UDPAddr); overUDP {
+			if ld, ok := conn.(LocalDeliverer); ok {
+				ld.SetLocalDelivery(alloc.deliverLocal)
+			}
 		}
 	case proto.ProtoTCP:
 		network := "tcp4"
