@@ -215,7 +215,7 @@ func (s *Server) listen() error {
 		// One socket carries every client's packets: batch its syscalls.
 		var udp net.PacketConn = pc
 		if uc, ok := pc.(*net.UDPConn); ok {
-			udp = udpbatch.Wrap(uc)
+			udp = udpbatch.WrapBusy(uc)
 		}
 		p := strconv.Itoa(udp.LocalAddr().(*net.UDPAddr).Port)
 		tcp, err := net.Listen("tcp", net.JoinHostPort(host, p))

@@ -92,6 +92,15 @@ func Wrap(c *net.UDPConn) *Conn {
 	return newConn(c, sharedSpare)
 }
 
+// WrapBusy is Wrap for a server's one socket that carries all its
+// clients' packets (a TURN listener): it keeps as many spare buffers as
+// its queue holds, as a peer's sockets do, since with only sharedSpare a
+// busy relay allocated a new buffer for most packets it queued.
+func WrapBusy(c *net.UDPConn) *Conn {
+	setBuffers(c)
+	return newConn(c, peerSpare)
+}
+
 // mdnsPort: pion's mDNS client reads its socket through x/net's
 // ipv4.PacketConn, which needs the socket itself, not a wrapper.
 const mdnsPort = 5353
