@@ -719,7 +719,7 @@ func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return len(p), nil
 	case relay.deliver(p, c.addr):
 		n = len(p)
-	default: // its allocation is not set up yet
+	default: // its allocation is not set up yet, or its client is over TCP
 		n, err = c.PacketConn.WriteTo(p, addr)
 	}
 	if n > 0 {
