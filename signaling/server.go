@@ -116,12 +116,11 @@ type Server struct {
 	perIP map[netip.Prefix]int // open connections per client address
 	ctx   context.Context      // set by Run: ends every connection on shutdown
 	ready chan struct{}
-	// active counts the handlers running; once stopping, none start, and
-	// Run waits for drained (closed when active reaches 0), so that every
-	// client has its close reason before the process goes on to exit.
-	active   int
+	// handlers counts the handlers running; once stopping (under mu),
+	// none start, and Run waits for them, so that every client has its
+	// close reason before the process goes on to exit.
+	handlers sync.WaitGroup
 	stopping bool
-	drained  chan struct{}
 }
 
 // New returns a Server; call Run before serving requests.
@@ -196,19 +195,10 @@ func (s *Server) Run(ctx context.Context) error {
 // handlers have returned (each within its write and close timeouts).
 func (s *Server) stop(closeConns context.CancelCauseFunc) {
 	s.mu.Lock()
-	s.stopping = true
+	s.stopping = true // no handler is added after this: Wait may start
 	s.mu.Unlock()
 	closeConns(ErrShutdown)
-	s.mu.Lock()
-	var drained chan struct{}
-	if s.active > 0 {
-		drained = make(chan struct{})
-		s.drained = drained
-	}
-	s.mu.Unlock()
-	if drained != nil {
-		<-drained
-	}
+	s.handlers.Wait()
 }
 
 // enter counts a handler in, unless the server is stopping.
@@ -218,17 +208,8 @@ func (s *Server) enter() bool {
 	if s.stopping {
 		return false
 	}
-	s.active++
+	s.handlers.Add(1)
 	return true
-}
-
-func (s *Server) exit() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.active--; s.active == 0 && s.drained != nil {
-		close(s.drained)
-		s.drained = nil
-	}
 }
 
 // Ready is closed once Run is delivering messages.
@@ -361,7 +342,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "shutting down", http.StatusServiceUnavailable)
 		return
 	}
-	defer s.exit()
+	defer s.handlers.Done()
 	ip := s.cfg.ClientIP(r)
 	admitted := s.admit(ip)
 	if admitted {
