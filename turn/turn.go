@@ -682,10 +682,7 @@ func (c *meteredConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		n, addr, err := c.PacketConn.ReadFrom(p)
 		if err != nil || c.in.allow(n) {
-			if n > 0 {
-				c.bytes.Add(int64(n))
-				c.s.relayed.Add(int64(n))
-			}
+			c.count(n)
 			return n, addr, err
 		}
 		c.s.dropped.Add(int64(n))
@@ -722,11 +719,16 @@ func (c *meteredConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	default: // its allocation is not set up yet, or its client is over TCP
 		n, err = c.PacketConn.WriteTo(p, addr)
 	}
+	c.count(n)
+	return n, err
+}
+
+// count adds n relayed bytes to this relay's total and the server's.
+func (c *meteredConn) count(n int) {
 	if n > 0 {
 		c.bytes.Add(int64(n))
 		c.s.relayed.Add(int64(n))
 	}
-	return n, err
 }
 
 // SetLocalDelivery takes the function that relays a packet to this relay's
@@ -749,8 +751,7 @@ func (c *meteredConn) deliver(p []byte, from *net.UDPAddr) bool {
 		c.s.dropped.Add(int64(len(p)))
 		return true
 	}
-	c.bytes.Add(int64(len(p)))
-	c.s.relayed.Add(int64(len(p)))
+	c.count(len(p))
 	(*f)(p, from)
 	return true
 }

@@ -155,11 +155,7 @@ func TestRelayBetweenAllocationsBehindNAT(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range []string{"first, as a Send indication", "then over a channel"} {
-		src := sendUntilReceivedFrom(t, a.relay, b.relay, b.relay.LocalAddr(), []byte(m))
-		if src == nil {
-			t.Fatalf("%q never arrived", m)
-		}
-		if src.String() != a.relay.LocalAddr().String() {
+		if src := sendUntilReceived(t, a.relay, b.relay, b.relay.LocalAddr(), []byte(m)); src.String() != a.relay.LocalAddr().String() {
 			t.Fatalf("from %v, want %v", src, a.relay.LocalAddr())
 		}
 	}
@@ -772,18 +768,9 @@ func TestAbandonedAllocationReleased(t *testing.T) {
 }
 
 // sendUntilReceived writes msg from one socket to addr until the other
-// socket reads it: UDP may lose packets before permissions settle. The
-// test's own deadline bounds the loop.
-func sendUntilReceived(t testing.TB, from, to net.PacketConn, addr net.Addr, msg []byte) {
-	t.Helper()
-	if got := sendUntilReceivedFrom(t, from, to, addr, msg); got == nil {
-		t.Fatalf("%q never arrived", msg)
-	}
-}
-
-// sendUntilReceivedFrom sends msg until to reads it (UDP may lose a try)
-// and returns the address it came from, or nil after 10 s.
-func sendUntilReceivedFrom(t testing.TB, from, to net.PacketConn, addr net.Addr, msg []byte) net.Addr {
+// socket reads it (UDP may lose packets before permissions settle), for
+// at most 10 s, and returns the address it came from.
+func sendUntilReceived(t testing.TB, from, to net.PacketConn, addr net.Addr, msg []byte) net.Addr {
 	t.Helper()
 	buf := make([]byte, 1600)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
@@ -799,5 +786,6 @@ func sendUntilReceivedFrom(t testing.TB, from, to net.PacketConn, addr net.Addr,
 			t.Fatal(err)
 		}
 	}
+	t.Fatalf("%q never arrived", msg)
 	return nil
 }
