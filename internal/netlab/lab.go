@@ -402,17 +402,12 @@ func (n *NS) SetLink(dev string, up bool) {
 // WaitLink waits until dev reports the operational state "UP" (after
 // SetLink(dev, true) the kernel needs a moment for carrier).
 func (n *NS) WaitLink(dev string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		out, err := exec.Command("ip", "-n", n.Name, "-o", "link", "show", dev).Output()
-		if err == nil && strings.Contains(string(out), "state UP") {
+	return n.waitLinks(timeout, func(out string) []string {
+		if strings.Contains(out, "state UP") {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("netlab: %s in %s not up after %s: %s", dev, n.Role, timeout, out)
-		}
-		time.Sleep(20 * time.Millisecond) // polling the kernel's state, bounded by the deadline
-	}
+		return []string{dev}
+	}, dev)
 }
 
 // Settle waits until every interface of the namespace that is set up
@@ -420,18 +415,26 @@ func (n *NS) WaitLink(dev string, timeout time.Duration) error {
 // a second late (linkwatch); a browser started before that sees a network
 // change and fails its page loads with ERR_NETWORK_CHANGED.
 func (n *NS) Settle(timeout time.Duration) error {
+	return n.waitLinks(timeout, unsettledLinks)
+}
+
+// waitLinks polls `ip -o link show [dev]` in the namespace until pending
+// names no link, or fails after timeout naming those it still does.
+func (n *NS) waitLinks(timeout time.Duration, pending func(out string) []string, dev ...string) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		out, err := exec.Command("ip", "-n", n.Name, "-o", "link", "show").Output()
-		if err != nil {
-			return fmt.Errorf("netlab: links of %s: %w", n.Role, err)
+		out, err := exec.Command("ip", append([]string{"-n", n.Name, "-o", "link", "show"}, dev...)...).Output()
+		var left []string
+		if err == nil {
+			left = pending(string(out))
+		} else {
+			left = append([]string{fmt.Sprintf("(ip: %v)", err)}, dev...)
 		}
-		pending := unsettledLinks(string(out))
-		if len(pending) == 0 {
+		if len(left) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("netlab: in %s, %s not up after %s", n.Role, strings.Join(pending, ", "), timeout)
+			return fmt.Errorf("netlab: in %s, %s not up after %s: %s", n.Role, strings.Join(left, ", "), timeout, out)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the kernel's state, bounded by the deadline
 	}
