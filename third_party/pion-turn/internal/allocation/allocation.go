@@ -381,7 +381,7 @@ func (a *Allocation) packetConnHandler(manager *Manager) {
 	// header, which is then written in front of it: no allocation and no
 	// copy per relayed packet (Encode allocated a new message for each),
 	// and no trace line, whose arguments were built at every log level.
-	frame := make([]byte, proto.ChannelDataHeaderSize+rtpMTU+3)
+	frame := make([]byte, relayFrameSize)
 	buffer := frame[proto.ChannelDataHeaderSize : proto.ChannelDataHeaderSize+rtpMTU]
 
 	for {

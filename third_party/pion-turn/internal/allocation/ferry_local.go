@@ -18,6 +18,10 @@ import (
 // server straight to that allocation, which relays it to its client as if
 // its socket had read it (same permission and channel checks).
 
+// relayFrameSize holds a relayed datagram of up to rtpMTU bytes framed as
+// ChannelData: header, datagram, up to 3 bytes of padding.
+const relayFrameSize = proto.ChannelDataHeaderSize + rtpMTU + 3
+
 // LocalDeliverer is a relay socket that can take its allocation's
 // delivery function.
 type LocalDeliverer interface {
@@ -35,7 +39,7 @@ func (a *Allocation) deliverLocal(p []byte, from net.Addr) {
 	a.localMu.Lock()
 	defer a.localMu.Unlock()
 	if a.localFrame == nil {
-		a.localFrame = make([]byte, proto.ChannelDataHeaderSize+rtpMTU+3)
+		a.localFrame = make([]byte, relayFrameSize)
 	}
 	n := copy(a.localFrame[proto.ChannelDataHeaderSize:], p)
 	a.toClient(a.localFrame, n, from)
